@@ -1,0 +1,542 @@
+"""The one place where data crosses between MRML nodes and numpy.
+
+Every function imports ``slicer``/``vtk`` when called, never at module import, so the rest of
+the toolkit stays importable in plain Python. They work inside the Slicer application and with
+the PyPI ``slicer-core`` package (the tests use the latter). ``scene`` defaults to
+``slicer.mrmlScene``.
+
+Conventions: arrays are ``[k, j, i]`` like ``slicer.util.arrayFromVolume``; geometry is the
+IJK->RAS matrix of a :class:`~AnatomyCommonLib.volume.Volume`; colours are RGB floats in 0..1.
+Input nodes are never modified: results go to new nodes (or a node the caller passes in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import EmptyMaskError, GeometryMismatchError
+from .terminology import TerminologyEntry
+from .volume import Volume
+
+#: Segment tag holding the label value a segment came from (round-trips label maps exactly).
+LABEL_VALUE_TAG = "AnatomyToolkit.LabelValue"
+
+
+@dataclass(frozen=True)
+class LabelDescription:
+    """How one label value of a label map appears as a segment."""
+
+    value: int
+    name: str
+    color_rgb: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    terminology: TerminologyEntry | None = None
+
+
+def _slicer():
+    import slicer
+
+    return slicer
+
+
+def _scene(scene=None):
+    return scene if scene is not None else _slicer().mrmlScene
+
+
+def _vtk_matrix(matrix: np.ndarray):
+    import vtk
+
+    vtk_matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            vtk_matrix.SetElement(r, c, float(matrix[r, c]))
+    return vtk_matrix
+
+
+def _numpy_matrix(vtk_matrix) -> np.ndarray:
+    return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _node_to_world(node) -> np.ndarray:
+    """4x4 matrix from the node's own coordinates to world RAS (parent transforms applied)."""
+    slicer = _slicer()
+    parent = node.GetParentTransformNode()
+    if parent is None:
+        return np.eye(4)
+    if not parent.IsTransformToWorldLinear():
+        raise GeometryMismatchError(
+            f"{node.GetName()} is under a non-linear transform; harden the transform "
+            "(Data module: right-click > Harden transform) before using it."
+        )
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(parent, None, matrix)
+    return _numpy_matrix(matrix)
+
+
+# ---------------------------------------------------------------------------- volumes
+def volume_to_node(volume: Volume, name: str, *, scene=None, labelmap: bool = False, node=None):
+    """Create (or fill ``node``) a scalar or label-map volume node from ``volume``."""
+    slicer = _slicer()
+    scene = _scene(scene)
+    if node is None:
+        class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+        node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
+    array = volume.array
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    node.SetIJKToRASMatrix(_vtk_matrix(volume.ijk_to_ras))
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array))
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    return node
+
+
+def node_to_volume(node) -> Volume:
+    """Copy a volume node's voxels and world geometry (linear parent transforms applied)."""
+    slicer = _slicer()
+    import vtk
+
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(ijk_to_ras)
+    matrix = _node_to_world(node) @ _numpy_matrix(ijk_to_ras)
+    array = np.array(slicer.util.arrayFromVolume(node), copy=True)
+    return Volume(array=array, ijk_to_ras=matrix, metadata={"node_name": node.GetName()})
+
+
+# ---------------------------------------------------------------------------- colours
+def color_table_node(descriptions: Sequence[LabelDescription], name: str, *, scene=None):
+    """A user colour table with one named entry per label value (unused values stay unnamed)."""
+    scene = _scene(scene)
+    table = scene.AddNewNodeByClass("vtkMRMLColorTableNode", scene.GenerateUniqueName(name))
+    table.SetTypeToUser()
+    max_value = max((d.value for d in descriptions), default=0)
+    table.SetNumberOfColors(max_value + 1)
+    table.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
+    for description in descriptions:
+        r, g, b = description.color_rgb
+        table.SetColor(int(description.value), description.name, r, g, b, 1.0)
+    return table
+
+
+# ---------------------------------------------------------------------------- segmentations
+def labelmap_to_segmentation_node(
+    labels: Volume,
+    descriptions: Iterable[LabelDescription] = (),
+    name: str = "Segmentation",
+    *,
+    scene=None,
+    reference_volume_node=None,
+    segmentation_node=None,
+):
+    """Import a label map as segments named, coloured and tagged from ``descriptions``.
+
+    One segment per label value present in ``labels`` (values without a description become
+    "Label N"). Each segment carries its label value in the ``LABEL_VALUE_TAG`` tag and, when
+    given, its terminology entry, so :func:`segmentation_node_to_labelmap` restores the same
+    values. Temporary nodes are removed from the scene.
+    """
+    slicer = _slicer()
+    scene = _scene(scene)
+    by_value = {int(d.value): d for d in descriptions}
+    present = [int(v) for v in np.unique(labels.array) if v != 0]
+    full = [by_value.get(v, LabelDescription(v, f"Label {v}")) for v in present]
+
+    temporary = []
+    try:
+        labelmap_node = volume_to_node(labels, f"{name}_import", scene=scene, labelmap=True)
+        temporary.append(labelmap_node)
+        colors = color_table_node(full, f"{name}_colors", scene=scene)
+        temporary.append(colors)
+        labelmap_node.GetDisplayNode().SetAndObserveColorNodeID(colors.GetID())
+        if segmentation_node is None:
+            segmentation_node = scene.AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", scene.GenerateUniqueName(name)
+            )
+            segmentation_node.CreateDefaultDisplayNodes()
+        if reference_volume_node is not None:
+            segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume_node)
+        segmentation_node.SetLabelmapConversionColorTableNodeID(colors.GetID())
+        segmentation = segmentation_node.GetSegmentation()
+        before = {segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())}
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
+            labelmap_node, segmentation_node
+        ):
+            raise RuntimeError(f"Slicer could not import the label map into {segmentation_node.GetName()}.")
+        segmentation_node.SetLabelmapConversionColorTableNodeID("")
+        for n in range(segmentation.GetNumberOfSegments()):
+            segment_id = segmentation.GetNthSegmentID(n)
+            if segment_id in before:
+                continue
+            segment = segmentation.GetSegment(segment_id)
+            value = int(segment.GetLabelValue())
+            description = by_value.get(value, LabelDescription(value, f"Label {value}"))
+            segment.SetName(description.name)
+            segment.SetNameAutoGenerated(False)
+            segment.SetColor(*description.color_rgb)
+            segment.SetColorAutoGenerated(False)
+            segment.SetTag(LABEL_VALUE_TAG, str(value))
+            if description.terminology is not None:
+                segment.SetTag(segment.GetTerminologyEntryTagName(), description.terminology.to_slicer_string())
+    finally:
+        for node in temporary:
+            scene.RemoveNode(node)
+    return segmentation_node
+
+
+def _segment_ids(segmentation_node, segment_ids: Sequence[str] | None) -> list[str]:
+    segmentation = segmentation_node.GetSegmentation()
+    all_ids = [segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())]
+    if segment_ids is None:
+        return all_ids
+    missing = [s for s in segment_ids if s not in all_ids]
+    if missing:
+        raise KeyError(f"{segmentation_node.GetName()} has no segment(s) {missing}; it has {all_ids}.")
+    return list(segment_ids)
+
+
+def segmentation_node_to_labelmap(
+    segmentation_node,
+    reference,
+    *,
+    segment_ids: Sequence[str] | None = None,
+    scene=None,
+) -> tuple[Volume, dict[int, str]]:
+    """Export segments as one label map on the reference grid.
+
+    ``reference`` is a volume node or a :class:`Volume` (the grid of the result). Segments keep
+    the value in their ``LABEL_VALUE_TAG`` tag; untagged ones get the next free values in
+    segment order. Returns the label map and ``{value: segment name}``. Overlapping segments:
+    the later segment wins, as in Slicer's own export.
+    """
+    slicer = _slicer()
+    import vtk
+
+    scene = _scene(scene)
+    ids = _segment_ids(segmentation_node, segment_ids)
+    segmentation = segmentation_node.GetSegmentation()
+    values: dict[str, int] = {}
+    for segment_id in ids:
+        tag = vtk.mutable("")
+        if segmentation.GetSegment(segment_id).GetTag(LABEL_VALUE_TAG, tag) and str(tag).isdigit():
+            values[segment_id] = int(str(tag))
+    next_value = max(values.values(), default=0) + 1
+    for segment_id in ids:
+        if segment_id not in values:
+            values[segment_id] = next_value
+            next_value += 1
+
+    temporary = []
+    try:
+        if isinstance(reference, Volume):
+            reference_node = volume_to_node(reference, "reference_grid", scene=scene)
+            temporary.append(reference_node)
+        else:
+            reference_node = reference
+        output = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "export_labelmap")
+        temporary.append(output)
+        id_array = vtk.vtkStringArray()
+        for segment_id in ids:
+            id_array.InsertNextValue(segment_id)
+        # Without a colour table Slicer writes 1..N in the order of id_array; remap afterwards
+        # (a colour table would match segments by name, which need not be unique).
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+            segmentation_node, id_array, output, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY
+        ):
+            raise RuntimeError(f"Slicer could not export {segmentation_node.GetName()} to a label map.")
+        exported = node_to_volume(output)
+    finally:
+        for node in temporary:
+            scene.RemoveNode(node)
+    lookup = np.zeros(len(ids) + 1, dtype=np.uint16 if next_value > 255 else np.uint8)
+    for position, segment_id in enumerate(ids, start=1):
+        lookup[position] = values[segment_id]
+    names = {values[s]: segmentation.GetSegment(s).GetName() for s in ids}
+    reference_volume = reference if isinstance(reference, Volume) else node_to_volume(reference)
+    if not exported.same_grid_as(reference_volume):
+        raise GeometryMismatchError("The exported label map does not lie on the reference grid.")
+    return exported.with_array(lookup[exported.array], segment_names=names), names
+
+
+def segment_to_mask(segmentation_node, segment_id: str, reference, *, scene=None) -> Volume:
+    """One segment as a binary uint8 mask on the reference grid; EmptyMaskError if empty."""
+    labels, _ = segmentation_node_to_labelmap(segmentation_node, reference, segment_ids=[segment_id], scene=scene)
+    mask = (labels.array > 0).astype(np.uint8)
+    if not mask.any():
+        name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
+        raise EmptyMaskError(f"Segment {name!r} is empty on the reference grid; paint it or pick another one.")
+    return labels.with_array(mask)
+
+
+def segmentation_reference_grid(segmentation_node) -> Volume:
+    """The voxel grid of a segmentation's reference image geometry, as an all-zero uint8 Volume.
+
+    This is the grid Slicer's Segment Editor paints on (set from the source volume). Raises
+    GeometryMismatchError when the segmentation has none (choose a reference volume instead).
+    A linear parent transform of the segmentation is applied.
+    """
+    slicer = _slicer()
+    import vtk
+
+    segmentation = segmentation_node.GetSegmentation()
+    parameter = slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
+    # asking for a parameter that was never set logs an error in Slicer: look first
+    present = parameter in segmentation.SerializeAllConversionParameters()
+    geometry = segmentation.GetConversionParameter(parameter) if present else ""
+    image = slicer.vtkOrientedImageData()
+    if not geometry or not slicer.vtkSegmentationConverter.DeserializeImageGeometry(geometry, image, False):
+        raise GeometryMismatchError(
+            f"{segmentation_node.GetName()} has no reference geometry; pick a reference volume for the grid "
+            "(or set the segmentation's geometry in the Segment Editor)."
+        )
+    image_to_world = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(image_to_world)
+    extent = image.GetExtent()
+    offset = np.eye(4)
+    offset[:3, 3] = [extent[0], extent[2], extent[4]]
+    matrix = _node_to_world(segmentation_node) @ _numpy_matrix(image_to_world) @ offset
+    dims = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    return Volume(np.zeros(dims, dtype=np.uint8), matrix, {"node_name": segmentation_node.GetName()})
+
+
+def _binary_labelmap_name() -> str:
+    return _slicer().vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+
+
+def _oriented_image(block_kji: np.ndarray, offset_kji: Sequence[int], ijk_to_ras: np.ndarray):
+    """A uint8 vtkOrientedImageData holding ``block_kji`` at ``offset_kji`` of a grid with ``ijk_to_ras``."""
+    import vtk
+    from vtk.util import numpy_support
+
+    block = np.asarray(block_kji)
+    nk, nj, ni = block.shape
+    k0, j0, i0 = (int(v) for v in offset_kji)
+    image = _slicer().vtkOrientedImageData()
+    image.SetExtent(i0, i0 + ni - 1, j0, j0 + nj - 1, k0, k0 + nk - 1)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(nk, nj, ni)[:] = block > 0
+    image.SetImageToWorldMatrix(_vtk_matrix(ijk_to_ras))
+    return image
+
+
+def _node_ijk_to_ras(volume_node) -> np.ndarray:
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return _numpy_matrix(matrix)
+
+
+def ensure_segment(segmentation_node, description: LabelDescription, reference_volume_node) -> str:
+    """The id of the segment named ``description.name`` (created empty on the reference grid if missing).
+
+    Name, colour, label-value tag and terminology are (re)applied from ``description``.
+    """
+    segmentation = segmentation_node.GetSegmentation()
+    segment_id = segmentation.GetSegmentIdBySegmentName(description.name)
+    if not segment_id:
+        slicer = _slicer()
+        segment = slicer.vtkSegment()
+        segment.SetName(description.name)
+        empty = _oriented_image(np.zeros((1, 1, 1), np.uint8), (0, 0, 0), _node_ijk_to_ras(reference_volume_node))
+        segment.AddRepresentation(_binary_labelmap_name(), empty)
+        segment_id = segmentation.GenerateUniqueSegmentID(description.name)
+        segmentation.AddSegment(segment, segment_id)
+        if segmentation_node.GetDisplayNode() is None:
+            segmentation_node.CreateDefaultDisplayNodes()
+    segment = segmentation.GetSegment(segment_id)
+    segment.SetNameAutoGenerated(False)
+    segment.SetColor(*description.color_rgb)
+    segment.SetColorAutoGenerated(False)
+    segment.SetTag(LABEL_VALUE_TAG, str(int(description.value)))
+    if description.terminology is not None:
+        segment.SetTag(segment.GetTerminologyEntryTagName(), description.terminology.to_slicer_string())
+    return segment_id
+
+
+def write_segment_block(
+    segmentation_node, segment_id: str, block_kji: np.ndarray, offset_kji: Sequence[int], reference_volume_node
+) -> None:
+    """Replace one segment's voxels inside a block of the reference volume's grid; keep all others.
+
+    ``block_kji`` (non-zero = inside) covers array indices ``offset_kji .. offset_kji + shape`` of
+    the reference volume (e.g. one axial slice). Cost is proportional to the segment's bounding
+    box plus the block, not to the volume. If the segment's stored labelmap lies on another grid,
+    it is first exported onto the reference grid.
+    """
+    slicer = _slicer()
+    from vtk.util import numpy_support
+
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    reference_matrix = _node_ijk_to_ras(reference_volume_node)
+    block = np.asarray(block_kji) > 0
+    k0, j0, i0 = (int(v) for v in offset_kji)
+    block_lo = np.array([k0, j0, i0])
+    block_hi = block_lo + np.array(block.shape) - 1
+
+    current = slicer.vtkOrientedImageData()
+    has_current = bool(logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, current, False))
+    current_array, current_lo = None, None
+    if has_current:
+        extent = current.GetExtent()
+        if extent[1] >= extent[0] and extent[3] >= extent[2] and extent[5] >= extent[4]:
+            import vtk
+
+            matrix = vtk.vtkMatrix4x4()
+            current.GetImageToWorldMatrix(matrix)
+            if np.allclose(_numpy_matrix(matrix), reference_matrix, atol=1e-4):
+                shape = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+                scalars = current.GetPointData().GetScalars()
+                current_array = numpy_support.vtk_to_numpy(scalars).reshape(shape) > 0
+                current_lo = np.array([extent[4], extent[2], extent[0]])
+            else:
+                exported = segment_to_mask_or_empty(segmentation_node, segment_id, reference_volume_node)
+                current_array, current_lo = exported > 0, np.zeros(3, dtype=int)
+    if current_array is not None and current_array.any():
+        nonzero = np.argwhere(current_array)
+        lo = np.minimum(block_lo, current_lo + nonzero.min(axis=0))
+        hi = np.maximum(block_hi, current_lo + nonzero.max(axis=0))
+    else:
+        lo, hi = block_lo, block_hi
+    merged = np.zeros(tuple(hi - lo + 1), dtype=np.uint8)
+    if current_array is not None and current_array.any():
+        src_lo = np.maximum(lo, current_lo)
+        src_hi = np.minimum(hi, current_lo + np.array(current_array.shape) - 1)
+        dst = tuple(slice(a - l, b - l + 1) for a, b, l in zip(src_lo, src_hi, lo, strict=True))
+        src = tuple(slice(a - c, b - c + 1) for a, b, c in zip(src_lo, src_hi, current_lo, strict=True))
+        merged[dst] = current_array[src]
+    target = tuple(slice(a - l, a - l + n) for a, l, n in zip(block_lo, lo, block.shape, strict=True))
+    merged[target] = block
+    image = _oriented_image(merged, lo, reference_matrix)
+    if not logic.SetBinaryLabelmapToSegment(image, segmentation_node, segment_id, logic.MODE_REPLACE):
+        raise RuntimeError(f"Slicer could not update segment {segment_id!r} of {segmentation_node.GetName()}.")
+
+
+def segment_to_mask_or_empty(segmentation_node, segment_id: str, reference_volume_node) -> np.ndarray:
+    """One segment as a uint8 array on the reference volume's grid (zeros if the segment is empty)."""
+    labels, _ = segmentation_node_to_labelmap(segmentation_node, reference_volume_node, segment_ids=[segment_id])
+    return (labels.array > 0).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------- tables
+def rows_to_table_node(rows: Sequence[Mapping], name: str, *, scene=None, node=None):
+    """A table node with one column per key of the rows (numbers as double, others as text)."""
+    import vtk
+
+    scene = _scene(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    table = node.GetTable()
+    table.Initialize()
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    for column in columns:
+        cells = [row.get(column) for row in rows]
+        numeric = all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            for v in cells
+            if v is not None
+        )
+        if numeric:
+            array = vtk.vtkDoubleArray()
+            for value in cells:
+                array.InsertNextValue(float("nan") if value is None else float(value))
+        else:
+            array = vtk.vtkStringArray()
+            for value in cells:
+                array.InsertNextValue("" if value is None else str(value))
+        array.SetName(column)
+        table.AddColumn(array)
+    node.Modified()
+    return node
+
+
+def table_node_to_rows(node) -> list[dict]:
+    """Rows of a table node as dicts (numeric columns as float, text columns as str)."""
+    table = node.GetTable()
+    rows = []
+    for r in range(table.GetNumberOfRows()):
+        row = {}
+        for c in range(table.GetNumberOfColumns()):
+            column = table.GetColumn(c)
+            value = column.GetValue(r)
+            row[column.GetName()] = value if isinstance(value, str) else float(value)
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------- markups
+def box_to_roi_node(
+    center_ras: Sequence[float],
+    size_mm: Sequence[float],
+    name: str = "Box",
+    *,
+    axes_ras: np.ndarray | None = None,
+    scene=None,
+    node=None,
+):
+    """An ROI markup centred at ``center_ras`` with edge lengths ``size_mm`` along ``axes_ras``.
+
+    ``axes_ras`` (3x3, columns = ROI axes in RAS) lets a box follow an oblique volume's voxel
+    axes; the default is RAS-aligned.
+    """
+    scene = _scene(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", scene.GenerateUniqueName(name))
+    axes = np.eye(3) if axes_ras is None else np.asarray(axes_ras, dtype=float)
+    object_to_node = np.eye(4)
+    object_to_node[:3, :3] = axes
+    object_to_node[:3, 3] = np.asarray(center_ras, dtype=float)
+    node.SetAndObserveObjectToNodeMatrix(_vtk_matrix(object_to_node))
+    node.SetCenter(*[float(v) for v in center_ras])
+    node.SetSize(*[float(v) for v in size_mm])
+    return node
+
+
+def roi_node_to_box(node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre in world RAS, size in mm, axes 3x3 in world RAS) of an ROI markup."""
+    center = [0.0, 0.0, 0.0]
+    node.GetCenterWorld(center)
+    axes = _numpy_matrix(node.GetObjectToWorldMatrix())[:3, :3]
+    scales = np.linalg.norm(axes, axis=0)
+    return np.asarray(center), np.asarray(node.GetSize()) * scales, axes / scales[None, :]
+
+
+def points_to_fiducial_node(
+    points_ras: Sequence[Sequence[float]],
+    labels: Sequence[str] | None = None,
+    name: str = "Points",
+    *,
+    scene=None,
+    node=None,
+):
+    """A point-list markup with one control point per RAS point (replaces ``node``'s points)."""
+    scene = _scene(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", scene.GenerateUniqueName(name))
+    node.RemoveAllControlPoints()
+    for index, point in enumerate(points_ras):
+        label = labels[index] if labels is not None else f"{name}-{index + 1}"
+        node.AddControlPoint(*[float(v) for v in point], label)
+    return node
+
+
+def fiducial_node_to_points(node) -> list[tuple[np.ndarray, str]]:
+    """(world RAS position, label) of every control point of a point-list markup."""
+    points = []
+    for index in range(node.GetNumberOfControlPoints()):
+        position = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(index, position)
+        points.append((np.asarray(position), node.GetNthControlPointLabel(index)))
+    return points
+
+
+def require_nonempty(mask: Volume, name: str) -> Volume:
+    """Raise EmptyMaskError unless the mask has at least one foreground voxel."""
+    if not np.any(mask.array):
+        raise EmptyMaskError(f"{name} is empty; it needs at least one foreground voxel.")
+    return mask

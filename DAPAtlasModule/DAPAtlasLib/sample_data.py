@@ -1,0 +1,73 @@
+"""Write a synthetic phantom case to disk: CT, labels, lesions (NIfTI) and a PNG overview."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from AnatomyCommonLib.errors import OutputExistsError
+from AnatomyCommonLib.image_io import write_volume
+from AnatomyCommonLib.rendering import render_orthogonal_views
+
+from .label_schema import default_colors_rgb
+from .phantom import Phantom
+
+CASE_FILES = {
+    "ct": "ct.nii.gz",
+    "labels": "labels.nii.gz",
+    "lesions": "lesions.nii.gz",
+    "overview": "overview.png",
+    "info": "phantom.json",
+}
+
+
+def write_phantom_case(phantom: Phantom, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+    """Write the phantom's images, a PNG overview and a JSON description into ``out_dir``.
+
+    Refuses to replace existing files unless ``overwrite`` (checked for every file before
+    anything is written). Returns the written paths by role.
+    """
+    out_dir = Path(out_dir)
+    paths = {role: out_dir / name for role, name in CASE_FILES.items()}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{out_dir} already holds {', '.join(Path(p).name for p in existing)}; "
+            "choose another folder or pass --overwrite."
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_volume(phantom.ct, paths["ct"], overwrite=overwrite)
+    write_volume(phantom.labels, paths["labels"], overwrite=overwrite)
+    write_volume(phantom.lesions, paths["lesions"], overwrite=overwrite)
+    lesion_overlay = phantom.lesions.with_array((phantom.lesions.array > 0).astype("uint8") * 255)
+    colors = {**default_colors_rgb(), 255: (255, 255, 0)}
+    overlay = phantom.labels.with_array(
+        phantom.labels.array.astype("uint8") * (lesion_overlay.array == 0) + lesion_overlay.array
+    )
+    render_orthogonal_views(
+        paths["overview"],
+        phantom.ct,
+        overlay,
+        colors,
+        title=f"Synthetic whole-body CT ({phantom.sex}), DAP Atlas labels, lesions in yellow",
+        overwrite=overwrite,
+    )
+    info = {
+        "sex": phantom.sex,
+        "shape_kji": list(phantom.ct.shape),
+        "spacing_mm": list(phantom.ct.spacing_mm),
+        "ijk_to_ras": phantom.ct.ijk_to_ras.tolist(),
+        "lesions": phantom.lesion_info,
+    }
+    paths["info"].write_text(json.dumps(info, indent=2, default=_to_builtin) + "\n", encoding="utf-8")
+    return paths
+
+
+def _to_builtin(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)

@@ -1,0 +1,369 @@
+"""DAP Atlas: whole-body CT -> 142 anatomical structures, anatomical-rule repair, statistics.
+
+This file is the thin Slicer layer (widget <-> parameter node <-> DAPAtlasLib). Every
+algorithm lives in DAPAtlasLib and runs without Slicer; MRML conversions go through
+AnatomyCommonLib.slicer_bridge and DAPAtlasLib.mrml_nodes.
+"""
+
+import logging
+import os
+from typing import Union
+
+import slicer
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+#: Post-processing step name -> parameter node field of its check box (run order).
+STEP_PARAMETERS = {
+    "left_right_split": "stepLeftRightSplit",
+    "spine_fragments": "stepSpineFragments",
+    "rib_counting": "stepRibCounting",
+    "cheeks": "stepCheeks",
+    "body_part_limits": "stepBodyPartLimits",
+    "sex_consistency": "stepSexConsistency",
+    "largest_component": "stepLargestComponent",
+    "skull_from_ct": "stepSkullFromCt",
+}
+
+
+class DAPAtlasModule(ScriptedLoadableModule):
+    """Module metadata."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "DAP Atlas"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = ["AnatomyCommon"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.helpText = (
+            "Whole-body CT segmentation into the 142 structures of the Dense Anatomical Prediction (DAP) "
+            "Atlas, anatomical-rule post-processing (left/right split, rib counting, body-part limits, "
+            "sex consistency, largest-component suppression, rule-derived skull) and per-structure "
+            "volume and HU statistics. "
+            '<a href="https://github.com/alexanderjaus/AtlasDataset">DAP Atlas dataset and models</a>.'
+        )
+        self.parent.acknowledgementText = (
+            "DAP Atlas: Jaus et al., 'Towards unifying anatomy segmentation: automated generation of a "
+            "full-body CT dataset', ICIP 2024. Models and label definitions by the DAP Atlas authors "
+            "(Apache-2.0)."
+        )
+
+
+@parameterNodeWrapper
+class DAPAtlasModuleParameterNode:
+    """GUI state, saved with the scene."""
+
+    phantomSize: str = "tiny"
+    phantomSex: str = "M"
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    modelOutput: Union[slicer.vtkMRMLSegmentationNode, slicer.vtkMRMLLabelMapVolumeNode]  # noqa: UP007
+    sex: str = "auto"
+    stepLeftRightSplit: bool = True
+    stepSpineFragments: bool = True
+    stepRibCounting: bool = True
+    stepCheeks: bool = True
+    stepBodyPartLimits: bool = True
+    stepSexConsistency: bool = True
+    stepLargestComponent: bool = True
+    stepSkullFromCt: bool = True
+    outputSegmentation: slicer.vtkMRMLSegmentationNode
+
+
+class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Widget <-> parameter node; actions call DAPAtlasModuleLogic."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._lastResult = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/DAPAtlasModule.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = DAPAtlasModuleLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.loadPhantomButton.connect("clicked(bool)", self.onLoadPhantom)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.showStatisticsButton.connect("clicked(bool)", self.onShowStatistics)
+        self.ui.systemsListWidget.connect("itemChanged(QListWidgetItem*)", self.onSystemToggled)
+        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSystemList)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            node = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if node:
+                self._parameterNode.inputVolume = node
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        ready = bool(p and p.inputVolume and p.modelOutput)
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = (
+            "Apply the selected anatomical rules; the result is a new segmentation."
+            if ready
+            else "Select the CT volume and the model output (label map or segmentation) first."
+        )
+
+    def selectedSteps(self) -> list:
+        return [step for step, field in STEP_PARAMETERS.items() if getattr(self._parameterNode, field)]
+
+    def onLoadPhantom(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Failed to create the phantom.", waitCursor=True):
+            p = self._parameterNode
+            volumeNode, segmentationNode = self.logic.loadPhantom(size=p.phantomSize, sex=p.phantomSex)
+            p.inputVolume = volumeNode
+            p.modelOutput = segmentationNode
+            self.ui.statusLabel.text = (
+                f"Loaded {volumeNode.GetName()} and {segmentationNode.GetName()} "
+                f"({segmentationNode.GetSegmentation().GetNumberOfSegments()} structures)."
+            )
+
+    def onApply(self) -> None:
+        with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed.", waitCursor=True):
+            p = self._parameterNode
+            result = self.logic.postprocessNodes(
+                p.inputVolume, p.modelOutput, sex=p.sex, steps=self.selectedSteps()
+            )
+            self._lastResult = result
+            p.outputSegmentation = result["segmentationNode"]
+            report = result["report"]
+            self.ui.reportTextEdit.plainText = report.to_text()
+            self.ui.statusLabel.text = (
+                f"{report.changed_voxels} voxels changed in {report.seconds:.1f} s; "
+                f"result: {result['segmentationNode'].GetName()}."
+            )
+            self.updateSystemList()
+            self.logic.showResults(result["segmentationNode"], result["tableNode"], result["chartNode"])
+
+    def onShowStatistics(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not compute the statistics.", waitCursor=True):
+            p = self._parameterNode
+            segmentationNode = p.outputSegmentation or p.modelOutput
+            if segmentationNode is None or p.inputVolume is None:
+                raise ValueError("Select the CT volume and a DAP segmentation (or run Apply) first.")
+            tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
+            self.logic.showResults(None, tableNode, chartNode)
+
+    def updateSystemList(self, node=None) -> None:
+        """One checkable row per anatomical system of the output segmentation."""
+        import qt
+
+        from DAPAtlasLib.label_schema import SYSTEM_TITLES
+        from DAPAtlasLib.mrml_nodes import segment_ids_by_system, system_visibility
+
+        widget = self.ui.systemsListWidget
+        widget.blockSignals(True)
+        widget.clear()
+        segmentationNode = self._parameterNode.outputSegmentation if self._parameterNode else None
+        if segmentationNode is not None:
+            visible = system_visibility(segmentationNode)
+            for system, ids in segment_ids_by_system(segmentationNode).items():
+                item = qt.QListWidgetItem(f"{SYSTEM_TITLES.get(system, system)} ({len(ids)})")
+                item.setData(qt.Qt.UserRole, system)
+                item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable)
+                item.setCheckState(qt.Qt.Checked if visible.get(system, True) else qt.Qt.Unchecked)
+                widget.addItem(item)
+        widget.blockSignals(False)
+
+    def onSystemToggled(self, item) -> None:
+        import qt
+
+        from DAPAtlasLib.mrml_nodes import set_system_visibility
+
+        segmentationNode = self._parameterNode.outputSegmentation
+        if segmentationNode is not None:
+            set_system_visibility(
+                segmentationNode, item.data(qt.Qt.UserRole), item.checkState() == qt.Qt.Checked
+            )
+
+
+class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
+    """Console-friendly entry points; all computation is in DAPAtlasLib."""
+
+    def getParameterNode(self):
+        return DAPAtlasModuleParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def ensurePostprocessDependencies() -> None:
+        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+
+        resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements-postprocess.txt")
+        ensure_requirements(read_requirements(resource), "DAP Atlas post-processing")
+
+    def loadPhantom(self, size: str = "tiny", sex: str = "M", seed: int = 0):
+        """Generate the synthetic whole-body CT and load it as a volume plus a DAP segmentation."""
+        from AnatomyCommonLib import slicer_bridge
+        from DAPAtlasLib.mrml_nodes import create_dap_segmentation
+        from DAPAtlasLib.phantom import make_phantom
+
+        phantom = make_phantom(size, seed=seed, sex=sex)
+        volumeNode = slicer_bridge.volume_to_node(phantom.ct, f"Phantom CT ({size}, {sex})")
+        segmentationNode = create_dap_segmentation(
+            phantom.labels, name=f"Phantom DAP labels ({size}, {sex})", reference_volume_node=volumeNode
+        )
+        slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
+        logging.info("Phantom loaded: %s voxels", phantom.ct.shape)
+        return volumeNode, segmentationNode
+
+    def loadTerminologyAndColors(self):
+        """Load the DAP terminology (.term.json) and colour table (.ctbl); returns the colour node."""
+        from DAPAtlasLib.mrml_nodes import load_color_table_node, load_terminology
+
+        load_terminology(slicer.modules.terminologies.logic())
+        existing = slicer.mrmlScene.GetFirstNodeByName("DAP Atlas colors")
+        return existing or load_color_table_node()
+
+    def postprocessNodes(
+        self, ctNode, modelOutputNode, sex: str = "auto", steps=None, outputName=None
+    ) -> dict:
+        """Apply the anatomical rules to a DAP model output; results go to new nodes.
+
+        ``modelOutputNode`` is a label-map volume or a segmentation; ``sex`` is "auto" (DICOM
+        PatientSex of the CT's patient, else unknown), "M" or "F"; ``steps`` the step names
+        (default all). Returns a dict with segmentationNode, report, tableNode, chartNode.
+        """
+        self.ensurePostprocessDependencies()
+        from AnatomyCommonLib import slicer_bridge
+        from DAPAtlasLib import mrml_nodes
+        from DAPAtlasLib.postprocess import postprocess
+
+        ct = slicer_bridge.node_to_volume(ctNode)
+        labels = mrml_nodes.dap_labels_from_node(modelOutputNode, ctNode)
+        dicomSex = mrml_nodes.patient_sex_of_node(ctNode)
+        metadata = {"PatientSex": dicomSex} if dicomSex else {}
+        result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata)
+        self.loadTerminologyAndColors()
+        name = outputName or f"{modelOutputNode.GetName()} post-processed"
+        segmentationNode = mrml_nodes.create_dap_segmentation(
+            result.labels, name, reference_volume_node=ctNode
+        )
+        tableNode, chartNode = self._statistics(result.labels, ct, name)
+        return {
+            "segmentationNode": segmentationNode,
+            "report": result.report,
+            "tableNode": tableNode,
+            "chartNode": chartNode,
+        }
+
+    def statisticsNodes(self, ctNode, segmentationNode):
+        """Statistics table and volume-by-system chart of a DAP segmentation on the CT's grid."""
+        self.ensurePostprocessDependencies()
+        from AnatomyCommonLib import slicer_bridge
+        from DAPAtlasLib import mrml_nodes
+
+        labels = mrml_nodes.dap_labels_from_node(segmentationNode, ctNode)
+        return self._statistics(labels, slicer_bridge.node_to_volume(ctNode), segmentationNode.GetName())
+
+    @staticmethod
+    def _statistics(labels, ct, name: str):
+        from DAPAtlasLib import mrml_nodes
+        from DAPAtlasLib.statistics import statistics_rows, structure_statistics, volumes_by_system
+
+        stats = structure_statistics(labels, ct)
+        tableNode = mrml_nodes.statistics_table_node(statistics_rows(stats), f"{name} statistics")
+        chartNode, _, _ = mrml_nodes.volume_by_system_plot(
+            volumes_by_system(stats), f"{name} volume by system"
+        )
+        return tableNode, chartNode
+
+    @staticmethod
+    def showResults(segmentationNode, tableNode, chartNode) -> None:
+        """Show the segmentation in the views and the table and chart in a table+plot layout."""
+        if segmentationNode is not None:
+            segmentationNode.CreateDefaultDisplayNodes()
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None:
+            return
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
+        selection = slicer.app.applicationLogic().GetSelectionNode()
+        selection.SetActiveTableID(tableNode.GetID())
+        selection.SetActivePlotChartID(chartNode.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+        slicer.app.applicationLogic().PropagatePlotChartSelection()
+
+
+class DAPAtlasModuleTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (Developer mode > Reload and Test)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_phantom_loads_with_dap_names()
+        self.setUp()
+        self.test_postprocessing_turns_gonads_in_the_orbit_into_eyeballs()
+
+    def test_phantom_loads_with_dap_names(self):
+        self.delayDisplay("Loading the tiny phantom")
+        _, segmentationNode = DAPAtlasModuleLogic().loadPhantom("tiny", "F")
+        segmentation = segmentationNode.GetSegmentation()
+        names = {segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())}
+        self.assertIn("Kidney Left", names)
+        self.assertIn("Uterus", names)
+        self.assertNotIn("Prostate", names)
+        self.delayDisplay("Test passed")
+
+    def test_postprocessing_turns_gonads_in_the_orbit_into_eyeballs(self):
+        from AnatomyCommonLib import slicer_bridge
+        from DAPAtlasLib.model_errors import inject_model_errors
+        from DAPAtlasLib.phantom import make_phantom
+
+        self.delayDisplay("Post-processing a phantom with gonads in the orbits")
+        phantom = make_phantom("tiny", sex="M")
+        corrupted = inject_model_errors(phantom.labels, ["gonads_in_orbit"], sex="M")
+        ctNode = slicer_bridge.volume_to_node(phantom.ct, "CT")
+        labelNode = slicer_bridge.volume_to_node(corrupted.labels, "model output", labelmap=True)
+        result = DAPAtlasModuleLogic().postprocessNodes(ctNode, labelNode, sex="M")
+        segmentation = result["segmentationNode"].GetSegmentation()
+        names = {segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())}
+        self.assertIn("Eyeball Left", names)
+        self.assertIn("Eyeball Right", names)
+        self.assertGreater(result["report"].step("body_part_limits").changed_voxels, 0)
+        self.assertGreater(result["tableNode"].GetNumberOfRows(), 100)
+        self.delayDisplay("Test passed")

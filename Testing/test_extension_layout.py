@@ -1,0 +1,131 @@
+"""The extension is laid out as Slicer expects and its modules stay importable outside Slicer."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = {  # folder -> (module class name, Lib package, title)
+    "DAPAtlasModule": ("DAPAtlasModule", "DAPAtlasLib", "DAP Atlas"),
+    "LIMIS": ("LIMIS", "LIMISLib", "LIMIS"),
+    "CCMetricsModule": ("CCMetricsModule", "CCMetricsLib", "CC-Metrics"),
+}
+ALL_FOLDERS = {"AnatomyCommon": ("AnatomyCommon", "AnatomyCommonLib", None), **MODULES}
+LIB_PATH = os.pathsep.join(str(ROOT / folder) for folder in ALL_FOLDERS)
+
+
+def cmake_list(folder: str, variable: str) -> list[str]:
+    text = (ROOT / folder / "CMakeLists.txt").read_text()
+    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
+    assert match, f"{folder}/CMakeLists.txt has no {variable}"
+    module = ALL_FOLDERS[folder][0]
+    return [entry.replace("${MODULE_NAME}", module) for entry in match.group(1).split()]
+
+
+def test_top_level_cmake_declares_the_extension():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    assert "project(SlicerAnatomyToolkit)" in text
+    assert 'set(EXTENSION_CATEGORY "Segmentation")' in text
+    assert 'set(EXTENSION_DEPENDS "PyTorch")' in text
+    description = re.search(r'set\(EXTENSION_DESCRIPTION "(.*?)"\)', text).group(1)
+    assert len(description) > 100
+    for folder in ALL_FOLDERS:
+        assert f"add_subdirectory({folder})" in text
+    assert "include(${Slicer_EXTENSION_CPACK})" in text
+    assert (ROOT / "Resources/Icons/SlicerAnatomyToolkit.png").exists()
+
+
+@pytest.mark.parametrize("folder", list(ALL_FOLDERS))
+def test_every_script_and_resource_is_listed_in_the_module_cmake(folder):
+    module, lib, _ = ALL_FOLDERS[folder]
+    scripts = set(cmake_list(folder, "MODULE_PYTHON_SCRIPTS"))
+    on_disk = {f"{module}.py"} | {
+        str(path.relative_to(ROOT / folder)) for path in (ROOT / folder / lib).rglob("*.py")
+    }
+    assert on_disk == scripts, f"CMake and disk differ: {sorted(on_disk ^ scripts)}"
+    resources = set(cmake_list(folder, "MODULE_PYTHON_RESOURCES"))
+    resources_on_disk = {
+        str(path.relative_to(ROOT / folder))
+        for path in (ROOT / folder / "Resources").rglob("*")
+        if path.is_file()
+    } | {
+        str(path.relative_to(ROOT / folder))
+        for path in (ROOT / folder / lib).rglob("*")
+        if path.is_file() and path.suffix in {".json", ".csv", ".txt", ".ctbl"}
+    }
+    assert resources_on_disk == resources, f"CMake and disk differ: {sorted(resources_on_disk ^ resources)}"
+    assert (ROOT / folder / "Testing/Python/CMakeLists.txt").exists()
+
+
+@pytest.mark.parametrize("folder", list(MODULES))
+def test_module_file_has_the_four_scripted_module_classes_and_its_title(folder):
+    module, _, title = MODULES[folder]
+    tree = ast.parse((ROOT / folder / f"{module}.py").read_text())
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    assert {module, f"{module}Widget", f"{module}Logic", f"{module}Test"} <= classes
+    assert f'self.parent.title = "{title}"' in (ROOT / folder / f"{module}.py").read_text()
+
+
+@pytest.mark.parametrize("folder", list(MODULES))
+def test_every_ui_widget_the_module_uses_exists_in_its_ui_file(folder):
+    module = MODULES[folder][0]
+    ui_path = ROOT / folder / "Resources/UI" / f"{module}.ui"
+    names = {widget.get("name") for widget in ET.parse(ui_path).iter() if widget.get("name")}
+    code = (ROOT / folder / f"{module}.py").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", code))
+    assert used <= names, f"{module}.py uses widgets missing from {ui_path.name}: {sorted(used - names)}"
+    parameters = {
+        prop.find("string").text
+        for prop in ET.parse(ui_path).iter("property")
+        if prop.get("name") == "SlicerParameterName"
+    }
+    wrapper = re.search(r"@parameterNodeWrapper\s+class \w+:\n(.*?)\n\n\n", code, re.S)
+    fields = set(re.findall(r"^    (\w+):", wrapper.group(1), re.M)) if wrapper else set()
+    assert parameters <= fields, f"SlicerParameterName without a parameter node field: {parameters - fields}"
+
+
+@pytest.mark.parametrize("folder", list(MODULES))
+def test_module_icon_is_a_128_pixel_png(folder):
+    module = MODULES[folder][0]
+    with Image.open(ROOT / folder / "Resources/Icons" / f"{module}.png") as icon:
+        assert icon.format == "PNG" and icon.size == (128, 128)
+        assert len(np.unique(np.asarray(icon.convert("RGB")).reshape(-1, 3), axis=0)) > 4, "icon must not be a flat placeholder"
+
+
+def test_libs_import_without_slicer_qt_ctk_or_vtk():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "for lib in ('AnatomyCommonLib', 'DAPAtlasLib', 'LIMISLib', 'CCMetricsLib'):\n"
+        "    package = importlib.import_module(lib)\n"
+        "    for info in pkgutil.walk_packages(package.__path__, lib + '.'):\n"
+        "        if not info.name.endswith('__main__'):\n"
+        "            importlib.import_module(info.name)\n"
+        "bad = sorted(m for m in ('slicer', 'qt', 'ctk', 'vtk') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": LIB_PATH}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("lib", ["DAPAtlasLib", "LIMISLib", "CCMetricsLib"])
+def test_each_lib_has_a_command_line_with_help(lib):
+    result = subprocess.run(
+        [sys.executable, "-m", lib, "--help"],
+        env={**os.environ, "PYTHONPATH": LIB_PATH},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: python -m " + lib in result.stdout

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up the environment and run the main job on the bundled sample data (the synthetic phantom).
+# Results go to out/main_job/ (the job's own folder, replaced on every run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup_env.sh all
+exec .venv/bin/python scripts/main_job.py --out out/main_job "$@"
