@@ -14,6 +14,11 @@ differences between them:
 (with its quirks: "costa", "bronchie", "heart" with trailing spaces); ``table4_name`` is the
 dissertation's display name.
 
+Display colours (:func:`default_colors_rgb`) are distinct: every pair of labels is at least
+:data:`MIN_COLOR_DISTANCE_LAB` apart in CIELAB. SNOMED-CT codes live in
+:mod:`.label_terminology`; :mod:`.label_exports` writes the table as CSV/JSON, a Slicer colour
+table and a Slicer terminology.
+
 Anatomical systems follow the groups of the dissertation's Figure 7. The figure counts labels
 per source dataset and its row totals do not pin every label to one system unambiguously
 (gonads, thymus, heart tissue); we assign each label to the system a clinician would look

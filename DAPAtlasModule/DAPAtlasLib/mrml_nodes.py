@@ -1,0 +1,259 @@
+"""DAP Atlas results as MRML nodes: segmentation grouped by anatomical system, table, plot.
+
+What the Slicer module shows, built here so that it is testable outside the application with
+the PyPI ``slicer-core`` package:
+
+* :func:`create_dap_segmentation` - a segmentation node from a DAP label map with the DAP names,
+  colours and SNOMED terminology tags; segments are ordered by anatomical system and carry the
+  system in the :data:`SYSTEM_TAG` tag.
+* :func:`segment_ids_by_system`, :func:`set_system_visibility` - show or hide a whole system.
+* :func:`statistics_table_node`, :func:`volume_by_system_plot` - the statistics table and a bar
+  chart of volumes per system (plot series + chart nodes).
+* :func:`load_color_table_node`, :func:`load_terminology` - the generated resource files.
+
+``slicer`` and ``vtk`` are imported inside the functions only; ``scene`` defaults to
+``slicer.mrmlScene``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from AnatomyCommonLib import slicer_bridge
+from AnatomyCommonLib.volume import Volume
+
+from .label_schema import SYSTEM_TITLES, SYSTEMS, label_by_id, segment_descriptions
+
+#: Segment tag holding the anatomical system (a key of :data:`~.label_schema.SYSTEMS`).
+SYSTEM_TAG = "DAPAtlas.System"
+
+
+def _scene(scene=None):
+    if scene is not None:
+        return scene
+    import slicer
+
+    return slicer.mrmlScene
+
+
+def _segment_tag(segment, tag: str) -> str | None:
+    import vtk
+
+    value = vtk.mutable("")
+    return str(value) if segment.GetTag(tag, value) else None
+
+
+def create_dap_segmentation(
+    labels: Volume,
+    name: str = "DAP Atlas",
+    *,
+    scene=None,
+    reference_volume_node=None,
+    segmentation_node=None,
+):
+    """A segmentation node of a DAP label map: DAP names, colours, terminology, system tags.
+
+    Segments are ordered by anatomical system (the order of :data:`SYSTEMS`), then by label id,
+    so the segment list reads as groups.
+    """
+    scene = _scene(scene)
+    node = slicer_bridge.labelmap_to_segmentation_node(
+        labels,
+        segment_descriptions(),
+        name=name,
+        scene=scene,
+        reference_volume_node=reference_volume_node,
+        segmentation_node=segmentation_node,
+    )
+    segmentation = node.GetSegmentation()
+    entries = []
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(index)
+        segment = segmentation.GetSegment(segment_id)
+        value = _segment_tag(segment, slicer_bridge.LABEL_VALUE_TAG)
+        system = label_by_id(int(value)).system if value and value.isdigit() else "background"
+        segment.SetTag(SYSTEM_TAG, system)
+        entries.append((SYSTEMS.index(system), int(value) if value and value.isdigit() else 1000, segment_id))
+    for position, (_, _, segment_id) in enumerate(sorted(entries)):
+        segmentation.SetSegmentIndex(segment_id, position)
+    return node
+
+
+def segment_ids_by_system(segmentation_node) -> dict[str, list[str]]:
+    """System -> segment ids (systems in :data:`SYSTEMS` order; untagged segments under "other")."""
+    segmentation = segmentation_node.GetSegmentation()
+    groups: dict[str, list[str]] = {}
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(index)
+        system = _segment_tag(segmentation.GetSegment(segment_id), SYSTEM_TAG) or "other"
+        groups.setdefault(system, []).append(segment_id)
+    order = {system: n for n, system in enumerate(SYSTEMS)}
+    return dict(sorted(groups.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def set_system_visibility(segmentation_node, system: str, visible: bool) -> int:
+    """Show or hide every segment of one system; returns how many segments it affected."""
+    if system not in SYSTEMS and system != "other":
+        raise KeyError(f"Unknown anatomical system {system!r}; use one of {', '.join(SYSTEMS[1:])}.")
+    display = segmentation_node.GetDisplayNode()
+    if display is None:
+        segmentation_node.CreateDefaultDisplayNodes()
+        display = segmentation_node.GetDisplayNode()
+    ids = segment_ids_by_system(segmentation_node).get(system, [])
+    for segment_id in ids:
+        display.SetSegmentVisibility(segment_id, bool(visible))
+    return len(ids)
+
+
+def system_visibility(segmentation_node) -> dict[str, bool]:
+    """System -> True when at least one of its segments is visible."""
+    display = segmentation_node.GetDisplayNode()
+    return {
+        system: any(display.GetSegmentVisibility(s) for s in ids) if display else True
+        for system, ids in segment_ids_by_system(segmentation_node).items()
+    }
+
+
+def statistics_table_node(rows: Sequence[dict], name: str = "DAP Atlas statistics", *, scene=None, node=None):
+    """A table node with one row per structure (rows from :func:`~.statistics.statistics_rows`)."""
+    return slicer_bridge.rows_to_table_node(rows, name, scene=_scene(scene), node=node)
+
+
+def volume_by_system_plot(
+    volumes_ml: dict[str, float], name: str = "DAP Atlas volume by system", *, scene=None
+):
+    """A bar chart of volume per anatomical system: (chart node, series node, table node)."""
+    import slicer
+
+    scene = _scene(scene)
+    rows = [
+        {"system": SYSTEM_TITLES.get(s, s), "index": n, "volume_ml": v}
+        for n, (s, v) in enumerate(volumes_ml.items())
+    ]
+    table = slicer_bridge.rows_to_table_node(rows, f"{name} table", scene=scene)
+    series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{name} series"))
+    series.SetAndObserveTableNodeID(table.GetID())
+    series.SetXColumnName("index")
+    series.SetYColumnName("volume_ml")
+    series.SetLabelColumnName("system")
+    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeBar)
+    series.SetColor(0.35, 0.55, 0.8)
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(name))
+    chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    chart.SetTitle("Volume by anatomical system")
+    chart.SetXAxisTitle("anatomical system")
+    chart.SetYAxisTitle("volume (ml)")
+    chart.SetLegendVisibility(False)
+    return chart, series, table
+
+
+def load_color_table_node(path: str | Path | None = None, *, scene=None):
+    """Read the DAP colour table (``Resources/DAPAtlas.ctbl``) into a colour table node."""
+    from .label_exports import COLOR_TABLE_FILE, module_resources_dir
+
+    scene = _scene(scene)
+    path = Path(path) if path is not None else module_resources_dir() / COLOR_TABLE_FILE
+    storage = scene.AddNewNodeByClass("vtkMRMLColorTableStorageNode")
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", "DAP Atlas colors")
+    storage.SetFileName(str(path))
+    try:
+        if not storage.ReadData(node):
+            raise RuntimeError(f"Slicer could not read the colour table {path}.")
+    finally:
+        scene.RemoveNode(storage)
+    node.SetAttribute("Category", "Segmentation")
+    return node
+
+
+def load_terminology(logic, path: str | Path | None = None) -> str:
+    """Load ``Resources/DAPAtlas.term.json`` into a terminologies logic; returns the context name."""
+    from .label_exports import TERMINOLOGY_FILE, module_resources_dir
+
+    path = Path(path) if path is not None else module_resources_dir() / TERMINOLOGY_FILE
+    name = logic.LoadTerminologyFromFile(str(path))
+    if not name:
+        raise RuntimeError(f"Slicer could not load the terminology {path}.")
+    return name
+
+
+def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None) -> Volume:
+    """The model output (a label-map volume or a segmentation node) as a DAP label map.
+
+    A label-map volume is taken as is (its values are DAP ids). A segmentation is exported on
+    the reference volume's grid; segments made by this toolkit keep their DAP id (label value
+    tag), others are matched by name ("Kidney Left", "kidney_left", the released CSV names, or
+    "Label 15" / "Segment_15"). The input node is not modified.
+    """
+    import re
+
+    import numpy as np
+
+    from .exceptions import InvalidLabelValuesError
+    from .label_schema import label_by_name
+
+    if model_output_node.IsA("vtkMRMLLabelMapVolumeNode"):
+        return slicer_bridge.node_to_volume(model_output_node)
+    if not model_output_node.IsA("vtkMRMLSegmentationNode"):
+        raise InvalidLabelValuesError(
+            f"{model_output_node.GetName()} is neither a label map volume nor a segmentation; "
+            "choose the DAP Atlas model output."
+        )
+    labels, names = slicer_bridge.segmentation_node_to_labelmap(
+        model_output_node, reference_volume_node, scene=_scene(scene)
+    )
+    tagged = set()
+    segmentation = model_output_node.GetSegmentation()
+    for index in range(segmentation.GetNumberOfSegments()):
+        value = _segment_tag(segmentation.GetNthSegment(index), slicer_bridge.LABEL_VALUE_TAG)
+        if value and value.isdigit():
+            tagged.add(int(value))
+    lookup = np.arange(max(names, default=0) + 1, dtype=np.int64)
+    unresolved = []
+    for value, name in names.items():
+        if value in tagged:
+            continue
+        try:
+            lookup[value] = label_by_name(name).id
+        except KeyError:
+            match = re.fullmatch(r"(?:label|segment)[ _-]*(\d+)", name.strip().lower())
+            if match:
+                lookup[value] = int(match.group(1))
+            else:
+                unresolved.append(name)
+    if unresolved:
+        raise InvalidLabelValuesError(
+            f"Segments {unresolved[:5]} of {model_output_node.GetName()} are not DAP Atlas structures; "
+            "use the segmentation produced by the DAP Atlas model (or name segments like 'Kidney Left')."
+        )
+    remapped = lookup[labels.array]
+    if remapped.size and int(remapped.max()) > 144:
+        raise InvalidLabelValuesError(
+            "The segmentation holds label values above 144; it is not a DAP label map."
+        )
+    return labels.with_array(remapped.astype(np.uint8))
+
+
+def patient_sex_of_node(node, *, scene=None) -> str | None:
+    """The DICOM PatientSex of the patient a volume belongs to (subject hierarchy), else None.
+
+    Slicer's DICOM import stores it as the patient item's ``DICOM.PatientSex`` attribute; a
+    node attribute of the same name is used as a fallback.
+    """
+    import slicer
+
+    scene = _scene(scene)
+    attribute = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMPatientSexAttributeName()
+    value = node.GetAttribute(attribute)
+    if value:
+        return value
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    if hierarchy is None:
+        return None
+    item = hierarchy.GetItemByDataNode(node)
+    patient_level = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMLevelPatient()
+    while item and item != hierarchy.GetSceneItemID():
+        if hierarchy.GetItemLevel(item) == patient_level:
+            return hierarchy.GetItemAttribute(item, attribute) or None
+        item = hierarchy.GetItemParent(item)
+    return None

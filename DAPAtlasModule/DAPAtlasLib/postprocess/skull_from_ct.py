@@ -1,0 +1,68 @@
+"""Step 8, the rule-derived skull from the CT (dissertation 3.1.2).
+
+Skull (99) = voxels with ``skull_hu_min <= HU <= skull_hu_max`` (300..3000, the bone window)
+that lie above the top of vertebra C5, minus the vertebrae. The dissertation's "minus
+vertebrae" is applied to every labelled structure: only voxels currently labelled as a tissue
+class (unknown tissue 1, muscles 2, fat 3, abdominal tissue 4, mediastinal tissue 5, skin 42)
+become skull, so contrast-filled vessels, the spinal canal, eyeballs or bones of the arms in
+the head region keep their labels. Background (0, outside the body) never becomes skull: the
+head holder and table stay background. Existing skull voxels are kept (the rule adds).
+
+"Above C5" uses the highest point of C5 in patient coordinates, so it works in any orientation.
+The step needs the CT on the label map's grid and vertebra C5; without either it is skipped and
+the report says why. It is not in the released script (which never reads the CT) and runs
+after the largest-component rule, so the mandible and other separate bony pieces of the head
+stay skull.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from AnatomyCommonLib.volume import Volume
+
+from .anatomy_geometry import heights_of
+from .report import StepReport
+from .step_context import PostprocessSettings, StepContext
+
+STEP_NAME = "skull_from_ct"
+SKULL = 99
+C5 = 47
+#: Labels the skull may replace.
+REPLACEABLE = (1, 2, 3, 4, 5, 42)
+
+
+def run(context: StepContext) -> StepReport:
+    """Add the thresholded skull above C5 to the label map, in place."""
+    report = context.new_report(STEP_NAME)
+    if context.ct is None:
+        return report.skip("no CT given; the skull rule thresholds the CT")
+    c5 = context.editor.mask(C5)
+    if c5 is None:
+        return report.skip("vertebra C5 is missing, so the head region is unknown")
+    top_of_c5 = float(heights_of(context.geometry, *c5).max())
+    report.details["top_of_c5_mm"] = round(top_of_c5, 2)
+    region = context.geometry.region_above(top_of_c5)
+    if region is None:
+        return report.skip("nothing of the image lies above C5")
+    settings = context.settings
+    labels = context.editor.array[region]
+    hu = context.ct.array[region]
+    replaceable = np.zeros(256, dtype=bool)
+    replaceable[list(REPLACEABLE)] = True
+    mask = replaceable[labels]
+    mask &= hu >= settings.skull_hu_min
+    mask &= hu <= settings.skull_hu_max
+    mask &= np.broadcast_to(context.geometry.height_field(region) > top_of_c5, mask.shape)
+    context.editor.relabel(region, mask, SKULL, report)
+    report.rules.append(f"{settings.skull_hu_min:g}..{settings.skull_hu_max:g} HU above C5 -> skull")
+    return report
+
+
+def skull_from_ct(
+    labels: Volume, ct: Volume, *, settings: PostprocessSettings | None = None
+) -> tuple[Volume, StepReport]:
+    """Skull rule on a DAP label map and its CT; returns the new label map and the report."""
+    from . import run_single_step
+
+    return run_single_step(run, labels, ct=ct, settings=settings)
