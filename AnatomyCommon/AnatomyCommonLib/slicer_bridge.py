@@ -341,7 +341,9 @@ def ensure_segment(segmentation_node, description: LabelDescription, reference_v
         slicer = _slicer()
         segment = slicer.vtkSegment()
         segment.SetName(description.name)
-        empty = _oriented_image(np.zeros((1, 1, 1), np.uint8), (0, 0, 0), _node_ijk_to_ras(reference_volume_node))
+        empty = _oriented_image(
+            np.zeros((1, 1, 1), np.uint8), (0, 0, 0), _node_ijk_to_ras(reference_volume_node)
+        )
         segment.AddRepresentation(_binary_labelmap_name(), empty)
         segment_id = segmentation.GenerateUniqueSegmentID(description.name)
         segmentation.AddSegment(segment, segment_id)
@@ -358,7 +360,11 @@ def ensure_segment(segmentation_node, description: LabelDescription, reference_v
 
 
 def write_segment_block(
-    segmentation_node, segment_id: str, block_kji: np.ndarray, offset_kji: Sequence[int], reference_volume_node
+    segmentation_node,
+    segment_id: str,
+    block_kji: np.ndarray,
+    offset_kji: Sequence[int],
+    reference_volume_node,
 ) -> None:
     """Replace one segment's voxels inside a block of the reference volume's grid; keep all others.
 
@@ -378,7 +384,9 @@ def write_segment_block(
     block_hi = block_lo + np.array(block.shape) - 1
 
     current = slicer.vtkOrientedImageData()
-    has_current = bool(logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, current, False))
+    has_current = bool(
+        logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, current, False)
+    )
     current_array, current_lo = None, None
     if has_current:
         extent = current.GetExtent()
@@ -412,12 +420,16 @@ def write_segment_block(
     merged[target] = block
     image = _oriented_image(merged, lo, reference_matrix)
     if not logic.SetBinaryLabelmapToSegment(image, segmentation_node, segment_id, logic.MODE_REPLACE):
-        raise RuntimeError(f"Slicer could not update segment {segment_id!r} of {segmentation_node.GetName()}.")
+        raise RuntimeError(
+            f"Slicer could not update segment {segment_id!r} of {segmentation_node.GetName()}."
+        )
 
 
 def segment_to_mask_or_empty(segmentation_node, segment_id: str, reference_volume_node) -> np.ndarray:
     """One segment as a uint8 array on the reference volume's grid (zeros if the segment is empty)."""
-    labels, _ = segmentation_node_to_labelmap(segmentation_node, reference_volume_node, segment_ids=[segment_id])
+    labels, _ = segmentation_node_to_labelmap(
+        segmentation_node, reference_volume_node, segment_ids=[segment_id]
+    )
     return (labels.array > 0).astype(np.uint8)
 
 

@@ -22,6 +22,26 @@ _LAZY_MODEL_EXPORTS = {
 __all__ += list(_LAZY_MODEL_EXPORTS)
 
 
+# --- LIMIS interaction loop (issue 7): the command language is light and imported eagerly; the
+# session classes are exported lazily through the same __getattr__ as the models.
+from .command_grammar import KINDS, Command, ParseContext, parse_command  # noqa: E402
+
+_LAZY_INTERACTION_EXPORTS = {
+    "InteractionSession": "session",
+    "SessionConfig": "session",
+    "Step": "session",
+    "Reply": "session",
+    "VolumeSession": "volume_session",
+    "PropagationConfig": "slice_propagation",
+    "AxialSliceGeometry": "slice_geometry",
+    "IntensityBBox2Mask": "reference_models",
+    "SemanticMatcher": "semantic_matcher",
+    "replay": "session_replay",
+}
+_LAZY_MODEL_EXPORTS.update(_LAZY_INTERACTION_EXPORTS)
+__all__ += ["KINDS", "Command", "ParseContext", "parse_command", *_LAZY_INTERACTION_EXPORTS]
+
+
 def __getattr__(name: str):
     if name in _LAZY_MODEL_EXPORTS:
         import importlib

