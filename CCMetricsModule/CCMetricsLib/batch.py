@@ -1,0 +1,237 @@
+"""Evaluating files and whole folders: reading with geometry checks, matching cases by name,
+per-case and dataset CSVs, and the summary table printed on the terminal."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from AnatomyCommonLib.image_io import SUPPORTED_SUFFIXES, image_suffix, read_labelmap
+
+from .evaluation import METRICS, ComparisonResult, compare, rows_to_csv
+from .exceptions import InputNotFoundError, NonBinaryMaskError, OutputExistsError, UnmatchedCaseError
+
+
+def case_name(path: str | os.PathLike) -> str:
+    """File name without its image suffix ("case_001.nii.gz" -> "case_001")."""
+    name = Path(path).name
+    return name[: -len(image_suffix(name))]
+
+
+def image_files(folder: str | os.PathLike) -> dict[str, Path]:
+    """{case name: path} of the image files in ``folder`` (not recursive)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputNotFoundError(f"Folder {folder} does not exist; check the path.")
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name.lower().endswith(SUPPORTED_SUFFIXES):
+            files[case_name(path)] = path
+    return files
+
+
+def prediction_names(prediction_paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Display names of predictions: the file or folder name, made unique with a counter."""
+    names: list[str] = []
+    for path in prediction_paths:
+        path = Path(path)
+        base = (
+            case_name(path) if path.is_file() or path.name.lower().endswith(SUPPORTED_SUFFIXES) else path.name
+        )
+        name, counter = base, 2
+        while name in names:
+            name, counter = f"{base}_{counter}", counter + 1
+        names.append(name)
+    return names
+
+
+def labels_to_evaluate(
+    reference, predictions: Mapping[str, Any], label: int | None, all_labels: bool
+) -> list[int | None]:
+    """[label] when given; every non-zero value when ``all_labels``; [None] for binary masks."""
+    if label is not None:
+        return [int(label)]
+    arrays = [reference.array, *(p.array for p in predictions.values())]
+    values = sorted(set().union(*(np.unique(a).tolist() for a in arrays)) - {0})
+    if all_labels:
+        return [int(v) for v in values]
+    if any(v != 1 for v in values):
+        raise NonBinaryMaskError(
+            f"The masks hold label values {values[:8]}; choose one with --label N or use --all-labels."
+        )
+    return [None]
+
+
+def evaluate_volumes(
+    reference,
+    predictions: Mapping[str, Any],
+    *,
+    label: int | None = None,
+    all_labels: bool = False,
+    **options: Any,
+) -> list[ComparisonResult]:
+    """One :class:`ComparisonResult` per evaluated label (a single one for binary masks)."""
+    for name, prediction in predictions.items():
+        reference.require_same_grid(prediction, ("reference", name))
+    return [
+        compare(reference, predictions, label=value, **options)
+        for value in labels_to_evaluate(reference, predictions, label, all_labels)
+    ]
+
+
+def read_case(reference_path, prediction_paths: Mapping[str, str | os.PathLike]):
+    """Read the reference and predictions as label maps (geometry kept for the checks)."""
+    reference = read_labelmap(reference_path, name="reference")
+    predictions = {name: read_labelmap(path, name=name) for name, path in prediction_paths.items()}
+    return reference, predictions
+
+
+def match_cases(
+    reference_dir, prediction_dirs: Sequence[str | os.PathLike]
+) -> list[tuple[str, Path, dict[str, Path]]]:
+    """Cases present in the reference folder and every prediction folder, matched by file name.
+
+    Raises UnmatchedCaseError naming what is missing where (a silently skipped case would bias the
+    dataset mean).
+    """
+    references = image_files(reference_dir)
+    if not references:
+        raise InputNotFoundError(f"No image files ({', '.join(SUPPORTED_SUFFIXES)}) in {reference_dir}.")
+    names = prediction_names(prediction_dirs)
+    folders = {name: image_files(folder) for name, folder in zip(names, prediction_dirs, strict=True)}
+    problems = []
+    for name, files in folders.items():
+        missing = sorted(set(references) - set(files))
+        extra = sorted(set(files) - set(references))
+        if missing:
+            problems.append(f"{name} lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if extra:
+            problems.append(
+                f"{name} has no reference for {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}"
+            )
+    if problems:
+        raise UnmatchedCaseError("Cases do not match by file name: " + "; ".join(problems) + ".")
+    return [(case, path, {name: folders[name][case] for name in names}) for case, path in references.items()]
+
+
+def evaluate_folder(
+    reference_dir,
+    prediction_dirs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    label: int | None = None,
+    all_labels: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[Iterable, int, str], Iterable] | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Evaluate every case; write ``cases/<case>.csv`` (per component) and ``dataset.csv`` (one row
+    per case and prediction) and ``dataset_summary.csv`` (means over cases). Returns the dataset rows."""
+    out_dir = Path(out_dir)
+    cases = match_cases(reference_dir, prediction_dirs)
+    targets = [out_dir / "cases" / f"{case}.csv" for case, _, _ in cases]
+    targets += [out_dir / "dataset.csv", out_dir / "dataset_summary.csv"]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]} exists; choose another output folder or pass --overwrite.")
+    iterator = progress(cases, len(cases), "cases") if progress else cases
+    dataset_rows: list[dict[str, Any]] = []
+    for case, reference_path, prediction_paths in iterator:
+        reference, predictions = read_case(reference_path, prediction_paths)
+        results = evaluate_volumes(reference, predictions, label=label, all_labels=all_labels, **options)
+        component_rows = [{"case": case, **row} for result in results for row in result.component_rows()]
+        rows_to_csv(component_rows, out_dir / "cases" / f"{case}.csv")
+        dataset_rows.extend({"case": case, **row} for result in results for row in result.summary_rows())
+    rows_to_csv(dataset_rows, out_dir / "dataset.csv")
+    rows_to_csv(dataset_summary(dataset_rows), out_dir / "dataset_summary.csv")
+    return dataset_rows
+
+
+def dataset_summary(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mean of every numeric column over cases, per prediction (and label)."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["prediction"], row.get("label")), []).append(row)
+    summary = []
+    for (prediction, label), members in groups.items():
+        out: dict[str, Any] = {"prediction": prediction, "label": label, "cases": len(members)}
+        for key, value in members[0].items():
+            if (
+                key in out
+                or key in ("case", "prediction", "label")
+                or isinstance(value, (str, bool))
+                or value is None
+            ):
+                continue
+            out[key] = float(np.mean([float(m[key]) for m in members]))
+        summary.append(out)
+    return summary
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "inf" if value > 0 else ("nan" if math.isnan(value) else "-inf")
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return "" if value is None else str(value)
+
+
+def format_summary_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = METRICS) -> str:
+    """A plain-text table: one line per row, standard and CC value of each metric side by side."""
+    columns: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
+    if any("case" in r for r in rows):
+        columns.append(("case", lambda r: r.get("case")))
+    columns.append(("prediction", lambda r: r.get("prediction")))
+    if any(r.get("label") is not None for r in rows):
+        columns.append(("label", lambda r: r.get("label")))
+    columns += [
+        ("lesions", lambda r: r.get("n_reference_components")),
+        ("found", lambda r: r.get("n_detected")),
+        ("FP", lambda r: r.get("n_false_positive_components")),
+    ]
+    for metric in metrics:
+        if any(f"cc_{metric}" in r for r in rows):
+            columns.append((f"{metric}", lambda r, m=metric: r.get(f"standard_{m}")))
+            columns.append((f"CC-{metric}", lambda r, m=metric: r.get(f"cc_{m}")))
+    columns += [("PQ", lambda r: r.get("pq")), ("LD", lambda r: r.get("lesion_dice"))]
+    cells = [[title for title, _ in columns]] + [[_cell(get(r)) for _, get in columns] for r in rows]
+    widths = [max(len(row[c]) for row in cells) for c in range(len(columns))]
+    lines = [
+        "  ".join(
+            text.rjust(width) if i else text.ljust(width)
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def format_component_table(
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str] = ("dice", "nsd", "hd95"),
+    extra: Sequence[str] = (),
+) -> str:
+    """A plain-text per-component table (id, volume, detection, chosen metrics, extra columns)."""
+    columns = ["prediction", "component_id", "volume_ml", "detected", "n_pred_components", *extra, *metrics]
+    titles = {"component_id": "id", "volume_ml": "ml", "n_pred_components": "pred comps"}
+    cells = [[titles.get(c, c) for c in columns]]
+    for row in rows:
+        cells.append(
+            [
+                _cell(row.get(c)) if not isinstance(row.get(c), bool) else ("yes" if row[c] else "NO")
+                for c in columns
+            ]
+        )
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(t.rjust(w) if i else t.ljust(w) for i, (t, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""What the CC-Metrics Slicer module does, without its GUI: MRML nodes in, CC-Metrics tables and the
+Voronoi region overlay out.
+
+Every MRML <-> numpy conversion goes through :mod:`AnatomyCommonLib.slicer_bridge`; the metrics
+come from :func:`CCMetricsLib.compare`. ``slicer`` is imported only inside the functions (through
+the bridge), so this module imports in plain Python and is tested with the PyPI ``slicer-core``.
+Input nodes are never modified: results go to new table and segmentation nodes (or nodes passed in
+to be refilled).
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .evaluation import METRICS, ComparisonResult, _flat_row, compare
+from .exceptions import GeometryMismatchError, InvalidParameterError
+from .voronoi import voronoi_regions
+
+#: Columns of the per-component table shown in the module, in order (metric columns follow).
+COMPONENT_COLUMNS = (
+    "prediction",
+    "component_id",
+    "volume_ml",
+    "detected",
+    "n_pred_components",
+    "centroid_r",
+    "centroid_a",
+    "centroid_s",
+)
+
+
+@dataclass
+class NodeEvaluation:
+    """Result of :func:`evaluate_nodes`: the metrics and the nodes that show them."""
+
+    comparison: ComparisonResult
+    grid: Any  # AnatomyCommonLib Volume: the grid everything was evaluated on
+    component_table: Any  # vtkMRMLTableNode, one row per (prediction, reference component)
+    summary_table: Any  # vtkMRMLTableNode, one row per prediction: standard vs CC metrics
+    regions: Any | None  # vtkMRMLSegmentationNode with one segment per Voronoi region
+    reference: Any = None  # AnatomyCommonLib Volume: the binary reference mask that was evaluated
+    connectivity: int = 26
+
+
+def _is_segmentation(node) -> bool:
+    return node is not None and node.IsA("vtkMRMLSegmentationNode")
+
+
+def _segment_ids(segmentation_node) -> list[str]:
+    segmentation = segmentation_node.GetSegmentation()
+    return [segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())]
+
+
+def matching_segment_id(segmentation_node, name: str | None) -> str:
+    """The segment named ``name``; otherwise the only segment; otherwise a clear KeyError."""
+    ids = _segment_ids(segmentation_node)
+    segmentation = segmentation_node.GetSegmentation()
+    names = {segment_id: segmentation.GetSegment(segment_id).GetName() for segment_id in ids}
+    same = [segment_id for segment_id, segment_name in names.items() if segment_name == name]
+    if same:
+        return same[0]
+    if len(ids) == 1:
+        return ids[0]
+    raise KeyError(
+        f"{segmentation_node.GetName()} has no segment named {name!r} and several segments "
+        f"({', '.join(names.values())}); rename the one to evaluate to {name!r}."
+    )
+
+
+def evaluation_grid(reference_node, grid_node=None):
+    """The voxel grid (all-zero Volume) to evaluate on: the chosen volume, else the reference's own."""
+    from AnatomyCommonLib import slicer_bridge
+
+    if grid_node is not None:
+        volume = slicer_bridge.node_to_volume(grid_node)
+        return volume.with_array(np.zeros(volume.shape, dtype=np.uint8))
+    if _is_segmentation(reference_node):
+        return slicer_bridge.segmentation_reference_grid(reference_node)
+    volume = slicer_bridge.node_to_volume(reference_node)
+    return volume.with_array(np.zeros(volume.shape, dtype=np.uint8))
+
+
+def node_mask(node, grid, *, segment_id: str | None = None, label: int | None = None, scene=None):
+    """A binary uint8 mask Volume on ``grid`` from a segment or a label-map volume node.
+
+    Label maps must already lie on the grid (GeometryMismatchError otherwise); ``label`` selects
+    one value (None: every non-zero voxel). Empty masks are allowed (an empty prediction misses
+    every component).
+    """
+    from AnatomyCommonLib import slicer_bridge
+
+    if _is_segmentation(node):
+        if segment_id is None:
+            raise InvalidParameterError(f"Choose which segment of {node.GetName()} to evaluate.")
+        labels, _ = slicer_bridge.segmentation_node_to_labelmap(
+            node, grid, segment_ids=[segment_id], scene=scene
+        )
+        return labels.with_array((labels.array > 0).astype(np.uint8))
+    volume = slicer_bridge.node_to_volume(node)
+    volume.require_same_grid(grid, (node.GetName(), "the evaluation grid"))
+    mask = volume.array == label if label is not None else volume.array != 0
+    return volume.with_array(mask.astype(np.uint8))
+
+
+def region_colors(n: int) -> list[tuple[float, float, float]]:
+    """``n`` well separated colours (golden-ratio hue steps), one per region."""
+    return [colorsys.hsv_to_rgb((0.13 + 0.618034 * k) % 1.0, 0.75, 0.95) for k in range(n)]
+
+
+def component_table_rows(comparison: ComparisonResult) -> list[dict[str, Any]]:
+    """Rows of the per-component table: identity, position (RAS mm), detection, metrics."""
+    rows = []
+    for result in comparison:
+        for row in result.component_rows():
+            flat = _flat_row(row)
+            ordered = {key: flat[key] for key in COMPONENT_COLUMNS if key in flat}
+            ordered["detected"] = int(bool(ordered.get("detected")))
+            ordered.update({metric: flat[metric] for metric in result.metrics})
+            rows.append(ordered)
+    return rows
+
+
+def regions_segmentation(regions, n: int, name: str, *, scene=None, node=None, reference_volume_node=None):
+    """A segmentation node with one coloured segment per Voronoi region, shown as outlines."""
+    from AnatomyCommonLib import slicer_bridge
+
+    descriptions = [
+        slicer_bridge.LabelDescription(k, f"Region {k}", color)
+        for k, color in enumerate(region_colors(n), start=1)
+    ]
+    node = slicer_bridge.labelmap_to_segmentation_node(
+        regions,
+        descriptions,
+        name,
+        scene=scene,
+        segmentation_node=node,
+        reference_volume_node=reference_volume_node,
+    )
+    show_regions(node, visible=True, outline=True)
+    return node
+
+
+def show_regions(regions_node, *, visible: bool = True, outline: bool = True) -> None:
+    """Show or hide the region overlay; ``outline`` draws region borders only, else filled regions."""
+    display = regions_node.GetDisplayNode()
+    if display is None:
+        regions_node.CreateDefaultDisplayNodes()
+        display = regions_node.GetDisplayNode()
+    display.SetVisibility(bool(visible))
+    display.SetVisibility2DOutline(True)
+    display.SetVisibility2DFill(not outline)
+    display.SetOpacity2DFill(0.35)
+    display.SetVisibility3D(False)
+
+
+def evaluate_nodes(
+    reference_node,
+    prediction_nodes: Sequence[Any],
+    *,
+    reference_segment_id: str | None = None,
+    label: int | None = None,
+    grid_node=None,
+    metrics: Iterable[str] = METRICS,
+    nsd_tolerance: float = 1.0,
+    distance_worst: float | None = None,
+    connectivity: int = 26,
+    with_regions: bool = True,
+    name: str = "CC-Metrics",
+    scene=None,
+    component_table=None,
+    summary_table=None,
+    regions_node=None,
+) -> NodeEvaluation:
+    """Evaluate predictions (segmentation or label-map nodes) against a reference segment or label map.
+
+    A prediction segmentation is read through its segment with the reference segment's name, or its
+    only segment. Tables (and the region overlay when ``with_regions``) are new nodes unless nodes
+    to refill are passed.
+    """
+    from AnatomyCommonLib import slicer_bridge
+
+    if reference_node is None:
+        raise InvalidParameterError("Choose a reference segmentation or label map.")
+    if not prediction_nodes:
+        raise InvalidParameterError("Choose at least one prediction.")
+    grid = evaluation_grid(reference_node, grid_node)
+    reference_name = None
+    if _is_segmentation(reference_node):
+        reference_segment_id = reference_segment_id or matching_segment_id(reference_node, None)
+        reference_name = reference_node.GetSegmentation().GetSegment(reference_segment_id).GetName()
+    reference = node_mask(reference_node, grid, segment_id=reference_segment_id, label=label, scene=scene)
+    predictions = {}
+    for node in prediction_nodes:
+        if node is reference_node and reference_segment_id is not None:
+            raise InvalidParameterError(f"{node.GetName()} is the reference; choose another prediction.")
+        segment = matching_segment_id(node, reference_name) if _is_segmentation(node) else None
+        try:
+            predictions[node.GetName()] = node_mask(node, grid, segment_id=segment, label=label, scene=scene)
+        except GeometryMismatchError as error:
+            raise GeometryMismatchError(f"{error} (prediction {node.GetName()})") from None
+    comparison = compare(
+        reference,
+        predictions,
+        metrics=metrics,
+        nsd_tolerance=nsd_tolerance,
+        distance_worst=distance_worst,
+        connectivity=connectivity,
+    )
+    component_table = slicer_bridge.rows_to_table_node(
+        component_table_rows(comparison), f"{name} components", scene=scene, node=component_table
+    )
+    summary_table = slicer_bridge.rows_to_table_node(
+        comparison.summary_rows(), f"{name} summary", scene=scene, node=summary_table
+    )
+    evaluation = NodeEvaluation(
+        comparison, grid, component_table, summary_table, None, reference, connectivity
+    )
+    if with_regions:
+        add_regions(evaluation, name=f"{name} regions", scene=scene, node=regions_node)
+    return evaluation
+
+
+def add_regions(evaluation: NodeEvaluation, *, name: str = "CC-Metrics regions", scene=None, node=None):
+    """Build the Voronoi region overlay of an evaluation (the exact full map: on a whole-body CT
+    grid this takes about a minute and ~3 GB, see :func:`~CCMetricsLib.voronoi.voronoi_regions`)."""
+    reference = evaluation.reference
+    region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, evaluation.connectivity)
+    if n:
+        dtype = np.uint8 if n < 256 else np.uint16
+        evaluation.regions = regions_segmentation(
+            reference.with_array(region_map.astype(dtype)), n, name, scene=scene, node=node
+        )
+    return evaluation.regions
+
+
+def table_row_position_ras(table_node, row: int) -> tuple[float, float, float] | None:
+    """RAS centroid (mm) stored in a per-component table row, for centring the slice views."""
+    from AnatomyCommonLib import slicer_bridge
+
+    rows = slicer_bridge.table_node_to_rows(table_node)
+    if not 0 <= row < len(rows) or "centroid_r" not in rows[row]:
+        return None
+    values = rows[row]
+    return (float(values["centroid_r"]), float(values["centroid_a"]), float(values["centroid_s"]))

@@ -1,0 +1,322 @@
+"""CC-Metrics: per-connected-component evaluation of predictions against a reference.
+
+This file is the thin Slicer layer (widget <-> parameter node <-> CCMetricsLib). The Voronoi
+partition and every metric live in CCMetricsLib and run without Slicer;
+CCMetricsLib.slicer_logic moves data between MRML nodes and the library.
+"""
+
+import os
+
+import slicer
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+METRIC_CHECKBOXES = {
+    "dice": "useDice",
+    "iou": "useIou",
+    "nsd": "useNsd",
+    "hd95": "useHd95",
+    "hd": "useHd",
+    "assd": "useAssd",
+}
+
+
+class CCMetricsModule(ScriptedLoadableModule):
+    """Module metadata."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "CC-Metrics"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = ["AnatomyCommon"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.helpText = (
+            "Per-connected-component metrics (Dice, IoU, normalized surface Dice, HD, HD95, ASSD in mm) "
+            "computed in the generalized Voronoi region of each reference component, next to the standard "
+            "global metrics, Panoptic Quality and Lesion Dice, with the regions shown in the slice views."
+        )
+        self.parent.acknowledgementText = (
+            "CC-Metrics: Jaus et al., 'Every Component Counts: Rethinking the Measure of Success for "
+            "Medical Semantic Segmentation in Multi-Instance Segmentation Tasks', AAAI 2025."
+        )
+
+
+@parameterNodeWrapper
+class CCMetricsModuleParameterNode:
+    """GUI state, saved with the scene (the checked predictions live in the combo box)."""
+
+    reference: slicer.vtkMRMLNode
+    gridVolume: slicer.vtkMRMLScalarVolumeNode
+    labelValue: int = 0
+    useDice: bool = True
+    useIou: bool = True
+    useNsd: bool = True
+    useHd95: bool = True
+    useHd: bool = True
+    useAssd: bool = True
+    nsdToleranceMm: float = 1.0
+    distanceWorstMm: float = 0.0
+    showRegions: bool = True
+    regionsOutline: bool = True
+
+
+class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Widget <-> parameter node; actions call CCMetricsModuleLogic."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CCMetricsModule.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = CCMetricsModuleLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.referenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onReferenceChanged)
+        self.ui.predictionsSelector.connect("checkedNodesChanged()", self.updateComputeButton)
+        self.ui.computeButton.connect("clicked(bool)", self.onCompute)
+        self.ui.componentsTableView.connect("selectionChanged()", self.onComponentSelected)
+        self.ui.showRegionsCheckBox.connect("toggled(bool)", self.onRegionsDisplayChanged)
+        self.ui.regionsOutlineCheckBox.connect("toggled(bool)", self.onRegionsDisplayChanged)
+        self.ui.exportCsvButton.connect("clicked(bool)", self.onExportCsv)
+        self.ui.exportJsonButton.connect("clicked(bool)", self.onExportJson)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+        self.onReferenceChanged(self.ui.referenceSelector.currentNode())
+
+    # ------------------------------------------------------------------ callbacks
+    def onReferenceChanged(self, node) -> None:
+        isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
+        self.ui.referenceSegmentSelector.setCurrentNode(node if isSegmentation else None)
+        self.ui.referenceSegmentSelector.setEnabled(isSegmentation)
+        self.updateComputeButton()
+
+    def updateComputeButton(self) -> None:
+        ready = self.ui.referenceSelector.currentNode() is not None and bool(
+            self.ui.predictionsSelector.checkedNodes()
+        )
+        self.ui.computeButton.setEnabled(ready)
+
+    def onCompute(self) -> None:
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
+            p = self._parameterNode
+            metrics = [metric for metric, field in METRIC_CHECKBOXES.items() if getattr(p, field)]
+            result = self.logic.process(
+                p.reference,
+                list(self.ui.predictionsSelector.checkedNodes()),
+                referenceSegmentId=self.ui.referenceSegmentSelector.currentSegmentID() or None,
+                label=p.labelValue or None,
+                gridNode=p.gridVolume,
+                metrics=metrics,
+                nsdToleranceMm=p.nsdToleranceMm,
+                distanceWorstMm=p.distanceWorstMm or None,
+                showRegions=p.showRegions,
+                regionsOutline=p.regionsOutline,
+            )
+            self.ui.summaryTableView.setMRMLTableNode(result.summary_table)
+            self.ui.componentsTableView.setMRMLTableNode(result.component_table)
+            self.ui.exportCsvButton.setEnabled(True)
+            self.ui.exportJsonButton.setEnabled(True)
+            first = next(iter(result.comparison))
+            self.ui.statusLabel.text = (
+                f"{first.counts['n_reference_components']} reference components, "
+                f"{len(result.comparison)} prediction(s) evaluated."
+            )
+
+    def onComponentSelected(self) -> None:
+        rows = {index.row() for index in self.ui.componentsTableView.selectionModel().selectedIndexes()}
+        if len(rows) == 1:
+            self.logic.centerViewsOnComponent(rows.pop())
+
+    def onRegionsDisplayChanged(self, _checked=None) -> None:
+        self.logic.setRegionsDisplay(
+            self.ui.showRegionsCheckBox.checked, self.ui.regionsOutlineCheckBox.checked
+        )
+
+    def onExportCsv(self) -> None:
+        import qt
+
+        path = qt.QFileDialog.getSaveFileName(
+            None, "Export CC-Metrics table", "cc_metrics.csv", "CSV (*.csv)"
+        )
+        if path:
+            with slicer.util.tryWithErrorDisplay("Could not write the CSV file."):
+                self.logic.exportCsv(path)
+
+    def onExportJson(self) -> None:
+        import qt
+
+        path = qt.QFileDialog.getSaveFileName(
+            None, "Export CC-Metrics results", "cc_metrics.json", "JSON (*.json)"
+        )
+        if path:
+            with slicer.util.tryWithErrorDisplay("Could not write the JSON file."):
+                self.logic.exportJson(path)
+
+
+class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
+    """Console-friendly entry points; the computation is in CCMetricsLib."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.lastResult = None
+
+    def getParameterNode(self):
+        return CCMetricsModuleParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def ensureDependencies() -> None:
+        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+
+        resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
+        ensure_requirements(read_requirements(resource), "CC-Metrics")
+
+    def process(
+        self,
+        referenceNode,
+        predictionNodes,
+        referenceSegmentId=None,
+        label=None,
+        gridNode=None,
+        metrics=("dice", "iou", "nsd", "hd95", "hd", "assd"),
+        nsdToleranceMm=1.0,
+        distanceWorstMm=None,
+        showRegions=True,
+        regionsOutline=True,
+    ):
+        """Evaluate ``predictionNodes`` against ``referenceNode``; returns CCMetricsLib's NodeEvaluation
+        (``.comparison``, ``.component_table``, ``.summary_table``, ``.regions``)."""
+        self.ensureDependencies()
+        from CCMetricsLib.slicer_logic import evaluate_nodes, show_regions
+
+        previous = self.lastResult
+        result = evaluate_nodes(
+            referenceNode,
+            predictionNodes,
+            reference_segment_id=referenceSegmentId,
+            label=label,
+            grid_node=gridNode,
+            metrics=metrics,
+            nsd_tolerance=nsdToleranceMm,
+            distance_worst=distanceWorstMm,
+            with_regions=showRegions,
+            component_table=self._stillInScene(previous and previous.component_table),
+            summary_table=self._stillInScene(previous and previous.summary_table),
+            regions_node=self._stillInScene(previous and previous.regions),
+        )
+        if result.regions is not None:
+            show_regions(result.regions, visible=showRegions, outline=regionsOutline)
+        self.lastResult = result
+        return result
+
+    @staticmethod
+    def _stillInScene(node):
+        return node if node is not None and slicer.mrmlScene.IsNodePresent(node) else None
+
+    def centerViewsOnComponent(self, row: int) -> None:
+        """Centre every slice view on the component of a row of the per-component table."""
+        from CCMetricsLib.slicer_logic import table_row_position_ras
+
+        if self.lastResult is None:
+            return
+        position = table_row_position_ras(self.lastResult.component_table, row)
+        if position is not None:
+            slicer.modules.markups.logic().JumpSlicesToLocation(*position, True)
+
+    def setRegionsDisplay(self, visible: bool, outline: bool) -> None:
+        """Show/hide the region overlay; it is computed on first show (a full-grid computation)."""
+        from CCMetricsLib.slicer_logic import add_regions, show_regions
+
+        if self.lastResult is None:
+            return
+        if visible and not self._stillInScene(self.lastResult.regions):
+            with slicer.util.tryWithErrorDisplay("Could not compute the Voronoi regions.", waitCursor=True):
+                add_regions(self.lastResult)
+        if self._stillInScene(self.lastResult.regions):
+            show_regions(self.lastResult.regions, visible=visible, outline=outline)
+
+    def exportCsv(self, path: str) -> None:
+        self.lastResult.comparison.to_csv(path)
+
+    def exportJson(self, path: str) -> None:
+        self.lastResult.comparison.to_json(path)
+
+
+class CCMetricsModuleTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (Developer mode > Reload and Test)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_module_logic_creates_parameter_node()
+        self.setUp()
+        self.test_missed_lesion_shows_in_the_component_table()
+
+    def test_module_logic_creates_parameter_node(self):
+        parameterNode = CCMetricsModuleLogic().getParameterNode()
+        self.assertIsNotNone(parameterNode)
+        self.delayDisplay("Test passed")
+
+    def test_missed_lesion_shows_in_the_component_table(self):
+        import numpy as np
+
+        from AnatomyCommonLib import Volume, slicer_bridge
+
+        reference = np.zeros((20, 20, 40), np.uint8)
+        reference[8:12, 8:12, 5:9] = 1
+        reference[8:12, 8:12, 30:35] = 1
+        prediction = reference.copy()
+        prediction[:, :, 25:] = 0
+        referenceNode = slicer_bridge.volume_to_node(
+            Volume.from_geometry(reference), "Reference", labelmap=True
+        )
+        predictionNode = slicer_bridge.volume_to_node(
+            Volume.from_geometry(prediction), "Prediction", labelmap=True
+        )
+        result = CCMetricsModuleLogic().process(referenceNode, [predictionNode], distanceWorstMm=50)
+        rows = slicer_bridge.table_node_to_rows(result.component_table)
+        self.assertEqual([row["detected"] for row in rows], [1.0, 0.0])
+        self.assertAlmostEqual(rows[1]["hd95"], 50.0)
+        self.delayDisplay("Test passed")
