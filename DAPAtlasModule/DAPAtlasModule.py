@@ -73,6 +73,10 @@ class DAPAtlasModuleParameterNode:
     stepLargestComponent: bool = True
     stepSkullFromCt: bool = True
     outputSegmentation: slicer.vtkMRMLSegmentationNode
+    segmentVolume: slicer.vtkMRMLScalarVolumeNode
+    segmentModel: str = "dap-atlas-v2"
+    segmentDevice: str = "auto"
+    postprocessAfterSegment: bool = False
 
 
 class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -85,6 +89,8 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._lastResult = None
+        self._segmentJob = None  # the running background segmentation (DAPAtlasLib.background_job)
+        self._segmentCtNode = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -101,9 +107,18 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showStatisticsButton.connect("clicked(bool)", self.onShowStatistics)
         self.ui.systemsListWidget.connect("itemChanged(QListWidgetItem*)", self.onSystemToggled)
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSystemList)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
+        self.ui.cancelSegmentButton.connect("clicked(bool)", self.onCancelSegment)
+        self.ui.segmentModelComboBox.connect("currentTextChanged(QString)", self.onSegmentModelChanged)
+        import qt
+
+        self._segmentTimer = qt.QTimer()
+        self._segmentTimer.setInterval(200)  # poll the background process; the GUI never blocks on it
+        self._segmentTimer.connect("timeout()", self.onPollSegmentation)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        self.onCancelSegment()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -116,6 +131,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self.onCancelSegment()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -128,6 +144,8 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             node = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if node:
                 self._parameterNode.inputVolume = node
+        if not self._parameterNode.segmentVolume and self._parameterNode.inputVolume:
+            self._parameterNode.segmentVolume = self._parameterNode.inputVolume
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
@@ -188,6 +206,65 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 raise ValueError("Select the CT volume and a DAP segmentation (or run Apply) first.")
             tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
             self.logic.showResults(None, tableNode, chartNode)
+
+    def onSegmentModelChanged(self, model: str) -> None:
+        if self._parameterNode:  # V1's raw output needs the rules, V2's does not
+            self._parameterNode.postprocessAfterSegment = model == "dap-atlas-v1"
+
+    def _setSegmentRunning(self, running: bool) -> None:
+        self.ui.segmentButton.enabled = not running
+        self.ui.cancelSegmentButton.enabled = running
+        self.ui.segmentProgressBar.visible = running
+        if running:
+            self.ui.segmentProgressBar.value = 0
+
+    def onSegment(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
+            p = self._parameterNode
+            if p.segmentVolume is None:
+                raise ValueError("Select the CT volume to segment first.")
+            if not self.logic.prepareSegmentation(p.segmentModel):
+                return
+            self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
+            self._segmentCtNode = p.segmentVolume
+            self._setSegmentRunning(True)
+            self.ui.statusLabel.text = f"Segmenting {p.segmentVolume.GetName()} with {p.segmentModel} ..."
+            self._segmentTimer.start()
+
+    def onPollSegmentation(self) -> None:
+        if self._segmentJob is None:
+            self._segmentTimer.stop()
+            return
+        status = self._segmentJob.poll()
+        self.ui.segmentProgressBar.value = round(100 * status.fraction)
+        self.ui.segmentProgressBar.format = f"%p%  {status.message}"
+        if not status.finished:
+            return
+        self._segmentTimer.stop()
+        job, ctNode, self._segmentJob = self._segmentJob, self._segmentCtNode, None
+        self._setSegmentRunning(False)
+        with slicer.util.tryWithErrorDisplay("DAP Atlas segmentation failed.", waitCursor=True):
+            try:
+                if status.state != "succeeded":
+                    raise RuntimeError(status.error or f"The segmentation ended as {status.state}.")
+                p = self._parameterNode
+                name = f"{ctNode.GetName()} {p.segmentModel}"
+                p.modelOutput = self.logic.importModelOutput(ctNode, status.result_path, name)
+            finally:
+                job.cleanup()
+            p.inputVolume = ctNode
+            self.ui.statusLabel.text = f"Segmented {ctNode.GetName()}: model output {name}."
+            if p.postprocessAfterSegment:  # the rules and import of the Post-processing section
+                self.onApply()
+
+    def onCancelSegment(self) -> None:
+        if self._segmentJob is None:
+            return
+        self._segmentTimer.stop()
+        job, self._segmentJob = self._segmentJob, None
+        job.cancel()  # kills the process tree and deletes its temporary folder
+        self._setSegmentRunning(False)
+        self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
 
     def updateSystemList(self, node=None) -> None:
         """One checkable row per anatomical system of the output segmentation."""
@@ -289,6 +366,74 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             "tableNode": tableNode,
             "chartNode": chartNode,
         }
+
+    @staticmethod
+    def ensureInferenceDependencies() -> None:
+        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+
+        resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements-inference.txt")
+        ensure_requirements(read_requirements(resource), "DAP Atlas segmentation", need_torch=True)
+
+    def prepareSegmentation(self, model: str = "dap-atlas-v2") -> bool:
+        """Install missing packages (after asking) and locate the weights; False if the user declined."""
+        self.ensureInferenceDependencies()
+        from DAPAtlasLib.model_weights import install_hint, use_downloaded_folder, weights_manager
+
+        manager = weights_manager()
+        if os.path.isdir(model) or manager.is_installed(model):
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+            install_hint(model, manager)
+            + "\n\nPress OK to select the unpacked download now (used in place).",
+            windowTitle="DAP Atlas weights",
+        ):
+            return False
+        import qt
+
+        caption = f"Unpacked DAP Atlas models ({model})"
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), caption)
+        if not folder:
+            return False
+        use_downloaded_folder(model, folder, manager)
+        return True
+
+    def startSegmentation(self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None):
+        """Start the model on ``ctNode`` in a background process; returns the job (poll() it)."""
+        from AnatomyCommonLib import slicer_bridge
+        from DAPAtlasLib.background_job import start_segmentation_job
+
+        ct = slicer_bridge.node_to_volume(ctNode)
+        return start_segmentation_job(ct, model, device=device, folds=folds, postprocess=False)
+
+    def importModelOutput(self, ctNode, labelsPath, name: str):
+        """A finished model output (label map file) as a new DAP segmentation on the CT."""
+        from AnatomyCommonLib.image_io import read_labelmap
+        from DAPAtlasLib import mrml_nodes
+
+        labels = read_labelmap(labelsPath, name="DAP Atlas model output")
+        self.loadTerminologyAndColors()
+        return mrml_nodes.create_dap_segmentation(labels, name, reference_volume_node=ctNode)
+
+    def segmentCT(
+        self, ctNode, model="dap-atlas-v2", device="auto", folds=None, postprocess=None, sex="auto"
+    ):
+        """Console: segment ``ctNode`` (waits); with post-processing (default for V1) the rules run too.
+
+        Returns the DAP segmentation node (the post-processed one when post-processing ran).
+        """
+        if not self.prepareSegmentation(model):
+            raise RuntimeError(f"The weights of {model} are not installed.")
+        job = self.startSegmentation(ctNode, model, device, folds)
+        try:
+            status = job.wait()
+            if status.state != "succeeded":
+                raise RuntimeError(status.error or f"The segmentation ended as {status.state}.")
+            node = self.importModelOutput(ctNode, status.result_path, f"{ctNode.GetName()} {model}")
+        finally:
+            job.cleanup()
+        if postprocess if postprocess is not None else model == "dap-atlas-v1":
+            return self.postprocessNodes(ctNode, node, sex=sex)["segmentationNode"]
+        return node
 
     def statisticsNodes(self, ctNode, segmentationNode):
         """Statistics table and volume-by-system chart of a DAP segmentation on the CT's grid."""

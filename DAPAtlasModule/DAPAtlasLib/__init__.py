@@ -4,6 +4,7 @@ module grows) post-processing, statistics and inference.
 Nothing here imports ``slicer``, ``qt`` or ``vtk`` at import time.
 """
 
+from .inference import segment  # whole-body segmentation with the released models (torch loads lazily)
 from .label_schema import (
     DAPLabel,
     all_labels,
@@ -23,5 +24,6 @@ __all__ = [
     "label_id",
     "left_right_pairs",
     "rib_id",
+    "segment",
     "vertebra_id",
 ]

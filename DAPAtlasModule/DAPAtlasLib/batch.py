@@ -1,0 +1,249 @@
+"""Segment a folder (or list) of CTs: one label map per case plus one statistics CSV, resumable.
+
+``run_batch(["cts/"], "out/")`` writes ``out/<case>_dap.nii.gz`` for every CT, then
+``out/statistics.csv`` (per case and structure: volume and HU statistics, from
+:mod:`DAPAtlasLib.statistics`) and ``out/batch_report.json`` (status, error and time per case).
+
+* Resumable: a case whose label map exists is skipped (label maps are written to a temporary
+  file and renamed, so an existing file is always complete); re-run the same command after an
+  interruption.
+* Robust: an error in one case (unreadable file, a CT too large for memory, ...) is recorded in
+  the report and the batch goes on; errors that concern every case (model missing or damaged)
+  stop it at once.
+* The model is loaded once, and only if some case still needs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from AnatomyCommonLib.image_io import (
+    SUPPORTED_SUFFIXES,
+    image_suffix,
+    read_labelmap,
+    read_volume,
+    write_volume,
+)
+
+from .exceptions import (
+    AnatomyToolkitError,
+    CancelledError,
+    CorruptWeightsError,
+    InputNotFoundError,
+    MissingDependencyError,
+    MissingWeightsError,
+    UnsupportedFormatError,
+)
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SUFFIX = "_dap.nii.gz"
+STATISTICS_CSV = "statistics.csv"
+REPORT_JSON = "batch_report.json"
+#: Errors that would hit every case: the batch stops instead of recording them per case.
+_FATAL = (MissingWeightsError, CorruptWeightsError, MissingDependencyError, CancelledError)
+
+
+@dataclass
+class CaseResult:
+    """What happened to one case."""
+
+    case_id: str
+    input: str
+    output: str
+    status: str  # "done", "skipped" (label map existed), "failed"
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchReport:
+    """All cases of a batch run and where its outputs are."""
+
+    out_dir: str
+    cases: list[CaseResult] = field(default_factory=list)
+    statistics_csv: str | None = None
+    statistics_error: str | None = None
+
+    def with_status(self, status: str) -> list[CaseResult]:
+        return [case for case in self.cases if case.status == status]
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return self.with_status("failed")
+
+    def to_json(self) -> dict:
+        return {
+            "out_dir": self.out_dir,
+            "done": len(self.with_status("done")),
+            "skipped": len(self.with_status("skipped")),
+            "failed": len(self.failed),
+            "statistics_csv": self.statistics_csv,
+            "statistics_error": self.statistics_error,
+            "cases": [asdict(case) for case in self.cases],
+        }
+
+
+def case_id_of(path: Path) -> str:
+    """File name without its image suffix (``AutoPET_0011_10445.nii.gz`` -> ``AutoPET_0011_10445``)."""
+    if path.is_dir():
+        return path.name
+    return path.name[: -len(image_suffix(path))]
+
+
+def find_cases(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
+    """``(case id, path)`` for every CT given: image files, and the image files inside folders.
+
+    A folder without image files is taken as one DICOM series. Two inputs with the same case id
+    raise :class:`UnsupportedFormatError` (their outputs would collide).
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if not path.exists():
+            raise InputNotFoundError(f"Batch input not found: {path}")
+        if path.is_dir():
+            images = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and any(p.name.lower().endswith(s) for s in SUPPORTED_SUFFIXES)
+            )
+            found.extend(images if images else [path])
+        else:
+            image_suffix(path)  # raises for unsupported files
+            found.append(path)
+    cases: dict[str, Path] = {}
+    for path in found:
+        case = case_id_of(path)
+        if case in cases and cases[case] != path:
+            raise UnsupportedFormatError(
+                f"Two inputs would both be called {case!r} ({cases[case]} and {path}); rename one."
+            )
+        cases[case] = path
+    if not cases:
+        raise InputNotFoundError(f"No CT images found in {', '.join(str(i) for i in inputs)}.")
+    return list(cases.items())
+
+
+def output_path(out_dir: str | Path, case_id: str) -> Path:
+    return Path(out_dir) / f"{case_id}{OUTPUT_SUFFIX}"
+
+
+def run_batch(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    model: str | Path = "dap-atlas-v2",
+    *,
+    device: str = "auto",
+    folds: Sequence[int | str] | None = None,
+    checkpoint: str | None = None,
+    postprocess: bool | None = None,
+    sex: str | None = None,
+    use_mirroring: bool = True,
+    export_resampling: str = "torch",
+    check_memory: bool = True,
+    overwrite: bool = False,
+    statistics: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+    segmenter=None,
+) -> BatchReport:
+    """Segment every CT of ``inputs`` into ``out_dir`` (see the module docstring).
+
+    ``progress(fraction, message)`` covers the whole batch. ``segmenter`` reuses an existing
+    :class:`~DAPAtlasLib.inference.DAPSegmenter` (otherwise one is created when first needed).
+    """
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    cases = find_cases(inputs)
+    report = BatchReport(out_dir=str(out))
+    for number, (case_id, path) in enumerate(cases):
+        target = output_path(out, case_id)
+        result = CaseResult(case_id, str(path), str(target), "skipped")
+        report.cases.append(result)
+        if target.exists() and not overwrite:
+            continue
+
+        def case_progress(
+            fraction: float, message: str, number: int = number, case_id: str = case_id
+        ) -> None:
+            if progress is not None:
+                progress((number + fraction) / len(cases), f"{case_id}: {message}")
+
+        started = time.perf_counter()
+        try:
+            ct = read_volume(path, name=case_id)
+            if segmenter is None:
+                from .inference import DAPSegmenter
+
+                segmenter = DAPSegmenter(
+                    model,
+                    device=device,
+                    folds=folds,
+                    checkpoint=checkpoint,
+                    use_mirroring=use_mirroring,
+                    export_resampling=export_resampling,
+                    check_memory=check_memory,
+                )
+            labels = segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=case_progress)
+            write_volume(labels, target, overwrite=overwrite)
+            result.status = "done"
+        except _FATAL:
+            raise
+        except (AnatomyToolkitError, OSError, ValueError, MemoryError, RuntimeError) as error:
+            result.status = "failed"
+            result.error = f"{type(error).__name__}: {error}"
+            log.warning("Case %s failed: %s", case_id, result.error)
+        result.seconds = round(time.perf_counter() - started, 3)
+        _write_report(report, out)
+    if statistics:
+        _write_statistics(report, out)
+    _write_report(report, out)
+    if progress is not None:
+        progress(
+            1.0,
+            f"{len(report.with_status('done'))} done, {len(report.with_status('skipped'))} skipped, "
+            f"{len(report.failed)} failed",
+        )
+    return report
+
+
+def _write_report(report: BatchReport, out: Path) -> None:
+    path = out / REPORT_JSON
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_statistics(report: BatchReport, out: Path) -> None:
+    """One CSV over every case that has a label map (done now or in an earlier run): a ``case``
+    column, then :data:`DAPAtlasLib.statistics.COLUMNS` (volume, HU and centroid per structure)."""
+    from .statistics import COLUMNS, statistics_rows, structure_statistics
+
+    rows: list[dict] = []
+    for case in report.cases:
+        if case.status == "failed" or not Path(case.output).exists():
+            continue
+        try:
+            labels = read_labelmap(case.output, name=f"{case.case_id} labels")
+            ct = read_volume(case.input, name=case.case_id)
+            rows.extend(
+                {"case": case.case_id, **row} for row in statistics_rows(structure_statistics(labels, ct))
+            )
+        except (AnatomyToolkitError, OSError, ValueError) as error:
+            report.statistics_error = f"{case.case_id}: {type(error).__name__}: {error}"
+            log.warning("Statistics of %s failed: %s", case.case_id, error)
+    path = out / STATISTICS_CSV
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["case", *COLUMNS])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    tmp.replace(path)
+    report.statistics_csv = str(path)
