@@ -99,7 +99,9 @@ def test_module_icon_is_a_128_pixel_png(folder):
     module = MODULES[folder][0]
     with Image.open(ROOT / folder / "Resources/Icons" / f"{module}.png") as icon:
         assert icon.format == "PNG" and icon.size == (128, 128)
-        assert len(np.unique(np.asarray(icon.convert("RGB")).reshape(-1, 3), axis=0)) > 4, "icon must not be a flat placeholder"
+        assert len(np.unique(np.asarray(icon.convert("RGB")).reshape(-1, 3), axis=0)) > 4, (
+            "icon must not be a flat placeholder"
+        )
 
 
 def test_libs_import_without_slicer_qt_ctk_or_vtk():
@@ -114,7 +116,10 @@ def test_libs_import_without_slicer_qt_ctk_or_vtk():
         "assert not bad, bad\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": LIB_PATH}, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": LIB_PATH},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
 

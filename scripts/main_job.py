@@ -24,9 +24,10 @@ def step_phantom(out: Path, args: argparse.Namespace, context: dict) -> None:
 
     phantom = make_phantom(args.size, seed=args.seed, sex=args.sex, orientation="LPS", n_lesions=args.lesions)
     paths = write_phantom_case(phantom, out / "phantom")
+    spacing = tuple(round(s, 2) for s in phantom.ct.spacing_mm)
     print(
-        f"  phantom: {phantom.ct.shape} voxels at {tuple(round(s, 2) for s in phantom.ct.spacing_mm)} mm, "
-        f"{len(set(phantom.labels.array.ravel().tolist())) - 1} structures, {len(phantom.lesion_info)} lesions"
+        f"  phantom: {phantom.ct.shape} voxels at {spacing} mm, "
+        f"{len(phantom.present_labels())} structures, {len(phantom.lesion_info)} lesions"
     )
     for role, path in paths.items():
         print(f"    {role:9s} {path.relative_to(out.parent)}")
@@ -56,9 +57,11 @@ def step_limis_text_to_mask(out: Path, args: argparse.Namespace, context: dict) 
     index = int(np.argmax(liver.sum(axis=other_axes)))
     image = geometry.extract(phantom.ct.array, index).astype(np.float32)
     reference = geometry.extract(liver, index)
+    import torch
+
     from LIMISLib.exceptions import StructureNotFoundError
 
-    lang2bbox, bbox2mask = build_limis_models(manager)
+    lang2bbox, bbox2mask = build_limis_models(manager, device="cuda" if torch.cuda.is_available() else "cpu")
     try:
         result = segment_from_text(lang2bbox, bbox2mask, image, "liver")
     except StructureNotFoundError as error:
@@ -78,6 +81,37 @@ def step_limis_text_to_mask(out: Path, args: argparse.Namespace, context: dict) 
     score = result.detection.score
     print(f"  liver on slice {index}: box score {score:.2f}, Dice vs phantom label {dice:.3f}")
     print(f"    png       {png.relative_to(out.parent)}")
+
+
+def step_limis_session(out: Path, args: argparse.Namespace, context: dict) -> None:
+    """LIMIS interaction loop: a scripted session (prompt, default adaptation, guided strategy,
+    revert, propagation) on the phantom with the neural models, one PNG per step."""
+    from LIMISLib.model_weights import PIPELINE_MODELS, missing_summary, weights_manager
+
+    manager = weights_manager()
+    missing = missing_summary(manager, PIPELINE_MODELS)
+    if missing:
+        print(f"  skipped: {missing}")
+        return
+    from LIMISLib.model_weights import build_limis_models
+    from LIMISLib.session_replay import DEMO_SCRIPT, replay
+    from LIMISLib.volume_session import VolumeSession
+
+    try:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        device = "cpu"
+    phantom = context["phantom"]
+    lang2bbox, bbox2mask = build_limis_models(manager, device=device)
+    session = VolumeSession(phantom.ct, bbox2mask, lang2bbox=lang2bbox)
+    folder = out / "limis" / "session"
+    records = replay(session, list(DEMO_SCRIPT), folder, labels=phantom.labels, overwrite=True)
+    for record in records:
+        mark = "ok" if record.ok else "--"
+        print(f"  {mark} {record.text!r:28} -> {record.message[:110]}")
+    print(f"    pngs      {folder.relative_to(out.parent)}/ ({len(records)} steps, replay.json)")
 
 
 def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
@@ -110,6 +144,7 @@ def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
         out / "cc_metrics",
         component_notes=notes,
         distance_worst=50.0,
+        background=phantom.ct,
     )
     print(f"  {len(plan.false_positives)} false positives added; missed lesions: {plan.missed}")
     print("  " + report.summary_table.replace("\n", "\n  "))
@@ -118,9 +153,107 @@ def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
         print(f"    {role:10s} {path.relative_to(out.parent)}")
 
 
+def step_dap_inference(out: Path, args: argparse.Namespace, context: dict) -> None:
+    """DAP Atlas: segment the phantom with the released V2 model when its weights are installed."""
+    from DAPAtlasLib.model_weights import DEFAULT_MODEL, install_hint, weights_manager
+
+    manager = weights_manager()
+    if not manager.is_installed(DEFAULT_MODEL):
+        print(f"  skipped: {install_hint(DEFAULT_MODEL, manager)}")
+        return
+    import numpy as np
+
+    from AnatomyCommonLib.errors import AnatomyToolkitError
+    from AnatomyCommonLib.image_io import write_volume
+    from DAPAtlasLib.device_selection import cuda_free_bytes
+    from DAPAtlasLib.inference import segment
+    from DAPAtlasLib.statistics import structure_statistics, write_statistics_csv
+
+    phantom = context["phantom"]
+    folder = out / "dap_inference"
+    folds = None if cuda_free_bytes() else [0]  # on a CPU one fold keeps the job short
+    shown = [-1]
+
+    def progress(fraction: float, message: str) -> None:
+        if int(fraction * 4) > shown[0]:  # a line at 0, 25, 50, 75 and 100 %
+            shown[0] = int(fraction * 4)
+            print(f"    {fraction:4.0%} {message}")
+
+    try:
+        labels = segment(phantom.ct, DEFAULT_MODEL, folds=folds, sex=phantom.sex, progress=progress)
+    except AnatomyToolkitError as error:
+        print(f"  skipped: {error}")
+        return
+    write_volume(labels, folder / "labels_dap_v2.nii.gz")
+    stats = structure_statistics(labels, phantom.ct)
+    write_statistics_csv(stats, folder / "statistics.csv")
+    predicted, truth = labels.array, phantom.labels.array
+    dice = []
+    for value in np.intersect1d(np.unique(truth), np.unique(predicted)):
+        if value == 0:
+            continue
+        a, b = predicted == value, truth == value
+        dice.append(2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b)))
+    timings = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in labels.metadata["dap_timings_s"].items())
+    meta = labels.metadata
+    print(
+        f"  {len(stats)} structures on {meta['dap_device']} with folds {meta['dap_folds']} "
+        f"({timings}); mean Dice against the phantom's own labels {np.mean(dice) if dice else 0:.2f} "
+        "(a synthetic phantom, not a validation)"
+    )
+    for path in sorted(folder.iterdir()):
+        print(f"    {path.relative_to(out.parent)}")
+
+
+def step_dap_postprocess(out: Path, args: argparse.Namespace, context: dict) -> None:
+    """DAP Atlas rules on the phantom's labels with injected model-style errors: report, stats, PNG."""
+    import numpy as np
+
+    from AnatomyCommonLib.image_io import write_volume
+    from DAPAtlasLib.before_after_figure import render_before_after
+    from DAPAtlasLib.model_errors import inject_model_errors
+    from DAPAtlasLib.postprocess import postprocess
+    from DAPAtlasLib.statistics import structure_statistics, write_statistics_csv, write_statistics_json
+
+    phantom = context["phantom"]
+    folder = out / "dap_postprocess"
+    corrupted = inject_model_errors(phantom.labels, sex=phantom.sex)
+    write_volume(corrupted.labels, folder / "model_output_with_errors.nii.gz")
+    injected = int(corrupted.error_mask.sum())
+    print(f"  injected {len(corrupted.errors)} model-style errors ({injected} voxels):")
+    for error in corrupted.errors:
+        print(f"    {error.kind:22s} {error.description} ({error.voxels} voxels) -> {error.step}")
+    result = postprocess(corrupted.labels, ct=phantom.ct, sex=phantom.sex)
+    write_volume(result.labels, folder / "labels_postprocessed.nii.gz")
+    (folder / "report.json").write_text(result.report.to_json() + "\n", encoding="utf-8")
+    (folder / "report.txt").write_text(result.report.to_text() + "\n", encoding="utf-8")
+    print("  what each rule fixed:")
+    for step in result.report.steps:
+        print("    " + step.to_text().replace("\n", "\n    "))
+    expected = corrupted.expected_after(postprocess(phantom.labels, ct=phantom.ct, sex=phantom.sex).labels)
+    mask = corrupted.error_mask
+    repaired = int(np.count_nonzero(result.labels.array[mask] == expected[mask]))
+    untouched = int(np.count_nonzero(result.labels.array[~mask] == expected[~mask]))
+    print(f"  injected voxels repaired: {repaired} of {int(mask.sum())}; other voxels as on the clean map: "
+          f"{untouched} of {int((~mask).sum())}")  # fmt: skip
+    stats = structure_statistics(result.labels, phantom.ct)
+    write_statistics_csv(stats, folder / "statistics.csv")
+    write_statistics_json(stats, folder / "statistics.json")
+    render_before_after(folder / "before_after.png", phantom.ct, corrupted.labels, result.labels)
+    print(f"  statistics of {len(stats)} structures; post-processing took {result.report.seconds:.2f} s")
+    for path in sorted(folder.iterdir()):
+        print(f"    {path.relative_to(out.parent)}")
+
+
 STEPS = [
     ("Synthetic whole-body CT phantom", step_phantom),
+    ("DAP Atlas whole-body segmentation with the released V2 model", step_dap_inference),
+    ("DAP Atlas post-processing of the phantom labels with injected model errors", step_dap_postprocess),
     ("LIMIS text -> box -> mask", step_limis_text_to_mask),
+    (
+        "LIMIS interactive session: prompt, default adaptation, guided strategy, revert, propagation",
+        step_limis_session,
+    ),
     ("CC-Metrics: per-lesion evaluation of a perturbed prediction", step_cc_metrics),
 ]
 

@@ -47,7 +47,9 @@ def cc_metrics_icon() -> Image.Image:
     radii = np.array([18, 10, 14])
     colors = np.array([[230, 120, 90], [90, 160, 230], [120, 200, 120]])
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    distance = np.stack([np.hypot(xx - x, yy - y) - r for (x, y), r in zip(sites, radii)], axis=0)
+    distance = np.stack(
+        [np.hypot(xx - x, yy - y) - r for (x, y), r in zip(sites, radii, strict=True)], axis=0
+    )
     region = np.argmin(distance, axis=0)
     rgb = (colors[region] * 0.55 + 255 * 0.45).astype(np.uint8)
     inside = np.min(distance, axis=0) <= 0
@@ -65,7 +67,11 @@ def cc_metrics_icon() -> Image.Image:
 
 def extension_icon() -> Image.Image:
     image, _ = _canvas()
-    for icon, position in ((dap_atlas_icon(), (0, 0)), (limis_icon(), (64, 0)), (cc_metrics_icon(), (32, 64))):
+    for icon, position in (
+        (dap_atlas_icon(), (0, 0)),
+        (limis_icon(), (64, 0)),
+        (cc_metrics_icon(), (32, 64)),
+    ):
         image.alpha_composite(icon.resize((64, 64), Image.LANCZOS), position)
     return image
 

@@ -17,3 +17,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --editable ".[$extras]"
   touch "$stamp"
 fi
+# nnU-Net v1 (2023) is the oracle of the DAP v1 -> v2 model conversion tests; --no-deps because its
+# requirements (the dead `sklearn` meta-package, old numpy pins) do not install today.
+if [[ "$extras" == *test* ]] && ! .venv/bin/python -c "import nnunet" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --no-deps "nnunet==1.7.1"
+fi

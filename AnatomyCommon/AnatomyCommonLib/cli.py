@@ -52,7 +52,9 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
 
 
-def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterable[T]:
+def progress(
+    iterable: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True
+) -> Iterable[T]:
     """A tqdm progress bar on stderr (silently a plain iterator if tqdm is missing or disabled)."""
     if not enabled:
         return iterable

@@ -32,7 +32,9 @@ def _version_satisfies(version: str, specifier: str) -> bool:
         from packaging.specifiers import SpecifierSet
     except ImportError:  # packaging is present wherever pip is; be lenient otherwise
         return True
-    return not specifier.strip() or SpecifierSet(specifier.replace(" ", "")).contains(version, prereleases=True)
+    return not specifier.strip() or SpecifierSet(specifier.replace(" ", "")).contains(
+        version, prereleases=True
+    )
 
 
 def missing_requirements(requirements: list[str]) -> list[str]:
@@ -123,4 +125,3 @@ def _ensure_torch(slicer, requester: str) -> None:
             raise MissingDependencyError(f"{requester} cannot run without PyTorch.")
         if logic.installTorch(askConfirmation=False) is None:
             raise MissingDependencyError("PyTorch installation failed; see the Python console for details.")
-

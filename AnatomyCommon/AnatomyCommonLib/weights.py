@@ -73,7 +73,16 @@ class ModelEntry:
         try:
             files = tuple(WeightFile(**f) for f in data["files"])
             archive = data.get("archive") or {}
-            known = {"name", "version", "files", "description", "licence", "homepage", "install_hint", "archive"}
+            known = {
+                "name",
+                "version",
+                "files",
+                "description",
+                "licence",
+                "homepage",
+                "install_hint",
+                "archive",
+            }
             return cls(
                 name=data["name"],
                 version=str(data["version"]),
@@ -106,6 +115,7 @@ class ModelStatus:
     missing: list[str]
     corrupt: list[str]
     unpinned: list[str]  # files whose checksum was pinned at install, not by the manifest
+    unchecked: list[str]  # files with no checksum at all (e.g. in a registered local folder)
     local_folder: bool
 
 
@@ -163,7 +173,8 @@ class WeightsManager:
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.4)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise KeyError(
-                f"No model called {name!r} in the weights manifest.{hint} Known: {', '.join(sorted(self._entries))}."
+                f"No model called {name!r} in the weights manifest.{hint} "
+                f"Known: {', '.join(sorted(self._entries))}."
             ) from None
 
     def _local_folders(self) -> dict[str, str]:
@@ -190,7 +201,7 @@ class WeightsManager:
         entry = self.entry(name)
         folder = self.model_dir(name)
         record = self._installed_record(folder)
-        missing, corrupt, unpinned = [], [], []
+        missing, corrupt, unpinned, unchecked = [], [], [], []
         for weight in entry.files:
             path = folder / weight.path
             if not path.is_file():
@@ -199,10 +210,9 @@ class WeightsManager:
                 continue
             expected = weight.sha256 or record.get(weight.path)
             if weight.sha256 is None:
-                unpinned.append(weight.path)
-            if weight.size_bytes is not None and path.stat().st_size != weight.size_bytes:
-                corrupt.append(weight.path)
-            elif check_hashes and expected and sha256_of(path) != expected:
+                (unpinned if weight.path in record else unchecked).append(weight.path)
+            wrong_size = weight.size_bytes is not None and path.stat().st_size != weight.size_bytes
+            if wrong_size or (check_hashes and expected and sha256_of(path) != expected):
                 corrupt.append(weight.path)
         return ModelStatus(
             name=entry.name,
@@ -212,6 +222,7 @@ class WeightsManager:
             missing=missing,
             corrupt=corrupt,
             unpinned=unpinned,
+            unchecked=unchecked,
             local_folder=entry.name in self._local_folders(),
         )
 
@@ -222,7 +233,9 @@ class WeightsManager:
         """One paragraph a user can act on: which files, where from, where to put them, which command."""
         entry = self.entry(name)
         state = self.status(name)
-        lines = [f"Model weights '{entry.name}' (version {entry.version}) are not installed in {state.location}."]
+        lines = [
+            f"Model weights '{entry.name}' (version {entry.version}) are not installed in {state.location}."
+        ]
         if state.missing:
             shown = state.missing[:4]
             more = f" and {len(state.missing) - 4} more" if len(state.missing) > 4 else ""
@@ -272,7 +285,9 @@ class WeightsManager:
     def forget_local_folder(self, name: str) -> None:
         folders = self._local_folders()
         if folders.pop(self.entry(name).name, None) is not None:
-            (self.cache_dir / LOCAL_FOLDERS_RECORD).write_text(json.dumps(folders, indent=2), encoding="utf-8")
+            (self.cache_dir / LOCAL_FOLDERS_RECORD).write_text(
+                json.dumps(folders, indent=2), encoding="utf-8"
+            )
 
     def install(
         self,
@@ -295,7 +310,9 @@ class WeightsManager:
         with tempfile.TemporaryDirectory(prefix=f".install-{entry.name}-", dir=self.cache_dir) as staging_dir:
             staging = Path(staging_dir)
             if source is None or _is_url(str(source)):
-                self._download_into(entry, staging, None if source is None else str(source), allow_download, progress)
+                self._download_into(
+                    entry, staging, None if source is None else str(source), allow_download, progress
+                )
             else:
                 self._copy_local_into(entry, Path(source).expanduser(), staging)
             record = self._check_staged(entry, staging)
@@ -357,7 +374,9 @@ class WeightsManager:
             archive = staging / "archive.zip"
             _download(archive_url, archive, progress)
             if entry.archive_sha256 and sha256_of(archive) != entry.archive_sha256:
-                raise CorruptWeightsError(f"The archive downloaded from {archive_url} fails its SHA256 check.")
+                raise CorruptWeightsError(
+                    f"The archive downloaded from {archive_url} fails its SHA256 check."
+                )
             self._copy_local_into(entry, archive, staging)
             return
         for weight in entry.files:
@@ -378,7 +397,9 @@ class WeightsManager:
             if not path.is_file():
                 if weight.optional:
                     continue
-                raise MissingWeightsError(f"{weight.path} of '{entry.name}' was not found in the given source.")
+                raise MissingWeightsError(
+                    f"{weight.path} of '{entry.name}' was not found in the given source."
+                )
             if weight.size_bytes is not None and path.stat().st_size != weight.size_bytes:
                 raise CorruptWeightsError(
                     f"{weight.path} has {path.stat().st_size} bytes but '{entry.name}' expects "
@@ -387,7 +408,8 @@ class WeightsManager:
             digest = sha256_of(path)
             if weight.sha256 and digest != weight.sha256:
                 raise CorruptWeightsError(
-                    f"{weight.path} fails its SHA256 check (expected {weight.sha256[:12]}..., got {digest[:12]}...): "
+                    f"{weight.path} fails its SHA256 check "
+                    f"(expected {weight.sha256[:12]}..., got {digest[:12]}...): "
                     "the file is corrupt or a different version; download it again."
                 )
             record[weight.path] = digest
@@ -415,7 +437,9 @@ def _safe_extract(archive: zipfile.ZipFile, destination: Path) -> None:
     destination = destination.resolve()
     for member in archive.namelist():
         if not (destination / member).resolve().is_relative_to(destination):
-            raise UnsupportedFormatError(f"Refusing to extract {member!r}: it points outside the target folder.")
+            raise UnsupportedFormatError(
+                f"Refusing to extract {member!r}: it points outside the target folder."
+            )
     archive.extractall(destination)
 
 
@@ -469,13 +493,19 @@ def _cli_install(manager: WeightsManager, args) -> int:
 
 
 def _cli_verify(manager: WeightsManager, name: str | None) -> int:
-    names: Sequence[str] = [name] if name else [e.name for e in manager.entries() if manager.is_installed(e.name)]
+    names: Sequence[str] = (
+        [name] if name else [e.name for e in manager.entries() if manager.is_installed(e.name)]
+    )
     failed = 0
     for model in names:
         state = manager.verify(model)
         if state.installed:
-            pinned = f" ({len(state.unpinned)} checksum(s) pinned at install)" if state.unpinned else ""
-            print(f"{model}: ok{pinned}")
+            notes = []
+            if state.unpinned:
+                notes.append(f"{len(state.unpinned)} checksum(s) pinned at install")
+            if state.unchecked:
+                notes.append(f"{len(state.unchecked)} file(s) without any checksum")
+            print(f"{model}: ok" + (f" ({'; '.join(notes)})" if notes else ""))
         else:
             failed += 1
             print(f"{model}: missing {state.missing} corrupt {state.corrupt}")

@@ -17,7 +17,9 @@ from . import cli_models, cli_session
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m LIMISLib",
-        description="LIMIS: language-driven interactive segmentation (text -> box -> mask -> typed refinements).",
+        description=(
+            "LIMIS: language-driven interactive segmentation (text -> box -> mask -> typed refinements)."
+        ),
     )
     add_verbose(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")

@@ -79,7 +79,9 @@ def window_for_structure(structure: str) -> Window:
         return PRESETS[ORGAN_WINDOWS[key]]
     if key.startswith("lung"):
         return PRESETS["lung"]
-    if key.startswith(("vertebra", "rib ", "hip", "femur", "skull", "sacrum", "sternum", "clavicle", "scapula")):
+    if key.startswith(
+        ("vertebra", "rib ", "hip", "femur", "skull", "sacrum", "sternum", "clavicle", "scapula")
+    ):
         return PRESETS["bone"]
     return PRESETS["abdomen"]
 
@@ -87,4 +89,6 @@ def window_for_structure(structure: str) -> Window:
 def apply_window(image_hu: np.ndarray, window: Window) -> np.ndarray:
     """Clip to the window and scale to [0, 1] (float32)."""
     low, high = window.low_hu, window.high_hu
-    return ((np.clip(np.asarray(image_hu, dtype=np.float32), low, high) - low) / (high - low)).astype(np.float32)
+    return ((np.clip(np.asarray(image_hu, dtype=np.float32), low, high) - low) / (high - low)).astype(
+        np.float32
+    )

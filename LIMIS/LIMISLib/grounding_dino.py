@@ -204,7 +204,7 @@ def phrase_token_maps(input_ids: torch.Tensor) -> list[torch.Tensor]:
 
 @contextlib.contextmanager
 def _quiet_peft_warnings():
-    """peft 0.21 calls transformers' deprecated ``is_gradient_checkpointing``: hide that FutureWarning only."""
+    """Hide only the FutureWarning peft 0.21 triggers via transformers' ``is_gradient_checkpointing``."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield

@@ -77,7 +77,9 @@ def test_labelmap_to_segmentation_names_colours_and_terminology(mrml_scene):
 def test_segmentation_round_trip_restores_label_values_on_the_reference_grid(mrml_scene):
     labels = label_volume()
     reference = bridge.volume_to_node(ct_volume(), "CT", scene=mrml_scene)
-    node = bridge.labelmap_to_segmentation_node(labels, (), "Labels", scene=mrml_scene, reference_volume_node=reference)
+    node = bridge.labelmap_to_segmentation_node(
+        labels, (), "Labels", scene=mrml_scene, reference_volume_node=reference
+    )
     back, names = bridge.segmentation_node_to_labelmap(node, reference, scene=mrml_scene)
     assert np.array_equal(back.array, labels.array)
     assert np.allclose(back.ijk_to_ras, labels.ijk_to_ras)
@@ -93,7 +95,7 @@ def test_segments_painted_in_slicer_without_value_tags_get_consecutive_values(mr
     segmentation = node.GetSegmentation()
     for n in range(segmentation.GetNumberOfSegments()):
         segmentation.GetNthSegment(n).RemoveTag(bridge.LABEL_VALUE_TAG)
-    back, names = bridge.segmentation_node_to_labelmap(node, reference, scene=mrml_scene)
+    back, _ = bridge.segmentation_node_to_labelmap(node, reference, scene=mrml_scene)
     assert sorted(np.unique(back.array).tolist()) == [0, 1, 2, 3]
     assert (back.array == 1).sum() == (label_volume().array == 15).sum()
 

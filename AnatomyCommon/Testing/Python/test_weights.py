@@ -47,7 +47,9 @@ def write_manifest(path: Path, *, pin: bool, wrong_hash: bool = False) -> Path:
 
 @pytest.fixture
 def manager(tmp_path):
-    return WeightsManager([write_manifest(tmp_path / "manifest.json", pin=True)], cache_dir=tmp_path / "cache")
+    return WeightsManager(
+        [write_manifest(tmp_path / "manifest.json", pin=True)], cache_dir=tmp_path / "cache"
+    )
 
 
 def test_missing_model_message_names_files_source_and_command(manager):
@@ -152,3 +154,9 @@ def test_manifest_must_declare_its_schema(tmp_path):
     bad.write_text(json.dumps({"models": []}))
     with pytest.raises(Exception, match="schema"):
         load_manifest(bad)
+
+
+def test_a_registered_local_folder_is_reported_unchecked_not_pinned(tmp_path):
+    manager = WeightsManager([write_manifest(tmp_path / "m.json", pin=False)], cache_dir=tmp_path / "cache")
+    state = manager.use_local_folder("toy-model", make_source(tmp_path / "share"))
+    assert state.installed and state.unpinned == [] and sorted(state.unchecked) == sorted(CONTENT)
