@@ -31,6 +31,7 @@ slightly with the seed (about +-4 % body width/depth, +-5 % organ size, a few mm
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 import warnings
@@ -208,14 +209,16 @@ def _combine(terms: Sequence[tuple[float, Any]]) -> Any:
     return np.float32(0.0) if total is None else total
 
 
-class Shape:
+class Shape(abc.ABC):
     """Base class: an analytic solid with a bounding box and an approximate depth function."""
 
+    @abc.abstractmethod
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """(low, high) corners of the shape's axis-aligned bounding box in RAS mm."""
 
+    @abc.abstractmethod
     def depth(self, x: Any, y: Any, z: Any) -> Any:
-        raise NotImplementedError
+        """Approximate signed depth in mm at RAS points (> 0 inside the shape)."""
 
     def pieces(self) -> list[Shape]:
         """Sub-shapes that may be painted separately (with their own, tighter bounding boxes)."""

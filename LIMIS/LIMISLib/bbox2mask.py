@@ -20,6 +20,7 @@ the logit is :data:`OUTSIDE_LOGIT`.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ class _Prepared:
     negative: list[Point]
 
 
-class CroppedBBox2Mask:
+class CroppedBBox2Mask(abc.ABC):
     """The shared crop / window / map-back logic; subclasses run one network on the prepared crop."""
 
     name = "BBox2Mask"
@@ -244,11 +245,11 @@ class CroppedBBox2Mask:
         )
         return resized[0, 0].numpy()
 
+    @abc.abstractmethod
     def _run(
         self, prepared: _Prepared, previous_model_logits: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Return (model-resolution logits, crop logits, crop probabilities, extras)."""
-        raise NotImplementedError
 
 
 def map_back(model_logits, crop_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
