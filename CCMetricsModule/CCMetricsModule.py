@@ -6,9 +6,10 @@ CCMetricsLib.slicer_logic moves data between MRML nodes and the library.
 """
 
 import os
+from typing import Annotated, Union
 
 import slicer
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -49,19 +50,25 @@ class CCMetricsModule(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class CCMetricsModuleParameterNode:
-    """GUI state, saved with the scene (the checked predictions live in the combo box)."""
+    """GUI state, saved with the scene (the checked predictions live in the combo box).
 
-    reference: slicer.vtkMRMLNode
+    ``reference`` lists its node types: the qMRMLNodeComboBox connector instantiates each type to
+    set the selector's nodeTypes (vtkMRMLNode is abstract), and a Union needs None for the
+    default. The ranges are needed because the spin box connectors otherwise replace the .ui
+    ranges with unbounded ones (and the "0 = any / infinite" special value texts need minimum 0).
+    """
+
+    reference: Union[slicer.vtkMRMLSegmentationNode, slicer.vtkMRMLLabelMapVolumeNode, None]  # noqa: UP007
     gridVolume: slicer.vtkMRMLScalarVolumeNode
-    labelValue: int = 0
+    labelValue: Annotated[int, WithinRange(0, 65535)] = 0
     useDice: bool = True
     useIou: bool = True
     useNsd: bool = True
     useHd95: bool = True
     useHd: bool = True
     useAssd: bool = True
-    nsdToleranceMm: float = 1.0
-    distanceWorstMm: float = 0.0
+    nsdToleranceMm: Annotated[float, WithinRange(0.0, 100.0)] = 1.0
+    distanceWorstMm: Annotated[float, WithinRange(0.0, 10000.0)] = 0.0
     showRegions: bool = True
     regionsOutline: bool = True
 
@@ -141,10 +148,13 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
             p = self._parameterNode
             metrics = [metric for metric, field in METRIC_CHECKBOXES.items() if getattr(p, field)]
+            segmentId = None  # the (disabled) segment selector may still show a segmentation
+            if p.reference is not None and p.reference.IsA("vtkMRMLSegmentationNode"):
+                segmentId = self.ui.referenceSegmentSelector.currentSegmentID() or None
             result = self.logic.process(
                 p.reference,
                 list(self.ui.predictionsSelector.checkedNodes()),
-                referenceSegmentId=self.ui.referenceSegmentSelector.currentSegmentID() or None,
+                referenceSegmentId=segmentId,
                 label=p.labelValue or None,
                 gridNode=p.gridVolume,
                 metrics=metrics,
@@ -164,9 +174,17 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
 
     def onComponentSelected(self) -> None:
-        rows = {index.row() for index in self.ui.componentsTableView.selectionModel().selectedIndexes()}
-        if len(rows) == 1:
-            self.logic.centerViewsOnComponent(rows.pop())
+        view = self.ui.componentsTableView
+        tableNode = view.mrmlTableNode()
+        rows = {index.row() for index in view.selectionModel().selectedIndexes()}
+        if tableNode is None or len(rows) != 1:
+            return
+        # qMRMLTableModel shows the column names as an extra first row unless the table node uses
+        # them as the column header (off by default): view row - that offset = table row.
+        headerRows = view.model().rowCount() - tableNode.GetNumberOfRows()
+        row = rows.pop() - headerRows
+        if row >= 0:
+            self.logic.centerViewsOnComponent(row)
 
     def onRegionsDisplayChanged(self, _checked=None) -> None:
         self.logic.setRegionsDisplay(

@@ -7,10 +7,11 @@ AnatomyCommonLib.slicer_bridge and DAPAtlasLib.mrml_nodes.
 
 import logging
 import os
-from typing import Union
+from typing import Annotated, Union
 
 import slicer
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+import vtk
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -57,13 +58,18 @@ class DAPAtlasModule(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class DAPAtlasModuleParameterNode:
-    """GUI state, saved with the scene."""
+    """GUI state, saved with the scene.
 
-    phantomSize: str = "tiny"
-    phantomSex: str = "M"
+    A str bound to a QComboBox needs the ``Choice`` annotation (Slicer's
+    QComboBoxToStringableConnector raises without it and fills the combo box from the choices);
+    a Union of node types needs ``None`` in it, or the wrapper cannot store its default (None).
+    """
+
+    phantomSize: Annotated[str, Choice(["tiny", "small", "medium", "realistic"])] = "tiny"
+    phantomSex: Annotated[str, Choice(["M", "F"])] = "M"
     inputVolume: slicer.vtkMRMLScalarVolumeNode
-    modelOutput: Union[slicer.vtkMRMLSegmentationNode, slicer.vtkMRMLLabelMapVolumeNode]  # noqa: UP007
-    sex: str = "auto"
+    modelOutput: Union[slicer.vtkMRMLSegmentationNode, slicer.vtkMRMLLabelMapVolumeNode, None]  # noqa: UP007
+    sex: Annotated[str, Choice(["auto", "M", "F"])] = "auto"
     stepLeftRightSplit: bool = True
     stepSpineFragments: bool = True
     stepRibCounting: bool = True
@@ -74,8 +80,8 @@ class DAPAtlasModuleParameterNode:
     stepSkullFromCt: bool = True
     outputSegmentation: slicer.vtkMRMLSegmentationNode
     segmentVolume: slicer.vtkMRMLScalarVolumeNode
-    segmentModel: str = "dap-atlas-v2"
-    segmentDevice: str = "auto"
+    segmentModel: Annotated[str, Choice(["dap-atlas-v2", "dap-atlas-v1"])] = "dap-atlas-v2"
+    segmentDevice: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     postprocessAfterSegment: bool = False
 
 
@@ -109,7 +115,9 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSystemList)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
         self.ui.cancelSegmentButton.connect("clicked(bool)", self.onCancelSegment)
-        self.ui.segmentModelComboBox.connect("currentTextChanged(QString)", self.onSegmentModelChanged)
+        # activated: user choices only (not the parameter node filling the combo box on connectGui,
+        # which would overwrite the saved postprocessAfterSegment on every module enter)
+        self.ui.segmentModelComboBox.connect("activated(int)", self.onSegmentModelChanged)
         import qt
 
         self._segmentTimer = qt.QTimer()
@@ -128,7 +136,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.onCancelSegment()
@@ -150,11 +158,11 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
             self._checkCanApply()
 
     def _checkCanApply(self, caller=None, event=None) -> None:
@@ -207,8 +215,9 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
             self.logic.showResults(None, tableNode, chartNode)
 
-    def onSegmentModelChanged(self, model: str) -> None:
+    def onSegmentModelChanged(self, _index=None) -> None:
         if self._parameterNode:  # V1's raw output needs the rules, V2's does not
+            model = self.ui.segmentModelComboBox.currentText
             self._parameterNode.postprocessAfterSegment = model == "dap-atlas-v1"
 
     def _setSegmentRunning(self, running: bool) -> None:
@@ -276,7 +285,9 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         widget = self.ui.systemsListWidget
         widget.blockSignals(True)
         widget.clear()
-        segmentationNode = self._parameterNode.outputSegmentation if self._parameterNode else None
+        # The selector, not the parameter node: this slot runs before the parameter node
+        # connector has copied a user's new choice from the selector.
+        segmentationNode = self.ui.outputSegmentationSelector.currentNode()
         if segmentationNode is not None:
             visible = system_visibility(segmentationNode)
             for system, ids in segment_ids_by_system(segmentationNode).items():

@@ -11,10 +11,12 @@ import logging
 import os
 import queue
 import threading
+import time
+from typing import Annotated
 
 import qt
 import slicer
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -55,7 +57,8 @@ class LIMISParameterNode:
 
     inputVolume: slicer.vtkMRMLScalarVolumeNode
     outputSegmentation: slicer.vtkMRMLSegmentationNode
-    modelChoice: str = NEURAL_CHOICE
+    # Choice: required by Slicer's QComboBox connector (it fills the combo box from the choices)
+    modelChoice: Annotated[str, Choice([NEURAL_CHOICE, BASELINE_CHOICE])] = NEURAL_CHOICE
     useSemanticMatcher: bool = True
     showGrid: bool = False
 
@@ -160,7 +163,7 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.commandLineEdit.installEventFilter(self._history)
         self._worker = _Worker()
         self._timer = qt.QTimer()
-        self._timer.setInterval(100)
+        self._timer.setInterval(20)  # each poll of a running job yields the GIL for 10 ms (_pollJob)
         self._timer.connect("timeout()", self._pollJob)
 
         self.ui.loadModelsButton.connect("clicked(bool)", lambda _: self._guard(self.onLoadModels))
@@ -237,9 +240,16 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ helpers
     def _guard(self, function, *args):
-        """Run a user action with errors shown in a dialog, never as a console traceback."""
-        with slicer.util.tryWithErrorDisplay("LIMIS could not do that.", waitCursor=False):
-            function(*args)
+        """Run a user action with errors shown in a dialog, never as a console traceback.
+
+        tryWithErrorDisplay re-raises after its dialog; the error is logged and swallowed here so
+        that callers (e.g. _pollJob, which must re-enable the GUI afterwards) carry on.
+        """
+        try:
+            with slicer.util.tryWithErrorDisplay("LIMIS could not do that.", waitCursor=False):
+                function(*args)
+        except Exception as error:
+            logging.error("LIMIS: %s", error)
 
     def _log(self, text, *, user=False):
         escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>")
@@ -269,6 +279,9 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.setRange(0, max(1, planned))
             self.ui.progressBar.setValue(done)
         if not job.done:
+            # PythonQt keeps the GIL on the main thread while Qt idles, so a Python worker thread
+            # only runs while the main thread runs Python: give it the GIL for a while.
+            time.sleep(0.01)
             return
         self._timer.stop()
         self._job = None
@@ -284,13 +297,12 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ models and session
     def onLoadModels(self):
         choice = self._parameterNode.modelChoice
-        self.logic.ensureDependencies(
-            neural=choice == NEURAL_CHOICE, semantic=self._parameterNode.useSemanticMatcher
-        )
+        semantic = self._parameterNode.useSemanticMatcher  # read here: the worker never touches MRML
+        self.logic.ensureDependencies(neural=choice == NEURAL_CHOICE, semantic=semantic)
 
         def load(job):
             models = self.logic.loadModels(baseline=choice == BASELINE_CHOICE)
-            if self._parameterNode.useSemanticMatcher:
+            if semantic:
                 self.logic.warmUpSemanticMatcher()
             return models
 
