@@ -67,7 +67,7 @@ def progress(
 
 def write_json(data: Any, path: str | Path | None) -> None:
     """Write JSON to ``path`` (``-`` or None: stdout)."""
-    text = json.dumps(data, indent=2, default=_json_default)
+    text = json.dumps(data, indent=2, default=json_default)
     if path in (None, "-"):
         print(text)
     else:
@@ -75,7 +75,8 @@ def write_json(data: Any, path: str | Path | None) -> None:
         Path(path).write_text(text + "\n", encoding="utf-8")
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars/arrays and paths (as plain numbers, lists, strings)."""
     try:
         import numpy as np
 

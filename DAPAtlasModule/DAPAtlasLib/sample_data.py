@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from AnatomyCommonLib.cli import json_default
 from AnatomyCommonLib.errors import OutputExistsError
 from AnatomyCommonLib.image_io import write_volume
 from AnatomyCommonLib.rendering import render_orthogonal_views
@@ -59,15 +60,5 @@ def write_phantom_case(phantom: Phantom, out_dir: str | Path, *, overwrite: bool
         "ijk_to_ras": phantom.ct.ijk_to_ras.tolist(),
         "lesions": phantom.lesion_info,
     }
-    paths["info"].write_text(json.dumps(info, indent=2, default=_to_builtin) + "\n", encoding="utf-8")
+    paths["info"].write_text(json.dumps(info, indent=2, default=json_default) + "\n", encoding="utf-8")
     return paths
-
-
-def _to_builtin(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(type(value).__name__)

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from AnatomyCommonLib.cli import json_default
+
 from ..label_schema import label_by_id
 
 
@@ -187,7 +189,7 @@ class PostprocessReport:
         }
 
     def to_json(self, indent: int = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+        return json.dumps(self.to_dict(), indent=indent, default=json_default)
 
     def to_text(self) -> str:
         sex = {"M": "male", "F": "female"}.get(self.sex or "", "unknown")
@@ -197,16 +199,3 @@ class PostprocessReport:
         lines.extend(f"note: {note}" for note in self.notes)
         lines.extend(step.to_text() for step in self.steps)
         return "\n".join(lines)
-
-
-def _json_default(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    raise TypeError(f"Cannot write {type(value).__name__} as JSON")
