@@ -279,7 +279,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """One checkable row per anatomical system of the output segmentation."""
         import qt
 
-        from DAPAtlasLib.label_schema import SYSTEM_TITLES
+        from AnatomyCommonLib.anatomy.label_schema import SYSTEM_TITLES
         from DAPAtlasLib.mrml_nodes import segment_ids_by_system, system_visibility
 
         widget = self.ui.systemsListWidget
@@ -326,8 +326,8 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
     def loadPhantom(self, size: str = "tiny", sex: str = "M", seed: int = 0):
         """Generate the synthetic whole-body CT and load it as a volume plus a DAP segmentation."""
         from AnatomyCommonLib import slicer_bridge
+        from AnatomyCommonLib.anatomy.phantom import make_phantom
         from DAPAtlasLib.mrml_nodes import create_dap_segmentation
-        from DAPAtlasLib.phantom import make_phantom
 
         phantom = make_phantom(size, seed=seed, sex=sex)
         volumeNode = slicer_bridge.volume_to_node(phantom.ct, f"Phantom CT ({size}, {sex})")
@@ -507,8 +507,8 @@ class DAPAtlasModuleTest(ScriptedLoadableModuleTest):
 
     def test_postprocessing_turns_gonads_in_the_orbit_into_eyeballs(self):
         from AnatomyCommonLib import slicer_bridge
-        from DAPAtlasLib.model_errors import inject_model_errors
-        from DAPAtlasLib.phantom import make_phantom
+        from AnatomyCommonLib.anatomy.phantom import make_phantom
+        from DAPAtlasLib.simulated_model_errors import inject_model_errors
 
         self.delayDisplay("Post-processing a phantom with gonads in the orbits")
         phantom = make_phantom("tiny", sex="M")

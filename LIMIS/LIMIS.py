@@ -36,7 +36,7 @@ class LIMIS(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "LIMIS"
         self.parent.categories = ["Segmentation"]
-        self.parent.dependencies = ["AnatomyCommon", "DAPAtlasModule"]
+        self.parent.dependencies = ["AnatomyCommon"]
         self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
         self.parent.helpText = (
             "Language-based interactive medical image segmentation: type the structure to segment "
@@ -699,8 +699,8 @@ class LIMISTest(ScriptedLoadableModuleTest):
         import numpy as np
 
         from AnatomyCommonLib import slicer_bridge
-        from DAPAtlasLib.label_schema import label_id
-        from DAPAtlasLib.phantom import make_phantom
+        from AnatomyCommonLib.anatomy.label_schema import label_id
+        from AnatomyCommonLib.anatomy.phantom import make_phantom
         from LIMISLib.slice_geometry import box_around_mask
 
         phantom = make_phantom("tiny", seed=0, sex="M", orientation="LPS")

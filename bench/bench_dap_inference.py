@@ -41,9 +41,9 @@ for folder in ("AnatomyCommon", "DAPAtlasModule"):
 import torch  # noqa: E402
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor  # noqa: E402
 
+from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from DAPAtlasLib.inference import DAPSegmenter  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.phantom import make_phantom  # noqa: E402
 from DAPAtlasLib.random_model import write_random_v2_model  # noqa: E402
 from DAPAtlasLib.voxel_orientation import plan_reorientation  # noqa: E402
 

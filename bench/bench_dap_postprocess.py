@@ -2,7 +2,7 @@
 
 The workload is a 512 x 512 x 500 whole-body label map (the "realistic" phantom grid, 0.8 x 0.8 x
 2 mm) holding every DAP label id 1..144 (labels the phantom lacks are added as small blobs on the
-correct side) with the model-style errors of :mod:`DAPAtlasLib.model_errors` injected. The
+correct side) with the model-style errors of :mod:`DAPAtlasLib.simulated_model_errors` injected. The
 reference is ``cc3d.connected_components(labels, connectivity=26)`` on that volume, measured in
 the same process; the target is post-processing in at most 10x that time with a peak memory
 below 4 GB.
@@ -36,10 +36,10 @@ for folder in ("AnatomyCommon", "DAPAtlasModule"):
 
 def _add_missing_labels(labels) -> tuple[list[int], object]:
     """Paint a 9 mm blob for every label id the phantom lacks, in soft tissue on its own side."""
-    from DAPAtlasLib.label_schema import all_labels
-    from DAPAtlasLib.model_errors import _Injector
+    from AnatomyCommonLib.anatomy.label_schema import all_labels
+    from DAPAtlasLib.simulated_model_errors import LabelMapInjector
 
-    inj = _Injector(labels)
+    inj = LabelMapInjector(labels)
     present = set(np.unique(inj.array).tolist())
     missing = [label.id for label in all_labels()[1:] if label.id not in present]
     used: set[tuple[float, float, float]] = set()
@@ -60,8 +60,8 @@ def _add_missing_labels(labels) -> tuple[list[int], object]:
 
 def build_workload(shape_ijk: tuple[int, int, int], sex: str, folder: Path) -> dict:
     """Phantom + injected errors + all labels; saved as .npy for the child process."""
-    from DAPAtlasLib.model_errors import inject_model_errors
-    from DAPAtlasLib.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
+    from DAPAtlasLib.simulated_model_errors import inject_model_errors
 
     start = time.perf_counter()
     phantom = make_phantom("realistic", seed=0, sex=sex, orientation="LPS", shape=shape_ijk)

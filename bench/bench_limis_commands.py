@@ -140,8 +140,8 @@ def overhead_section(repeats: int, network_features: int) -> None:
     import torch
 
     from AnatomyCommonLib import slicer_bridge
-    from DAPAtlasLib.label_schema import label_id
-    from DAPAtlasLib.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.label_schema import label_id
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
     from LIMISLib.bbox2mask import ScribblePromptBBox2Mask
     from LIMISLib.command_grammar import parse_command
     from LIMISLib.reference_models import IntensityBBox2Mask

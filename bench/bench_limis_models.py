@@ -69,8 +69,8 @@ def summary(pipeline: list[float], forward: list[float]) -> dict:
 
 def phantom_liver_slice() -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The axial slice with the most liver of a 1.6 mm phantom, and the liver's box."""
-    from DAPAtlasLib.label_schema import label_id
-    from DAPAtlasLib.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.label_schema import label_id
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
     from LIMISLib.slice_geometry import AxialSliceGeometry
     from LIMISLib.slice_preprocessing import bounding_box_xyxy
 

@@ -19,8 +19,8 @@ for folder in ("AnatomyCommon", "DAPAtlasModule", "LIMIS", "CCMetricsModule"):
 
 
 def step_phantom(out: Path, args: argparse.Namespace, context: dict) -> None:
-    from DAPAtlasLib.phantom import make_phantom
-    from DAPAtlasLib.sample_data import write_phantom_case
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.phantom.sample_case import write_phantom_case
 
     phantom = make_phantom(args.size, seed=args.seed, sex=args.sex, orientation="LPS", n_lesions=args.lesions)
     paths = write_phantom_case(phantom, out / "phantom")
@@ -45,7 +45,7 @@ def step_limis_text_to_mask(out: Path, args: argparse.Namespace, context: dict) 
         return
     import numpy as np
 
-    from DAPAtlasLib.label_schema import label_id
+    from AnatomyCommonLib.anatomy.label_schema import label_id
     from LIMISLib.initial_segmentation import render_segmentation_png, segment_from_text
     from LIMISLib.model_weights import build_limis_models
     from LIMISLib.slice_geometry import AxialSliceGeometry
@@ -211,8 +211,8 @@ def step_dap_postprocess(out: Path, args: argparse.Namespace, context: dict) -> 
 
     from AnatomyCommonLib.image_io import write_volume
     from DAPAtlasLib.before_after_figure import render_before_after
-    from DAPAtlasLib.model_errors import inject_model_errors
     from DAPAtlasLib.postprocess import postprocess
+    from DAPAtlasLib.simulated_model_errors import inject_model_errors
     from DAPAtlasLib.statistics import structure_statistics, write_statistics_csv, write_statistics_json
 
     phantom = context["phantom"]

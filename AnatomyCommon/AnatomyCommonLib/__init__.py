@@ -4,6 +4,7 @@
 - :mod:`.image_io`: read/write NIfTI, NRRD, MetaImage and DICOM keeping geometry.
 - :mod:`.slicer_bridge`: MRML node <-> numpy conversions (imports ``slicer`` lazily).
 - :mod:`.terminology`: SNOMED-CT coded segment meanings.
+- :mod:`.anatomy`: the DAP Atlas label schema, its terminology and colour table, the phantom.
 - :mod:`.rendering`: PNG overviews in radiological orientation.
 - :mod:`.errors`: the typed errors every Lib raises.
 - :mod:`.dependencies`: installing packages inside Slicer after asking.

@@ -1,11 +1,12 @@
-"""DAP Atlas outside Slicer: the label schema, the synthetic whole-body phantom, and (as the
-module grows) post-processing, statistics and inference.
+"""DAP Atlas outside Slicer: anatomical-rule post-processing, statistics and inference.
+
+The label schema and the synthetic phantom are shared by every module and live in
+:mod:`AnatomyCommonLib.anatomy`; the schema lookups are re-exported here for convenience.
 
 Nothing here imports ``slicer``, ``qt`` or ``vtk`` at import time.
 """
 
-from .inference import segment  # whole-body segmentation with the released models (torch loads lazily)
-from .label_schema import (
+from AnatomyCommonLib.anatomy.label_schema import (
     DAPLabel,
     all_labels,
     label_by_id,
@@ -15,6 +16,8 @@ from .label_schema import (
     rib_id,
     vertebra_id,
 )
+
+from .inference import segment  # whole-body segmentation with the released models (torch loads lazily)
 
 __all__ = [
     "DAPLabel",

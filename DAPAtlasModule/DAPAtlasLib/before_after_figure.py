@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from AnatomyCommonLib.anatomy.label_schema import default_colors_rgb
 from AnatomyCommonLib.errors import OutputExistsError
 from AnatomyCommonLib.rendering import render_orthogonal_views_arrays
 from AnatomyCommonLib.volume import Volume
-
-from .label_schema import default_colors_rgb
 
 #: (view, label whose median position the view passes through, fallback RAS point)
 VIEW_LANDMARKS: tuple[tuple[str, tuple[int, ...], tuple[float, float, float]], ...] = (

@@ -6,8 +6,8 @@ import argparse
 
 
 def _phantom(args: argparse.Namespace) -> int:
-    from .phantom import make_phantom
-    from .sample_data import write_phantom_case
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.phantom.sample_case import write_phantom_case
 
     phantom = make_phantom(
         args.size, seed=args.seed, sex=args.sex, orientation=args.orientation, n_lesions=args.lesions

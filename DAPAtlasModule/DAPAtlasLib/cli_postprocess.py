@@ -183,7 +183,9 @@ def _stats(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- labels
 def _labels(args: argparse.Namespace) -> int:
-    from .label_exports import label_table_text, write_module_resources
+    from AnatomyCommonLib.anatomy.label_exports import label_table_text
+
+    from .module_resources import write_module_resources
 
     if args.write_module_resources:
         for file_format, path in write_module_resources().items():
@@ -203,7 +205,7 @@ def _labels(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Register the sub-commands on an argparse sub-parsers object."""
-    from .label_exports import FORMATS
+    from AnatomyCommonLib.anatomy.label_exports import FORMATS
 
     post = commands.add_parser(
         "postprocess",

@@ -543,7 +543,7 @@ def v2_plans_from_v1(folder: V1ModelFolder, architecture: dict, dataset_name: st
 
 def dap_label_names(num_classes: int) -> dict[str, int]:
     """nnunetv2 ``labels`` for ids 0..num_classes-1: DAP canonical names, ``class_<id>`` beyond the schema."""
-    from .label_schema import MAX_LABEL_ID, label_by_id
+    from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID, label_by_id
 
     labels: dict[str, int] = {}
     for value in range(num_classes):

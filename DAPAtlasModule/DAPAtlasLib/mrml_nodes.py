@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from AnatomyCommonLib import slicer_bridge
+from AnatomyCommonLib.anatomy.label_schema import SYSTEM_TITLES, SYSTEMS, label_by_id, segment_descriptions
 from AnatomyCommonLib.volume import Volume
-
-from .label_schema import SYSTEM_TITLES, SYSTEMS, label_by_id, segment_descriptions
 
 #: Segment tag holding the anatomical system (a key of :data:`~.label_schema.SYSTEMS`).
 SYSTEM_TAG = "DAPAtlas.System"
@@ -150,7 +149,9 @@ def volume_by_system_plot(
 
 def load_color_table_node(path: str | Path | None = None, *, scene=None):
     """Read the DAP colour table (``Resources/DAPAtlas.ctbl``) into a colour table node."""
-    from .label_exports import COLOR_TABLE_FILE, module_resources_dir
+    from AnatomyCommonLib.anatomy.label_exports import COLOR_TABLE_FILE
+
+    from .module_resources import module_resources_dir
 
     scene = _scene(scene)
     path = Path(path) if path is not None else module_resources_dir() / COLOR_TABLE_FILE
@@ -168,7 +169,9 @@ def load_color_table_node(path: str | Path | None = None, *, scene=None):
 
 def load_terminology(logic, path: str | Path | None = None) -> str:
     """Load ``Resources/DAPAtlas.term.json`` into a terminologies logic; returns the context name."""
-    from .label_exports import TERMINOLOGY_FILE, module_resources_dir
+    from AnatomyCommonLib.anatomy.label_exports import TERMINOLOGY_FILE
+
+    from .module_resources import module_resources_dir
 
     path = Path(path) if path is not None else module_resources_dir() / TERMINOLOGY_FILE
     name = logic.LoadTerminologyFromFile(str(path))
@@ -189,8 +192,9 @@ def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None
 
     import numpy as np
 
+    from AnatomyCommonLib.anatomy.label_schema import label_by_name
+
     from .exceptions import InvalidLabelValuesError
-    from .label_schema import label_by_name
 
     if model_output_node.IsA("vtkMRMLLabelMapVolumeNode"):
         return slicer_bridge.node_to_volume(model_output_node)

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID, SYSTEMS, label_by_id
 from AnatomyCommonLib.volume import Volume
 
 from .exceptions import InvalidLabelValuesError, OutputExistsError
-from .label_schema import MAX_LABEL_ID, SYSTEMS, label_by_id
 
 #: Column order of the statistics table (CSV, JSON rows, Slicer table).
 COLUMNS: tuple[str, ...] = (

@@ -11,7 +11,7 @@ import difflib
 import re
 from functools import cache
 
-from DAPAtlasLib.label_schema import DAPLabel, all_labels
+from AnatomyCommonLib.anatomy.label_schema import DAPLabel, all_labels
 
 #: The 11 structures present in all three LIMIS training datasets (DAP Atlas, TotalSegmentator, WORD).
 PAPER_STRUCTURES: tuple[str, ...] = (
@@ -123,7 +123,7 @@ def _margin(key: str, close: list[str]) -> float:
 
 def structure_label(name: str) -> DAPLabel:
     """The DAP label of a canonical (or resolvable) structure name."""
-    from DAPAtlasLib.label_schema import label_by_name
+    from AnatomyCommonLib.anatomy.label_schema import label_by_name
 
     return label_by_name(resolve_structure(name))
 

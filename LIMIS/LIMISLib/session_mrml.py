@@ -145,8 +145,8 @@ def grid_to_markups(
 @lru_cache(maxsize=256)
 def structure_description(structure: str):
     """The DAP Atlas segment description (display name, colour, SNOMED-CT terminology) of a structure."""
+    from AnatomyCommonLib.anatomy.label_schema import label_id, segment_descriptions
     from AnatomyCommonLib.slicer_bridge import LabelDescription
-    from DAPAtlasLib.label_schema import label_id, segment_descriptions
 
     value = label_id(structure)
     for description in segment_descriptions():

@@ -84,7 +84,7 @@ def read_script(path: str | Path) -> list[str]:
 
 
 def _structure_slice(labels: Volume, session: VolumeSession, structure: str) -> int:
-    from DAPAtlasLib.label_schema import label_id
+    from AnatomyCommonLib.anatomy.label_schema import label_id
 
     from .organ_vocabulary import resolve_structure
 
@@ -98,7 +98,7 @@ def _structure_slice(labels: Volume, session: VolumeSession, structure: str) -> 
 
 
 def _label_box(labels: Volume, session: VolumeSession, structure: str):
-    from DAPAtlasLib.label_schema import label_id
+    from AnatomyCommonLib.anatomy.label_schema import label_id
 
     mask = session.geometry.extract(labels.array == label_id(structure), session.active_slice)
     return box_around_mask(mask)
@@ -285,8 +285,8 @@ def _render_slice(session: VolumeSession, reply: Reply, record: ReplayRecord, pa
 
 
 def _render_volume(session: VolumeSession, record: ReplayRecord, path: str | Path) -> Path:
+    from AnatomyCommonLib.anatomy.label_schema import default_colors_rgb, label_id
     from AnatomyCommonLib.rendering import render_orthogonal_views
-    from DAPAtlasLib.label_schema import default_colors_rgb, label_id
 
     value = label_id(session.target)
     mask = session.mask_volume(displayed=True)

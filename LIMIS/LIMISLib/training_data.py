@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from AnatomyCommonLib.anatomy.label_schema import label_by_id, label_by_name
 from AnatomyCommonLib.errors import InputNotFoundError, OutputExistsError, UnsupportedFormatError
 from AnatomyCommonLib.volume import Volume
-from DAPAtlasLib.label_schema import label_by_id, label_by_name
 
 from .organ_vocabulary import PAPER_STRUCTURES
 from .slice_preprocessing import (

@@ -49,7 +49,7 @@ def marker_volume(direction: np.ndarray, spacing=(2.0, 2.0, 2.0), marker_ras=(20
 
 @pytest.fixture(scope="module")
 def phantoms():
-    from DAPAtlasLib.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
 
     return {o: make_phantom("tiny", orientation=o, n_lesions=3) for o in ("RAS", "LPS", "SRA")}
 
@@ -97,7 +97,7 @@ def test_reorient_to_ras_axes_indexes_superior_anterior_right():
 
 
 def test_axial_view_of_an_lps_phantom_equals_the_axial_view_of_the_ras_phantom(phantoms):
-    from DAPAtlasLib.label_schema import default_colors_rgb
+    from AnatomyCommonLib.anatomy.label_schema import default_colors_rgb
 
     colors = default_colors_rgb()
     views = {
@@ -111,7 +111,7 @@ def test_axial_view_of_an_lps_phantom_equals_the_axial_view_of_the_ras_phantom(p
 
 
 def test_labels_are_overlaid_in_their_colour(phantoms):
-    from DAPAtlasLib.label_schema import label_id
+    from AnatomyCommonLib.anatomy.label_schema import label_id
 
     p = phantoms["RAS"]
     liver = p.labels.kji_to_ras(np.argwhere(p.labels.array == label_id("liver")).mean(axis=0))[0]

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import ndimage
 
+from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID
 from AnatomyCommonLib.volume import Volume
 
 from ..exceptions import InvalidLabelValuesError
-from ..label_schema import MAX_LABEL_ID
 from .anatomy_geometry import PatientGeometry, Region
 from .report import StepReport
 

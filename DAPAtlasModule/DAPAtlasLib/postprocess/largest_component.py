@@ -23,9 +23,9 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 
+from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID
 from AnatomyCommonLib.volume import Volume
 
-from ..label_schema import MAX_LABEL_ID
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 

@@ -17,9 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from AnatomyCommonLib.anatomy.label_schema import label_by_id
 from AnatomyCommonLib.cli import json_default
-
-from ..label_schema import label_by_id
 
 
 def _name(label_id: int) -> str:

@@ -31,9 +31,9 @@ import cc3d
 import numpy as np
 from scipy.spatial import cKDTree
 
+from AnatomyCommonLib.anatomy.label_schema import rib_id
 from AnatomyCommonLib.volume import Volume
 
-from ..label_schema import rib_id
 from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext

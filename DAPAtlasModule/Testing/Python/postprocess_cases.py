@@ -11,10 +11,10 @@ from functools import cache
 
 import numpy as np
 
+from AnatomyCommonLib.anatomy.phantom import Phantom, make_phantom
 from AnatomyCommonLib.volume import Volume
-from DAPAtlasLib.model_errors import CorruptedLabels, inject_model_errors
-from DAPAtlasLib.phantom import Phantom, make_phantom
 from DAPAtlasLib.postprocess import postprocess
+from DAPAtlasLib.simulated_model_errors import CorruptedLabels, inject_model_errors
 
 ORIENTATIONS = ("RAS", "LPS", "LAI", "SRA", "oblique")
 

@@ -92,8 +92,8 @@ def test_a_failing_job_reports_the_commands_one_line_reason(tmp_path):
 @pytest.mark.torch
 def test_segmentation_runs_in_a_child_process_and_returns_labels_on_the_input_grid(tmp_path):
     pytest.importorskip("nnunetv2")
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
     from DAPAtlasLib.model_conversion import InferenceSettings
-    from DAPAtlasLib.phantom import make_phantom
     from DAPAtlasLib.random_model import write_random_v2_model
 
     model = write_random_v2_model(
@@ -120,7 +120,7 @@ def test_segmentation_runs_in_a_child_process_and_returns_labels_on_the_input_gr
 
 @pytest.mark.torch
 def test_cancelling_a_real_segmentation_leaves_nothing_behind(tmp_path):
-    from DAPAtlasLib.phantom import make_phantom
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
 
     ct = make_phantom("tiny", seed=0).ct
     job = start_segmentation_job(ct, tmp_path / "no-model-needed-yet", device="cpu", python=sys.executable)
@@ -136,9 +136,9 @@ def test_a_finished_job_imports_as_a_dap_segmentation_on_the_ct_node(tmp_path, m
     """What the Slicer widget does when the job ends: read the result, build the DAP segmentation."""
     pytest.importorskip("nnunetv2")
     from AnatomyCommonLib import slicer_bridge
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
     from DAPAtlasLib.model_conversion import InferenceSettings
     from DAPAtlasLib.mrml_nodes import create_dap_segmentation, dap_labels_from_node
-    from DAPAtlasLib.phantom import make_phantom
     from DAPAtlasLib.random_model import write_random_v2_model
 
     model = write_random_v2_model(

@@ -11,12 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("nnunetv2")
 
+from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.image_io import read_labelmap, write_volume  # noqa: E402
 from DAPAtlasLib.__main__ import main  # noqa: E402
 from DAPAtlasLib.batch import find_cases, run_batch  # noqa: E402
 from DAPAtlasLib.exceptions import MissingWeightsError, UnsupportedFormatError  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.phantom import make_phantom  # noqa: E402
 from DAPAtlasLib.random_model import write_random_v2_model  # noqa: E402
 from DAPAtlasLib.statistics import structure_statistics  # noqa: E402
 

@@ -12,8 +12,8 @@ from postprocess_cases import phantom
 
 from AnatomyCommonLib.image_io import read_volume, write_volume
 from DAPAtlasLib.__main__ import main
-from DAPAtlasLib.model_errors import inject_model_errors
 from DAPAtlasLib.postprocess import postprocess
+from DAPAtlasLib.simulated_model_errors import inject_model_errors
 
 
 @pytest.fixture(scope="module")

@@ -90,8 +90,8 @@ def test_installing_from_the_unpacked_download_pins_checksums_and_converts_on_fi
 @pytest.mark.torch
 def test_a_name_segments_the_phantom_once_installed(cache, released_v2_download):
     pytest.importorskip("nnunetv2")
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
     from DAPAtlasLib.inference import segment
-    from DAPAtlasLib.phantom import make_phantom
 
     weights_manager().install("dap-atlas-v2", released_v2_download)
     ct = make_phantom("tiny", seed=0).ct

@@ -7,9 +7,9 @@ import pytest
 from postprocess_cases import phantom
 
 from AnatomyCommonLib import slicer_bridge
+from AnatomyCommonLib.anatomy.label_schema import SYSTEMS, default_colors_rgb
+from AnatomyCommonLib.anatomy.label_terminology import terminology_entry
 from DAPAtlasLib import mrml_nodes
-from DAPAtlasLib.label_schema import SYSTEMS, default_colors_rgb
-from DAPAtlasLib.label_terminology import terminology_entry
 from DAPAtlasLib.statistics import statistics_rows, structure_statistics, volumes_by_system
 
 pytestmark = pytest.mark.mrml

@@ -18,6 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("nnunetv2")
 
+from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.errors import CancelledError, InsufficientMemoryError  # noqa: E402
 from AnatomyCommonLib.volume import Volume  # noqa: E402
 from DAPAtlasLib.exceptions import (  # noqa: E402
@@ -28,7 +29,6 @@ from DAPAtlasLib.exceptions import (  # noqa: E402
 )
 from DAPAtlasLib.inference import DAPSegmenter, segment  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.phantom import make_phantom  # noqa: E402
 from DAPAtlasLib.random_model import write_random_v2_model  # noqa: E402
 from DAPAtlasLib.voxel_orientation import orientation_code, plan_reorientation  # noqa: E402
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from postprocess_cases import ORIENTATIONS, changed_pairs, corrupted_and_repaired, phantom
 
-from DAPAtlasLib.model_errors import crop_field_of_view, inject_model_errors
 from DAPAtlasLib.postprocess.body_part_limits import limit_body_parts
+from DAPAtlasLib.simulated_model_errors import crop_field_of_view, inject_model_errors
 
 STEP = "body_part_limits"
 

@@ -9,8 +9,8 @@ import pytest
 from postprocess_cases import ORIENTATIONS, phantom
 
 from DAPAtlasLib.exceptions import GeometryMismatchError, InvalidLabelValuesError, UnknownStepError
-from DAPAtlasLib.model_errors import ERROR_KINDS, crop_field_of_view, inject_model_errors
 from DAPAtlasLib.postprocess import STEP_NAMES, postprocess, validate_steps
+from DAPAtlasLib.simulated_model_errors import ERROR_KINDS, crop_field_of_view, inject_model_errors
 
 
 @pytest.mark.parametrize("orientation", ORIENTATIONS)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from postprocess_cases import ORIENTATIONS, changed_pairs, corrupted_and_repaired, phantom, step_output
 
-from DAPAtlasLib.label_schema import rib_id
-from DAPAtlasLib.model_errors import crop_field_of_view, inject_model_errors
+from AnatomyCommonLib.anatomy.label_schema import rib_id
 from DAPAtlasLib.postprocess import PostprocessSettings
 from DAPAtlasLib.postprocess.rib_counting import count_ribs
+from DAPAtlasLib.simulated_model_errors import crop_field_of_view, inject_model_errors
 
 STEP = "rib_counting"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from postprocess_cases import ORIENTATIONS, changed_pairs, corrupted_and_repaired, phantom, step_output
 
-from DAPAtlasLib.label_schema import vertebra_id
+from AnatomyCommonLib.anatomy.label_schema import vertebra_id
 from DAPAtlasLib.postprocess.spine_fragments import merge_spine_fragments
 
 STEP = "spine_fragments"

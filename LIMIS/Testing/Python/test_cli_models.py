@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
+from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.image_io import write_volume  # noqa: E402
-from DAPAtlasLib.phantom import make_phantom  # noqa: E402
 from LIMISLib.__main__ import main  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]

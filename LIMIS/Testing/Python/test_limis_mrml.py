@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from AnatomyCommonLib import slicer_bridge as bridge
+from AnatomyCommonLib.anatomy.label_schema import default_colors_rgb, label_id
+from AnatomyCommonLib.anatomy.label_terminology import terminology_entry
+from AnatomyCommonLib.anatomy.phantom import make_phantom
 from AnatomyCommonLib.terminology import TerminologyEntry
-from DAPAtlasLib.label_schema import default_colors_rgb, label_id
-from DAPAtlasLib.label_terminology import terminology_entry
-from DAPAtlasLib.phantom import make_phantom
 from LIMISLib.click_grid import cell_center
 from LIMISLib.reference_models import IntensityBBox2Mask
 from LIMISLib.session import Click

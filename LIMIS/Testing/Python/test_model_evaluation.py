@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from AnatomyCommonLib.anatomy.label_schema import label_id
+from AnatomyCommonLib.anatomy.phantom import make_phantom
 from AnatomyCommonLib.image_io import write_volume
-from DAPAtlasLib.label_schema import label_id
-from DAPAtlasLib.phantom import make_phantom
 from LIMISLib.bbox2mask import enlarge_box
 from LIMISLib.ct_windows import window_for_structure
 from LIMISLib.model_evaluation import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from DAPAtlasLib.label_schema import label_id
-from DAPAtlasLib.phantom import make_phantom
+from AnatomyCommonLib.anatomy.label_schema import label_id
+from AnatomyCommonLib.anatomy.phantom import make_phantom
 from LIMISLib.reference_models import IntensityBBox2Mask
 from LIMISLib.session import SessionConfig
 from LIMISLib.slice_geometry import box_around_mask

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from AnatomyCommonLib.anatomy.phantom import make_phantom
 from AnatomyCommonLib.image_io import write_volume
-from DAPAtlasLib.phantom import make_phantom
 from LIMISLib.__main__ import main
 from LIMISLib.reference_models import IntensityBBox2Mask
 from LIMISLib.session_replay import DEMO_SCRIPT, read_script, replay
@@ -83,7 +83,7 @@ def test_replay_command_runs_a_script_file_and_refuses_a_non_empty_output(phanto
 def test_replay_with_the_neural_models_names_the_missing_weights(phantom, tmp_path):
     write_volume(phantom.ct, tmp_path / "ct.nii.gz")
     (tmp_path / "s.txt").write_text("segment the liver\n")
-    path = os.pathsep.join(str(ROOT / folder) for folder in ("AnatomyCommon", "DAPAtlasModule", "LIMIS"))
+    path = os.pathsep.join(str(ROOT / folder) for folder in ("AnatomyCommon", "LIMIS"))
     env = {**os.environ, "SLICER_ANATOMY_WEIGHTS_DIR": str(tmp_path / "weights"), "PYTHONPATH": path}
     result = subprocess.run(
         [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from AnatomyCommonLib.anatomy.phantom import orientation_to_direction
 from AnatomyCommonLib.volume import Volume
-from DAPAtlasLib.phantom import orientation_to_direction
 from LIMISLib.exceptions import GeometryMismatchError, InvalidPromptError
 from LIMISLib.slice_geometry import (
     AxialSliceGeometry,

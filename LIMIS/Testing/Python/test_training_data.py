@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from AnatomyCommonLib.anatomy.label_schema import label_id
+from AnatomyCommonLib.anatomy.phantom import make_phantom
 from AnatomyCommonLib.errors import OutputExistsError
 from AnatomyCommonLib.image_io import write_volume
-from DAPAtlasLib.label_schema import label_id
-from DAPAtlasLib.phantom import make_phantom
 from LIMISLib.slice_geometry import AxialSliceGeometry
 from LIMISLib.slice_preprocessing import (
     center_pad_or_crop,

@@ -43,7 +43,7 @@ import numpy as np
 
 from AnatomyCommonLib.volume import Volume
 
-from .label_schema import label_id, rib_id, vertebra_id
+from ..label_schema import label_id, rib_id, vertebra_id
 
 __all__ = [
     "MATERIAL_HU",
@@ -1938,7 +1938,9 @@ def phantom_grid(
     """
     shape_kji, matrix, _ = _grid(size, orientation, direction_ras, spacing_mm, shape)
     return Volume(
-        np.broadcast_to(np.uint8(0), shape_kji), matrix, {"source": "DAPAtlasLib.phantom", "size": size}
+        np.broadcast_to(np.uint8(0), shape_kji),
+        matrix,
+        {"source": "AnatomyCommonLib.anatomy.phantom", "size": size},
     )
 
 
@@ -2017,7 +2019,7 @@ def make_phantom(
     lesions = np.zeros(shape_kji, dtype=np.uint16)
     lesion_info = _place_lesions(canvas, anatomy, int(n_lesions), int(seed), lesions)
 
-    metadata = {"source": "DAPAtlasLib.phantom", "seed": int(seed), "sex": sex, "size": size}
+    metadata = {"source": "AnatomyCommonLib.anatomy.phantom", "seed": int(seed), "sex": sex, "size": size}
     geometry = Volume(canvas.material, matrix)
     ct = _synthesize_ct(canvas.material, geometry, noise, int(seed))
     return Phantom(

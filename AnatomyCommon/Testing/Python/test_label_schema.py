@@ -8,8 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from AnatomyCommonLib.terminology import LEFT, RIGHT, TerminologyEntry
-from DAPAtlasLib.label_schema import (
+from AnatomyCommonLib.anatomy.label_schema import (
     MAX_LABEL_ID,
     MIN_COLOR_DISTANCE_LAB,
     SYSTEM_TITLES,
@@ -28,7 +27,8 @@ from DAPAtlasLib.label_schema import (
     segment_descriptions,
     vertebra_id,
 )
-from DAPAtlasLib.label_terminology import all_terminology_entries, code_source, terminology_entry
+from AnatomyCommonLib.anatomy.label_terminology import all_terminology_entries, code_source, terminology_entry
+from AnatomyCommonLib.terminology import LEFT, RIGHT, TerminologyEntry
 
 
 def test_ids_run_from_0_to_144_without_gaps():

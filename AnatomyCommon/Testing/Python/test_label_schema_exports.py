@@ -8,18 +8,17 @@ import json
 
 import pytest
 
-from DAPAtlasLib.label_exports import (
+from AnatomyCommonLib.anatomy.label_exports import (
     COLOR_TABLE_FILE,
     TERMINOLOGY_FILE,
     color_table_text,
     label_rows,
     label_table_text,
-    module_resources_dir,
     terminology_json,
-    write_module_resources,
+    write_resource_files,
 )
-from DAPAtlasLib.label_schema import default_colors_rgb, label_by_id
-from DAPAtlasLib.label_terminology import DAP_CONTEXT_NAME, terminology_entry
+from AnatomyCommonLib.anatomy.label_schema import default_colors_rgb, label_by_id
+from AnatomyCommonLib.anatomy.label_terminology import DAP_CONTEXT_NAME, terminology_entry
 
 
 def test_csv_and_json_tables_hold_one_row_per_id_with_codes_and_colours():
@@ -67,17 +66,10 @@ def test_terminology_json_follows_the_segment_context_schema():
     assert modifiers == {"Left": "Kidney Left", "Right": "Kidney Right"}
 
 
-def test_module_resources_match_the_schema():
-    folder = module_resources_dir()
-    assert (folder / COLOR_TABLE_FILE).read_text(encoding="utf-8") == label_table_text("ctbl")
-    assert (folder / TERMINOLOGY_FILE).read_text(encoding="utf-8") == label_table_text("term.json"), (
-        "regenerate with: python -m DAPAtlasLib labels --write-module-resources"
-    )
-
-
-def test_write_module_resources_writes_both_files(tmp_path):
-    paths = write_module_resources(tmp_path)
+def test_write_resource_files_writes_both_files(tmp_path):
+    paths = write_resource_files(tmp_path / "resources")
     assert paths["ctbl"].name == COLOR_TABLE_FILE and paths["term.json"].name == TERMINOLOGY_FILE
+    assert paths["ctbl"].read_text(encoding="utf-8") == label_table_text("ctbl")
     assert (
         json.loads(paths["term.json"].read_text())["SegmentationCategoryTypeContextName"] == DAP_CONTEXT_NAME
     )
@@ -89,12 +81,12 @@ def test_unknown_format_is_refused():
 
 
 @pytest.mark.mrml
-def test_slicer_loads_the_terminology_and_finds_entries_by_name(mrml_scene):
+def test_slicer_loads_the_terminology_and_finds_entries_by_name(mrml_scene, tmp_path):
     import slicer
 
     logic = slicer.vtkSlicerTerminologiesModuleLogic()
     logic.SetMRMLScene(mrml_scene)
-    name = logic.LoadTerminologyFromFile(str(module_resources_dir() / TERMINOLOGY_FILE))
+    name = logic.LoadTerminologyFromFile(str(write_resource_files(tmp_path)["term.json"]))
     assert name == DAP_CONTEXT_NAME
     assert logic.GetNumberOfCategoriesInTerminology(name) == 2
     found = slicer.vtkSlicerTerminologyEntry()
@@ -107,14 +99,14 @@ def test_slicer_loads_the_terminology_and_finds_entries_by_name(mrml_scene):
 
 
 @pytest.mark.mrml
-def test_slicer_reads_the_colour_table_with_names_and_colours(mrml_scene):
+def test_slicer_reads_the_colour_table_with_names_and_colours(mrml_scene, tmp_path):
     import slicer
 
     storage = slicer.vtkMRMLColorTableStorageNode()
     node = slicer.vtkMRMLColorTableNode()
     mrml_scene.AddNode(storage)
     mrml_scene.AddNode(node)
-    storage.SetFileName(str(module_resources_dir() / COLOR_TABLE_FILE))
+    storage.SetFileName(str(write_resource_files(tmp_path)["ctbl"]))
     assert storage.ReadData(node)
     assert node.GetNumberOfColors() == 145
     assert node.GetColorName(131) == label_by_id(131).display_name

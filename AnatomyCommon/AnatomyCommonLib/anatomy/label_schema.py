@@ -387,7 +387,7 @@ def segment_descriptions():
     """One :class:`AnatomyCommonLib.slicer_bridge.LabelDescription` per label (background excluded).
 
     Each carries the DAP display name, the default colour and the SNOMED-CT terminology entry
-    of :mod:`DAPAtlasLib.label_terminology`.
+    of :mod:`.label_terminology`.
     """
     from AnatomyCommonLib.slicer_bridge import LabelDescription
 

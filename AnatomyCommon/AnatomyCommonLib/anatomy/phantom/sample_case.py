@@ -10,8 +10,8 @@ from AnatomyCommonLib.errors import OutputExistsError
 from AnatomyCommonLib.image_io import write_volume
 from AnatomyCommonLib.rendering import render_orthogonal_views
 
-from .label_schema import default_colors_rgb
-from .phantom import Phantom
+from ..label_schema import default_colors_rgb
+from . import Phantom
 
 CASE_FILES = {
     "ct": "ct.nii.gz",

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from AnatomyCommonLib.volume import Volume
-from DAPAtlasLib.label_schema import label_id, rib_id, vertebra_id
-from DAPAtlasLib.phantom import (
+from AnatomyCommonLib.anatomy.label_schema import label_id, rib_id, vertebra_id
+from AnatomyCommonLib.anatomy.phantom import (
     MATERIAL_HU,
     SIZE_PRESETS,
     Phantom,
@@ -18,6 +17,7 @@ from DAPAtlasLib.phantom import (
     orientation_to_direction,
     phantom_grid,
 )
+from AnatomyCommonLib.volume import Volume
 
 ORIENTATIONS = ("RAS", "LPS", "LAI", "SRA")  # identity, ITK default, flipped axes, permuted axes
 VERTEBRAE = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)]
