@@ -11,7 +11,7 @@ from AnatomyCommonLib.image_io import write_volume
 from AnatomyCommonLib.rendering import render_orthogonal_views
 
 from ..label_schema import default_colors_rgb
-from . import Phantom
+from .generator import Phantom
 
 CASE_FILES = {
     "ct": "ct.nii.gz",
