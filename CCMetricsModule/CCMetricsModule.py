@@ -2,7 +2,7 @@
 
 This file is the thin Slicer layer (widget <-> parameter node <-> CCMetricsLib). The Voronoi
 partition and every metric live in CCMetricsLib and run without Slicer;
-CCMetricsLib.slicer_logic moves data between MRML nodes and the library.
+CCMetricsLib.mrml_nodes moves data between MRML nodes and the library.
 """
 
 import os
@@ -245,7 +245,7 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
         """Evaluate ``predictionNodes`` against ``referenceNode``; returns CCMetricsLib's NodeEvaluation
         (``.comparison``, ``.component_table``, ``.summary_table``, ``.regions``)."""
         self.ensureDependencies()
-        from CCMetricsLib.slicer_logic import evaluate_nodes, show_regions
+        from CCMetricsLib.mrml_nodes import evaluate_nodes, show_regions
 
         previous = self.lastResult
         result = evaluate_nodes(
@@ -273,7 +273,7 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
 
     def centerViewsOnComponent(self, row: int) -> None:
         """Centre every slice view on the component of a row of the per-component table."""
-        from CCMetricsLib.slicer_logic import table_row_position_ras
+        from CCMetricsLib.mrml_nodes import table_row_position_ras
 
         if self.lastResult is None:
             return
@@ -283,7 +283,7 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
 
     def setRegionsDisplay(self, visible: bool, outline: bool) -> None:
         """Show/hide the region overlay; it is computed on first show (a full-grid computation)."""
-        from CCMetricsLib.slicer_logic import add_regions, show_regions
+        from CCMetricsLib.mrml_nodes import add_regions, show_regions
 
         if self.lastResult is None:
             return

@@ -408,7 +408,7 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """The user moved or resized the box ROI: the session takes the new box as a step."""
         if self._updatingMarkups or self._session is None or self._busy():
             return
-        from LIMISLib.session_mrml import box_from_roi
+        from LIMISLib.mrml_nodes import box_from_roi
 
         box, sliceIndex = box_from_roi(self._session.geometry, caller)
         self._session.set_active_slice(sliceIndex)
@@ -624,7 +624,7 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
 
     def writeSlices(self, session, sliceIndices, segmentationNode, volumeNode):
         """Write the displayed masks of these slices into the structure's segment."""
-        from LIMISLib.session_mrml import write_slice_mask
+        from LIMISLib.mrml_nodes import write_slice_mask
 
         if session.target is None:
             return
@@ -648,7 +648,7 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
 
     def syncMarkups(self, session, *, showGrid=False):
         """Box ROI, click points and (when a grid stage is pending or asked for) the grid; returns the ROI."""
-        from LIMISLib.session_mrml import box_to_roi, clicks_to_points, grid_to_markups
+        from LIMISLib.mrml_nodes import box_to_roi, clicks_to_points, grid_to_markups
 
         active = session.active
         step = None if active is None else active.displayed

@@ -11,9 +11,7 @@ from DAPAtlasLib.label_schema import default_colors_rgb, label_id
 from DAPAtlasLib.label_terminology import terminology_entry
 from DAPAtlasLib.phantom import make_phantom
 from LIMISLib.click_grid import cell_center
-from LIMISLib.reference_models import IntensityBBox2Mask
-from LIMISLib.session import Click
-from LIMISLib.session_mrml import (
+from LIMISLib.mrml_nodes import (
     box_from_roi,
     box_to_roi,
     clicks_from_points,
@@ -21,6 +19,8 @@ from LIMISLib.session_mrml import (
     grid_to_markups,
     write_slice_mask,
 )
+from LIMISLib.reference_models import IntensityBBox2Mask
+from LIMISLib.session import Click
 from LIMISLib.slice_geometry import AxialSliceGeometry, box_around_mask
 from LIMISLib.volume_session import VolumeSession
 
