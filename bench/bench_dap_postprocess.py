@@ -37,9 +37,9 @@ for folder in ("AnatomyCommon", "DAPAtlasModule"):
 def _add_missing_labels(labels) -> tuple[list[int], object]:
     """Paint a 9 mm blob for every label id the phantom lacks, in soft tissue on its own side."""
     from DAPAtlasLib.label_schema import all_labels
-    from DAPAtlasLib.model_errors import _Injector
+    from DAPAtlasLib.model_errors import ErrorInjector
 
-    inj = _Injector(labels)
+    inj = ErrorInjector(labels)
     present = set(np.unique(inj.array).tolist())
     missing = [label.id for label in all_labels()[1:] if label.id not in present]
     used: set[tuple[float, float, float]] = set()

@@ -75,8 +75,8 @@ class CorruptedLabels:
         return mask
 
 
-class _Injector:
-    """Working copy of a label map with geometry helpers."""
+class ErrorInjector:
+    """Working copy of a label map with geometry helpers (the injectors below edit ``array``)."""
 
     def __init__(self, labels: Volume):
         self.volume = labels
@@ -155,7 +155,7 @@ def _largest_piece(mask: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- injectors
 def swap_sides(
-    inj: _Injector, pairs: Iterable[tuple[int, int]] = ((15, 16), (103, 104), (27, 28))
+    inj: ErrorInjector, pairs: Iterable[tuple[int, int]] = ((15, 16), (103, 104), (27, 28))
 ) -> list[InjectedError]:
     """Whole paired structures labelled with the other side (both kidneys swapped, ...)."""
     errors = []
@@ -167,7 +167,7 @@ def swap_sides(
     return errors
 
 
-def mislabel_upper_half(inj: _Injector, structure: int = 122, wrong: int = 120) -> list[InjectedError]:
+def mislabel_upper_half(inj: ErrorInjector, structure: int = 122, wrong: int = 120) -> list[InjectedError]:
     """The upper half of one structure labelled as its partner (right lower lobe partly "left")."""
     mask = inj.mask_of(structure)
     heights = inj.heights(mask)
@@ -183,7 +183,7 @@ def mislabel_upper_half(inj: _Injector, structure: int = 122, wrong: int = 120) 
     ]
 
 
-def shuffle_ribs(inj: _Injector, moves: dict[int, int] | None = None) -> list[InjectedError]:
+def shuffle_ribs(inj: ErrorInjector, moves: dict[int, int] | None = None) -> list[InjectedError]:
     """Ribs labelled with the wrong number (default: left 3<->7, right 5->6->5)."""
     moves = moves or {
         rib_id(3, "left"): rib_id(7, "left"),
@@ -205,7 +205,7 @@ def shuffle_ribs(inj: _Injector, moves: dict[int, int] | None = None) -> list[In
 
 
 def rib_piece_with_wrong_number(
-    inj: _Injector, rib: int | None = None, wrong: int | None = None
+    inj: ErrorInjector, rib: int | None = None, wrong: int | None = None
 ) -> list[InjectedError]:
     """The outer part of a rib labelled as another rib (a "fragment" of the wrong rib)."""
     rib = rib or rib_id(4, "left")
@@ -227,7 +227,7 @@ def rib_piece_with_wrong_number(
 
 
 def vertebra_piece_of_neighbour(
-    inj: _Injector, vertebra: str = "T8", neighbour: str = "T7"
+    inj: ErrorInjector, vertebra: str = "T8", neighbour: str = "T7"
 ) -> list[InjectedError]:
     """The lower third of a vertebra labelled as the vertebra above."""
     label, other = vertebra_id(vertebra), vertebra_id(neighbour)
@@ -245,7 +245,7 @@ def vertebra_piece_of_neighbour(
     ]
 
 
-def thyroid_in_cheek(inj: _Injector, radius_mm: float = 12.0) -> list[InjectedError]:
+def thyroid_in_cheek(inj: ErrorInjector, radius_mm: float = 12.0) -> list[InjectedError]:
     """A blob of soft tissue in the left cheek labelled thyroid left (repair: cheek left)."""
     c1 = inj.median(vertebra_id("C1"))
     center = c1 + np.array([-45.0, 60.0, 15.0])  # patient left is -x
@@ -257,13 +257,13 @@ def thyroid_in_cheek(inj: _Injector, radius_mm: float = 12.0) -> list[InjectedEr
     ]
 
 
-def gonads_in_orbit(inj: _Injector) -> list[InjectedError]:
+def gonads_in_orbit(inj: ErrorInjector) -> list[InjectedError]:
     """Both eyeballs labelled gonads (repair: eyeball left / right)."""
     mask = inj.mask_of(130) | inj.mask_of(131)
     return [inj.change("gonads_in_orbit", "body_part_limits", "eyeballs labelled gonads", mask, 18)]
 
 
-def bowel_in_nasal_cavity(inj: _Injector, radius_mm: float = 10.0) -> list[InjectedError]:
+def bowel_in_nasal_cavity(inj: ErrorInjector, radius_mm: float = 10.0) -> list[InjectedError]:
     """A blob of soft tissue between the eyes, above C1, labelled colon (repair: nasal cavity)."""
     eyes = [inj.median(label) for label in (130, 131)]
     center = np.mean(eyes, axis=0) + np.array([0.0, -8.0, -18.0])
@@ -273,7 +273,7 @@ def bowel_in_nasal_cavity(inj: _Injector, radius_mm: float = 10.0) -> list[Injec
     ]
 
 
-def bladder_for_gallbladder(inj: _Injector) -> list[InjectedError]:
+def bladder_for_gallbladder(inj: ErrorInjector) -> list[InjectedError]:
     """The gallbladder labelled bladder (repair: gallbladder)."""
     return [
         inj.change(
@@ -282,7 +282,7 @@ def bladder_for_gallbladder(inj: _Injector) -> list[InjectedError]:
     ]
 
 
-def bronchi_above_lungs(inj: _Injector) -> list[InjectedError]:
+def bronchi_above_lungs(inj: ErrorInjector) -> list[InjectedError]:
     """The trachea above the lung apices labelled bronchi (repair: trachea)."""
     tops = []
     for lobe in (121, 124):
@@ -297,7 +297,7 @@ def bronchi_above_lungs(inj: _Injector) -> list[InjectedError]:
     ]
 
 
-def organ_of_other_sex(inj: _Injector, sex: str) -> list[InjectedError]:
+def organ_of_other_sex(inj: ErrorInjector, sex: str) -> list[InjectedError]:
     """Male: the prostate labelled uterus; female: the uterus labelled prostate (repair: 0)."""
     if sex == "M":
         return [
@@ -310,7 +310,7 @@ def organ_of_other_sex(inj: _Injector, sex: str) -> list[InjectedError]:
     ]
 
 
-def stray_fragments(inj: _Injector, radius_mm: float = 9.0) -> list[InjectedError]:
+def stray_fragments(inj: ErrorInjector, radius_mm: float = 9.0) -> list[InjectedError]:
     """Blobs of liver, spleen and brain inside the thigh muscles (repair: removed, 0)."""
     femur_left, femur_right = inj.median(103), inj.median(104)
     errors = []
@@ -329,7 +329,7 @@ def stray_fragments(inj: _Injector, radius_mm: float = 9.0) -> list[InjectedErro
     return errors
 
 
-def skull_missing(inj: _Injector) -> list[InjectedError]:
+def skull_missing(inj: ErrorInjector) -> list[InjectedError]:
     """The skull labelled unknown tissue (repair from the CT: skull)."""
     return [inj.change("skull_missing", "skull_from_ct", "skull labelled unknown tissue", inj.mask_of(99), 1)]
 
@@ -366,7 +366,7 @@ def inject_model_errors(
     unknown = [k for k in kinds if k not in INJECTORS]
     if unknown:
         raise KeyError(f"Unknown error kind(s) {unknown}; use {', '.join(ERROR_KINDS)}.")
-    inj = _Injector(labels)
+    inj = ErrorInjector(labels)
     expected = inj.array.copy()
     errors: list[InjectedError] = []
     for kind in ERROR_KINDS:
