@@ -2,7 +2,7 @@
 
 This file is the thin Slicer layer (widget <-> parameter node <-> CCMetricsLib). The Voronoi
 partition and every metric live in CCMetricsLib and run without Slicer;
-CCMetricsLib.slicer_logic moves data between MRML nodes and the library.
+CCMetricsLib.mrml_nodes moves data between MRML nodes and the library.
 """
 
 import os
@@ -146,6 +146,9 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCompute(self) -> None:
         with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
+            from AnatomyCommonLib.dependencies import ensure_requirements
+
+            ensure_requirements(self.logic.requirements(), "CC-Metrics")  # asks before installing
             p = self._parameterNode
             metrics = [metric for metric, field in METRIC_CHECKBOXES.items() if getattr(p, field)]
             segmentId = None  # the (disabled) segment selector may still show a segmentation
@@ -187,9 +190,11 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.centerViewsOnComponent(row)
 
     def onRegionsDisplayChanged(self, _checked=None) -> None:
-        self.logic.setRegionsDisplay(
-            self.ui.showRegionsCheckBox.checked, self.ui.regionsOutlineCheckBox.checked
-        )
+        # showing the regions the first time computes them (a full-grid computation)
+        with slicer.util.tryWithErrorDisplay("Could not compute the Voronoi regions.", waitCursor=True):
+            self.logic.setRegionsDisplay(
+                self.ui.showRegionsCheckBox.checked, self.ui.regionsOutlineCheckBox.checked
+            )
 
     def onExportCsv(self) -> None:
         import qt
@@ -223,11 +228,11 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
         return CCMetricsModuleParameterNode(super().getParameterNode())
 
     @staticmethod
-    def ensureDependencies() -> None:
-        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+    def requirements() -> list:
+        """The Python packages CC-Metrics needs (the widget asks to install the missing ones)."""
+        from AnatomyCommonLib.dependencies import read_requirements
 
-        resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
-        ensure_requirements(read_requirements(resource), "CC-Metrics")
+        return read_requirements(os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt"))
 
     def process(
         self,
@@ -244,8 +249,10 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
     ):
         """Evaluate ``predictionNodes`` against ``referenceNode``; returns CCMetricsLib's NodeEvaluation
         (``.comparison``, ``.component_table``, ``.summary_table``, ``.regions``)."""
-        self.ensureDependencies()
-        from CCMetricsLib.slicer_logic import evaluate_nodes, show_regions
+        from AnatomyCommonLib.dependencies import check_requirements
+
+        check_requirements(self.requirements(), "CC-Metrics")  # raises naming what is missing; no dialog
+        from CCMetricsLib.mrml_nodes import evaluate_nodes, show_regions
 
         previous = self.lastResult
         result = evaluate_nodes(
@@ -273,7 +280,7 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
 
     def centerViewsOnComponent(self, row: int) -> None:
         """Centre every slice view on the component of a row of the per-component table."""
-        from CCMetricsLib.slicer_logic import table_row_position_ras
+        from CCMetricsLib.mrml_nodes import table_row_position_ras
 
         if self.lastResult is None:
             return
@@ -283,13 +290,12 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
 
     def setRegionsDisplay(self, visible: bool, outline: bool) -> None:
         """Show/hide the region overlay; it is computed on first show (a full-grid computation)."""
-        from CCMetricsLib.slicer_logic import add_regions, show_regions
+        from CCMetricsLib.mrml_nodes import add_regions, show_regions
 
         if self.lastResult is None:
             return
         if visible and not self._stillInScene(self.lastResult.regions):
-            with slicer.util.tryWithErrorDisplay("Could not compute the Voronoi regions.", waitCursor=True):
-                add_regions(self.lastResult)
+            add_regions(self.lastResult)
         if self._stillInScene(self.lastResult.regions):
             show_regions(self.lastResult.regions, visible=visible, outline=outline)
 

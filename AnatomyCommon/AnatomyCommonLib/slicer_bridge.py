@@ -41,7 +41,8 @@ def _slicer():
     return slicer
 
 
-def _scene(scene=None):
+def mrml_scene(scene=None):
+    """``scene`` if given, else Slicer's current scene (``slicer.mrmlScene``)."""
     return scene if scene is not None else _slicer().mrmlScene
 
 
@@ -81,7 +82,7 @@ def _node_to_world(node) -> np.ndarray:
 def volume_to_node(volume: Volume, name: str, *, scene=None, labelmap: bool = False, node=None):
     """Create (or fill ``node``) a scalar or label-map volume node from ``volume``."""
     slicer = _slicer()
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     if node is None:
         class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
         node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
@@ -110,7 +111,7 @@ def node_to_volume(node) -> Volume:
 # ---------------------------------------------------------------------------- colours
 def color_table_node(descriptions: Sequence[LabelDescription], name: str, *, scene=None):
     """A user colour table with one named entry per label value (unused values stay unnamed)."""
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     table = scene.AddNewNodeByClass("vtkMRMLColorTableNode", scene.GenerateUniqueName(name))
     table.SetTypeToUser()
     max_value = max((d.value for d in descriptions), default=0)
@@ -140,7 +141,7 @@ def labelmap_to_segmentation_node(
     values. Temporary nodes are removed from the scene.
     """
     slicer = _slicer()
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     by_value = {int(d.value): d for d in descriptions}
     present = [int(v) for v in np.unique(labels.array) if v != 0]
     full = [by_value.get(v, LabelDescription(v, f"Label {v}")) for v in present]
@@ -217,7 +218,7 @@ def segmentation_node_to_labelmap(
     slicer = _slicer()
     import vtk
 
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     ids = _segment_ids(segmentation_node, segment_ids)
     segmentation = segmentation_node.GetSegmentation()
     values: dict[str, int] = {}
@@ -448,7 +449,7 @@ def rows_to_table_node(rows: Sequence[Mapping], name: str, *, scene=None, node=N
     """A table node with one column per key of the rows (numbers as double, others as text)."""
     import vtk
 
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     table = node.GetTable()
@@ -506,7 +507,7 @@ def box_to_roi_node(
     ``axes_ras`` (3x3, columns = ROI axes in RAS) lets a box follow an oblique volume's voxel
     axes; the default is RAS-aligned.
     """
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", scene.GenerateUniqueName(name))
     axes = np.eye(3) if axes_ras is None else np.asarray(axes_ras, dtype=float)
@@ -537,7 +538,7 @@ def points_to_fiducial_node(
     node=None,
 ):
     """A point-list markup with one control point per RAS point (replaces ``node``'s points)."""
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", scene.GenerateUniqueName(name))
     node.RemoveAllControlPoints()

@@ -168,9 +168,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.summary_csv:
         rows_to_csv(summary, args.summary_csv)
     if args.json:
-        from .evaluation import _write_json
+        from .evaluation import write_json
 
-        _write_json({"predictions": [r.to_dict() for result in results for r in result]}, args.json)
+        write_json({"predictions": [r.to_dict() for result in results for r in result]}, args.json)
     if args.regions:
         _write_regions(reference, results[0], args)
     if args.png:

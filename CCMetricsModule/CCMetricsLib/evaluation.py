@@ -61,7 +61,7 @@ INSTANCE_KEYS = ("pq", "sq", "rq", "lesion_dice")
 
 # ---------------------------------------------------------------------------- inputs
 @dataclass
-class _Mask:
+class MaskInput:
     """A binary mask given as an array or a Volume, with its geometry when known."""
 
     array: np.ndarray
@@ -69,7 +69,11 @@ class _Mask:
     spacing_kji: np.ndarray | None
 
 
-def _as_mask(data: Any, label: int | None, name: str) -> _Mask:
+def as_mask(data: Any, label: int | None, name: str) -> MaskInput:
+    """A binary mask (``== label`` if given) from an array or a Volume, with the Volume's geometry.
+
+    ``name`` names the input in the error raised for a non-binary array without ``label``.
+    """
     ijk_to_ras = spacing = None
     if hasattr(data, "array") and hasattr(data, "ijk_to_ras"):  # AnatomyCommonLib Volume
         ijk_to_ras = np.asarray(data.ijk_to_ras, dtype=float)
@@ -78,7 +82,7 @@ def _as_mask(data: Any, label: int | None, name: str) -> _Mask:
     array = np.asarray(data)
     if label is not None:
         array = array == label
-    return _Mask(as_binary_mask(array, name), ijk_to_ras, spacing)
+    return MaskInput(as_binary_mask(array, name), ijk_to_ras, spacing)
 
 
 def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
@@ -91,7 +95,7 @@ def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
-def _check_same_grid(reference: _Mask, prediction: _Mask, name: str) -> None:
+def _check_same_grid(reference: MaskInput, prediction: MaskInput, name: str) -> None:
     if reference.array.shape != prediction.array.shape:
         raise GeometryMismatchError(
             f"reference has {reference.array.shape} voxels but {name} has {prediction.array.shape}; "
@@ -105,7 +109,7 @@ def _check_same_grid(reference: _Mask, prediction: _Mask, name: str) -> None:
         )
 
 
-def _resolve_spacing(spacing, reference: _Mask) -> np.ndarray:
+def _resolve_spacing(spacing, reference: MaskInput) -> np.ndarray:
     if spacing is None:
         return reference.spacing_kji if reference.spacing_kji is not None else np.ones(3)
     values = spacing_array(spacing)
@@ -232,7 +236,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """Lists become one column per entry (centroid_ijk -> centroid_i, centroid_j, centroid_k ...)."""
     names = {
         "centroid_ijk": ("centroid_i", "centroid_j", "centroid_k"),
@@ -250,7 +254,7 @@ def _flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def rows_to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path | None = None) -> str:
     """CSV text of dict rows (union of keys as columns, floats in full precision); written to ``path``."""
-    flat = [_flat_row(r) for r in rows]
+    flat = [flat_row(r) for r in rows]
     columns: list[str] = []
     for row in flat:
         columns.extend(k for k in row if k not in columns)
@@ -274,7 +278,8 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def _write_json(data: Any, path: str | Path | None) -> str:
+def write_json(data: Any, path: str | Path | None) -> str:
+    """``data`` as indented JSON text (numpy values converted), also written to ``path`` if given."""
     text = json.dumps(_json_value(data), indent=2)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -335,7 +340,7 @@ class CCMetricsResult:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """JSON text (non-finite numbers as the strings "inf"/"nan"); also written to ``path``."""
-        return _write_json(self.to_dict(), path)
+        return write_json(self.to_dict(), path)
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """Per-component CSV text (one row per reference component); also written to ``path``."""
@@ -372,7 +377,7 @@ class ComparisonResult:
         return rows_to_csv(self.summary_rows(), path)
 
     def to_json(self, path: str | Path | None = None) -> str:
-        return _write_json({"predictions": [r.to_dict() for r in self.results.values()]}, path)
+        return write_json({"predictions": [r.to_dict() for r in self.results.values()]}, path)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -591,7 +596,7 @@ def compare(
         predictions = {f"prediction_{i}": p for i, p in enumerate(predictions, start=1)}
     if not predictions:
         raise InvalidParameterError("Give at least one prediction to evaluate.")
-    reference_mask = _as_mask(reference, label, "reference")
+    reference_mask = as_mask(reference, label, "reference")
     spacing_kji = _resolve_spacing(spacing, reference_mask)
     prepared = PreparedReference(reference_mask.array, spacing_kji, connectivity, reference_mask.ijk_to_ras)
     settings = _settings(
@@ -599,7 +604,7 @@ def compare(
     )
     results = {}
     for name, prediction in predictions.items():
-        prediction_mask = _as_mask(prediction, label, str(name))
+        prediction_mask = as_mask(prediction, label, str(name))
         _check_same_grid(reference_mask, prediction_mask, str(name))
         results[str(name)] = _evaluate_prepared(
             prepared,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import ComparisonResult, PreparedReference, _as_mask
+from .evaluation import ComparisonResult, PreparedReference, as_mask
 from .exceptions import GeometryMismatchError, OutputExistsError
 
 #: Outline colours of the predictions, in order; the reference is green.
@@ -86,13 +86,13 @@ def render_component_report(
         raise OutputExistsError(f"{path} exists; choose another file name or pass overwrite=True.")
     first = next(iter(comparison))
     settings = first.settings
-    ref_mask = _as_mask(reference, label if label is not None else settings.get("label"), "reference")
+    ref_mask = as_mask(reference, label if label is not None else settings.get("label"), "reference")
     spacing_kji = np.asarray(spacing if spacing is not None else settings["spacing_kji_mm"], dtype=float)
     prepared = PreparedReference(
         ref_mask.array, spacing_kji, connectivity or settings["connectivity"], ref_mask.ijk_to_ras
     )
     pred_masks = {
-        name: _as_mask(mask, label if label is not None else settings.get("label"), name).array
+        name: as_mask(mask, label if label is not None else settings.get("label"), name).array
         for name, mask in predictions.items()
     }
     slice_axis, rows, cols = _display_axes(ref_mask.ijk_to_ras)

@@ -83,7 +83,7 @@ class _ProgressPrinter:
 
     def __call__(self, fraction: float, message: str) -> None:
         if self.lines:
-            from .background_job import progress_line
+            from AnatomyCommonLib.background_jobs import progress_line
 
             print(progress_line(fraction, message), file=self.stream, flush=True)
         elif self.bar is not None:

@@ -28,14 +28,6 @@ from AnatomyCommonLib.volume import Volume
 SYSTEM_TAG = "DAPAtlas.System"
 
 
-def _scene(scene=None):
-    if scene is not None:
-        return scene
-    import slicer
-
-    return slicer.mrmlScene
-
-
 def _segment_tag(segment, tag: str) -> str | None:
     import vtk
 
@@ -56,7 +48,7 @@ def create_dap_segmentation(
     Segments are ordered by anatomical system (the order of :data:`SYSTEMS`), then by label id,
     so the segment list reads as groups.
     """
-    scene = _scene(scene)
+    scene = slicer_bridge.mrml_scene(scene)
     node = slicer_bridge.labelmap_to_segmentation_node(
         labels,
         segment_descriptions(),
@@ -116,7 +108,7 @@ def system_visibility(segmentation_node) -> dict[str, bool]:
 
 def statistics_table_node(rows: Sequence[dict], name: str = "DAP Atlas statistics", *, scene=None, node=None):
     """A table node with one row per structure (rows from :func:`~.statistics.statistics_rows`)."""
-    return slicer_bridge.rows_to_table_node(rows, name, scene=_scene(scene), node=node)
+    return slicer_bridge.rows_to_table_node(rows, name, scene=slicer_bridge.mrml_scene(scene), node=node)
 
 
 def volume_by_system_plot(
@@ -125,7 +117,7 @@ def volume_by_system_plot(
     """A bar chart of volume per anatomical system: (chart node, series node, table node)."""
     import slicer
 
-    scene = _scene(scene)
+    scene = slicer_bridge.mrml_scene(scene)
     rows = [
         {"system": SYSTEM_TITLES.get(s, s), "index": n, "volume_ml": v}
         for n, (s, v) in enumerate(volumes_ml.items())
@@ -153,7 +145,7 @@ def load_color_table_node(path: str | Path | None = None, *, scene=None):
 
     from .module_resources import module_resources_dir
 
-    scene = _scene(scene)
+    scene = slicer_bridge.mrml_scene(scene)
     path = Path(path) if path is not None else module_resources_dir() / COLOR_TABLE_FILE
     storage = scene.AddNewNodeByClass("vtkMRMLColorTableStorageNode")
     node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", "DAP Atlas colors")
@@ -204,7 +196,7 @@ def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None
             "choose the DAP Atlas model output."
         )
     labels, names = slicer_bridge.segmentation_node_to_labelmap(
-        model_output_node, reference_volume_node, scene=_scene(scene)
+        model_output_node, reference_volume_node, scene=slicer_bridge.mrml_scene(scene)
     )
     tagged = set()
     segmentation = model_output_node.GetSegmentation()
@@ -246,7 +238,7 @@ def patient_sex_of_node(node, *, scene=None) -> str | None:
     """
     import slicer
 
-    scene = _scene(scene)
+    scene = slicer_bridge.mrml_scene(scene)
     attribute = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMPatientSexAttributeName()
     value = node.GetAttribute(attribute)
     if value:

@@ -125,7 +125,9 @@ def prepare_crop_intensities(image_hu: np.ndarray, window: Window | None) -> np.
 
 
 @dataclass
-class _Prepared:
+class PreparedPrompt:
+    """One slice's crop, image and prompts in crop pixels, as the model subclasses receive them."""
+
     crop: tuple[int, int, int, int]
     image01: np.ndarray
     box_in_crop: Box
@@ -192,7 +194,7 @@ class CroppedBBox2Mask(abc.ABC):
         positive_clicks: Sequence[Point],
         negative_clicks: Sequence[Point],
         window: Window | None,
-    ) -> _Prepared:
+    ) -> PreparedPrompt:
         shape = image_hu.shape
         box = validate_box(box_xyxy, shape)
         positive = _check_points(positive_clicks, shape, "positive")
@@ -204,7 +206,7 @@ class CroppedBBox2Mask(abc.ABC):
         x0, y0, x1, y1 = crop
         image01 = prepare_crop_intensities(image_hu[y0:y1, x0:x1], window)
         shift = lambda points: [(x - x0, y - y0) for x, y in points]  # noqa: E731
-        return _Prepared(
+        return PreparedPrompt(
             crop=crop,
             image01=image01,
             box_in_crop=(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0),
@@ -247,7 +249,7 @@ class CroppedBBox2Mask(abc.ABC):
 
     @abc.abstractmethod
     def _run(
-        self, prepared: _Prepared, previous_model_logits: np.ndarray | None
+        self, prepared: PreparedPrompt, previous_model_logits: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Return (model-resolution logits, crop logits, crop probabilities, extras)."""
 
@@ -294,7 +296,7 @@ class ScribblePromptBBox2Mask(CroppedBBox2Mask):
 
         return cls(ScribblePromptUNet.from_checkpoint(path), device=device, **settings)
 
-    def _run(self, prepared: _Prepared, previous_model_logits):
+    def _run(self, prepared: PreparedPrompt, previous_model_logits):
         import torch
 
         from .scribbleprompt_prompts import box_on_grid, encode_prompts

@@ -600,7 +600,8 @@ def normalise(text: str) -> str:
 _NUMBER = r"-?\d+(?:\.\d+)?"
 
 
-def _numbers(text: str) -> list[float]:
+def numbers_in(text: str) -> list[float]:
+    """Every number written in ``text``, in order."""
     return [float(v) for v in re.findall(rf"(?<![\w.]){_NUMBER}(?![\w.])", text)]
 
 
@@ -646,7 +647,8 @@ _DIRECTION_WORDS = {
 }
 
 
-def _direction(text: str) -> str | None:
+def direction_in(text: str) -> str | None:
+    """The screen direction ``text`` names (patient left/right mapped to the radiological view), or None."""
     # "the patient's left" is the viewer's right in the radiological axial view
     patient = re.search(r"\bpatient\s+(left|right)\b|\b(left|right) of the patient\b", text)
     if patient:
@@ -666,7 +668,7 @@ def _amount(text: str, default: int, small: int, large: int) -> tuple[int | None
     if mm:
         return None, abs(float(mm.group(1)))
     px = re.search(rf"({_NUMBER})\s*(?:px|pixels?|pix|points?)?\b", text)
-    values = [abs(v) for v in _numbers(text)]
+    values = [abs(v) for v in numbers_in(text)]
     if px or values:
         value = abs(float(px.group(1))) if px else values[0]
         return round(value), None
@@ -718,7 +720,8 @@ _INITIAL_REF = (
 )
 
 
-def _step_reference(text: str) -> int | None:
+def step_reference_in(text: str) -> int | None:
+    """The step number ``text`` refers to ("step 3", "version 2"; 0 for "the initial one"), or None."""
     match = re.search(_STEP_REF, text)
     if match:
         return int(match.group(1))
@@ -750,9 +753,9 @@ def _rule_finish(text: str, context: ParseContext | None) -> Command | None:
         return None
     if _has(text, r"propagate|propagation|slices"):
         return None
-    step = _step_reference(text)
+    step = step_reference_in(text)
     if step is None:
-        numbers = [v for v in _numbers(text) if v >= 0 and float(v).is_integer()]
+        numbers = [v for v in numbers_in(text) if v >= 0 and float(v).is_integer()]
         if numbers and _has(
             text, r"with|use|take|choose|pick|from|at|is the final|as final|as the final|final"
         ):
@@ -768,7 +771,7 @@ def _rule_revert(text: str, context: ParseContext | None) -> Command | None:
     )
     if not _has(text, verbs):
         return None
-    step = _step_reference(text)
+    step = step_reference_in(text)
     if step is None:
         match = re.search(r"\b(?:to|from)\s+(\d+)\b", text)
         if match and not _has(text, r"pixels?|px|slices?|mm|threshold|window|level|width|cell|box"):
@@ -901,7 +904,7 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
         sign = 1 if _has(text, r"up|more") else -1
     else:
         sign = 0
-    numbers = _numbers(text)
+    numbers = numbers_in(text)
     value = None
     if numbers:
         value = numbers[-1]
@@ -957,7 +960,7 @@ def _rule_grid_click(text: str, context: ParseContext | None) -> Command | None:
     cell_match = re.search(
         r"\b(?:cell|square|tile|field|number|grid|position|no)\s*(?:number\s*)?(-?\d+)\b", text
     )
-    numbers = [int(abs(v)) for v in _numbers(text) if float(v).is_integer()]
+    numbers = [int(abs(v)) for v in numbers_in(text) if float(v).is_integer()]
     cell = int(abs(int(cell_match.group(1)))) if cell_match else (numbers[0] if numbers else None)
     if cell is None:
         return None
@@ -1217,7 +1220,7 @@ def _rule_propagate(text: str, context: ParseContext | None) -> Command | None:
         direction = "both" if direction == "up" and _has(text, r"and|both") else "down"
     if _has(text, r"both|either|both directions|each direction|all directions|up and down|above and below"):
         direction = "both"
-    numbers = [int(abs(v)) for v in _numbers(text) if v and float(v).is_integer()]
+    numbers = [int(abs(v)) for v in numbers_in(text) if v and float(v).is_integer()]
     slices = numbers[0] if numbers else None
     return Command("propagate", {"direction": direction, "slices": slices})
 
@@ -1228,7 +1231,7 @@ def _mentions_organ(text: str) -> bool:
 
 
 def _rule_move_box(text: str, context: ParseContext | None) -> Command | None:
-    direction = _direction(text)
+    direction = direction_in(text)
     if direction is None:
         return None
     box_word = _has(text, _BOX)
@@ -1320,7 +1323,7 @@ def _rule_remove_component(text: str, context: ParseContext | None) -> Command |
     ordinal = re.search(r"\b(" + "|".join(ORDINALS) + r")\b", text)
     if ordinal:
         return Command("remove_component", {"index": ORDINALS[ordinal.group(1)]})
-    numbers = [int(v) for v in _numbers(text) if v > 0 and float(v).is_integer()]
+    numbers = [int(v) for v in numbers_in(text) if v > 0 and float(v).is_integer()]
     if numbers:
         return Command("remove_component", {"index": numbers[0]})
     return None
@@ -1447,7 +1450,8 @@ def _sided_structures(candidate: str) -> list[str]:
     return sorted(names)[:3] if 0 < len(names) <= 4 else []
 
 
-def _rule_segment(text: str, context: ParseContext | None) -> Command | None:
+def rule_segment(text: str, context: ParseContext | None) -> Command | None:
+    """The ``segment`` rule: "segment the liver" -> Command("segment", target=...), else None."""
     from .organ_vocabulary import resolve_structure
 
     stripped = re.sub(rf"^(?:{_SEGMENT_VERBS})\b\s*", "", text).strip()
@@ -1540,7 +1544,7 @@ RULES = (
     _rule_resize_box,
     _rule_move_box,
     _rule_guided,
-    _rule_segment,
+    rule_segment,
     _rule_contrast,
     _rule_help_loose,
 )

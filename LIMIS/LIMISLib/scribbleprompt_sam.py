@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from .bbox2mask import DEFAULT_CROP_MARGIN_PX, CroppedBBox2Mask, _Prepared, map_back
+from .bbox2mask import DEFAULT_CROP_MARGIN_PX, CroppedBBox2Mask, PreparedPrompt, map_back
 from .exceptions import MissingDependencyError
 from .scribbleprompt_prompts import box_on_grid, resize_image, scale_to_grid
 from .scribbleprompt_unet import check_state_dict_layout, read_checkpoint, strip_compile_prefix
@@ -139,7 +139,7 @@ class ScribblePromptSAMBBox2Mask(CroppedBBox2Mask):
     def from_checkpoint(cls, path, *, device: str = "cpu", **settings) -> ScribblePromptSAMBBox2Mask:
         return cls(load_sam_checkpoint(path, device=device), device=device, **settings)
 
-    def _run(self, prepared: _Prepared, previous_model_logits):
+    def _run(self, prepared: PreparedPrompt, previous_model_logits):
         sam, size = self.sam, SAM_INPUT_SIZE
         shape = prepared.image01.shape
         scale = sam.image_encoder.img_size / size

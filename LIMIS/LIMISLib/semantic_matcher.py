@@ -37,11 +37,11 @@ from .command_grammar import (
     DEFAULT_THRESHOLD_STEP,
     Command,
     ParseContext,
-    _direction,
-    _numbers,
-    _rule_segment,
-    _step_reference,
+    direction_in,
     normalise,
+    numbers_in,
+    rule_segment,
+    step_reference_in,
     suggestion_text,
 )
 from .exceptions import MissingDependencyError
@@ -230,7 +230,7 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     """The command a label stands for, with the values read from ``text``; None if one is missing."""
     kind, _, variant = label.partition(":")
     normalised = normalise(text)
-    numbers = [v for v in _numbers(normalised)]
+    numbers = [v for v in numbers_in(normalised)]
     if kind in {
         "accept",
         "reject",
@@ -243,7 +243,7 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     }:
         return Command(kind)
     if kind == "finish":
-        return Command("finish", {"step": _step_reference(normalised)})
+        return Command("finish", {"step": step_reference_in(normalised)})
     if kind == "answer":
         return Command("answer", {"value": variant != "no"})
     if kind == "guided":
@@ -258,26 +258,26 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     if kind == "remove_component":
         return Command("remove_component", {"keep_largest": True})
     if kind == "propagate":
-        direction = _direction(normalised)
+        direction = direction_in(normalised)
         direction = direction if direction in {"up", "down"} else "both"
         slices = int(abs(numbers[0])) if numbers else None
         return Command("propagate", {"direction": direction, "slices": slices})
     if kind == "window":
         return Command("window", {"preset": "organ"})
     if kind == "move_box":
-        direction = _direction(normalised)
+        direction = direction_in(normalised)
         if direction is None:
             return None
         pixels = int(abs(numbers[0])) if numbers else 5
         return Command("move_box", {"direction": direction, "pixels": pixels})
     if kind == "revert":
-        step = _step_reference(normalised)
+        step = step_reference_in(normalised)
         if step is None:
             found = re.findall(r"\b\d+\b", normalised)
             step = int(found[0]) if found else None
         return None if step is None else Command("revert", {"step": step})
     if kind == "segment":
-        return _rule_segment("segment " + normalised, context)
+        return rule_segment("segment " + normalised, context)
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import METRICS, ComparisonResult, _flat_row, compare
+from .evaluation import METRICS, ComparisonResult, compare, flat_row
 from .exceptions import GeometryMismatchError, InvalidParameterError
 from .voronoi import voronoi_regions
 
@@ -117,7 +117,7 @@ def component_table_rows(comparison: ComparisonResult) -> list[dict[str, Any]]:
     rows = []
     for result in comparison:
         for row in result.component_rows():
-            flat = _flat_row(row)
+            flat = flat_row(row)
             ordered = {key: flat[key] for key in COMPONENT_COLUMNS if key in flat}
             ordered["detected"] = int(bool(ordered.get("detected")))
             ordered.update({metric: flat[metric] for metric in result.metrics})

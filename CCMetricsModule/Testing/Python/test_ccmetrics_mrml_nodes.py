@@ -7,7 +7,7 @@ from AnatomyCommonLib import Volume
 from AnatomyCommonLib import slicer_bridge as bridge
 from CCMetricsLib import evaluate
 from CCMetricsLib.exceptions import GeometryMismatchError
-from CCMetricsLib.slicer_logic import (
+from CCMetricsLib.mrml_nodes import (
     add_regions,
     evaluate_nodes,
     matching_segment_id,

@@ -11,9 +11,7 @@ from AnatomyCommonLib.anatomy.label_terminology import terminology_entry
 from AnatomyCommonLib.anatomy.phantom import make_phantom
 from AnatomyCommonLib.terminology import TerminologyEntry
 from LIMISLib.click_grid import cell_center
-from LIMISLib.reference_models import IntensityBBox2Mask
-from LIMISLib.session import Click
-from LIMISLib.session_mrml import (
+from LIMISLib.mrml_nodes import (
     box_from_roi,
     box_to_roi,
     clicks_from_points,
@@ -21,6 +19,8 @@ from LIMISLib.session_mrml import (
     grid_to_markups,
     write_slice_mask,
 )
+from LIMISLib.reference_models import IntensityBBox2Mask
+from LIMISLib.session import Click
 from LIMISLib.slice_geometry import AxialSliceGeometry, box_around_mask
 from LIMISLib.volume_session import VolumeSession
 

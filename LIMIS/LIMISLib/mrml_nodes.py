@@ -117,9 +117,9 @@ def grid_to_markups(
     lines_node=None,
 ):
     """(point list with the cell numbers 1-16, linear curve through the grid lines) for the box."""
-    from AnatomyCommonLib.slicer_bridge import _scene, points_to_fiducial_node
+    from AnatomyCommonLib.slicer_bridge import mrml_scene, points_to_fiducial_node
 
-    scene = _scene(scene)
+    scene = mrml_scene(scene)
     centres = cell_label_positions(box_xyxy)
     labels_node = points_to_fiducial_node(
         geometry.pixel_to_ras([centres[c] for c in sorted(centres)], slice_index),
