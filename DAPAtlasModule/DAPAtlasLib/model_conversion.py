@@ -279,7 +279,7 @@ class V1Architecture:
         }
         class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
         if self.v1_decoder_kernel_sizes != self.v2_decoder_kernel_sizes:
-            class_name = "DAPAtlasLib.v1_decoder_unet.PlainConvUNetV1Decoder"
+            class_name = "DAPAtlasLib.nnunet.v1_decoder_unet.PlainConvUNetV1Decoder"
             kwargs["decoder_kernel_sizes"] = [list(k) for k in self.v1_decoder_kernel_sizes]
         return {
             "network_class_name": class_name,

@@ -242,3 +242,13 @@ def test_convert_model_command(tmp_path, capsys):
     assert "converted" in capsys.readouterr().out
     assert (tmp_path / "v2" / "fold_0" / V2_CHECKPOINT).exists()
     assert main(["convert-model", str(tmp_path / TRAINER), str(tmp_path / "v2")]) == 2  # exists
+
+
+def test_folders_converted_before_the_move_still_find_the_v1_decoder_class():
+    """Older plans.json files name ``DAPAtlasLib.v1_decoder_unet``; nnU-Net locates it by that name."""
+    import pydoc
+
+    from DAPAtlasLib.nnunet.v1_decoder_unet import PlainConvUNetV1Decoder
+
+    assert pydoc.locate("DAPAtlasLib.v1_decoder_unet.PlainConvUNetV1Decoder") is PlainConvUNetV1Decoder
+
