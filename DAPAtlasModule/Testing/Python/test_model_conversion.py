@@ -252,3 +252,17 @@ def test_folders_converted_before_the_move_still_find_the_v1_decoder_class():
 
     assert pydoc.locate("DAPAtlasLib.v1_decoder_unet.PlainConvUNetV1Decoder") is PlainConvUNetV1Decoder
 
+
+def test_the_converted_model_folder_and_files_get_the_umask_mode(tmp_path):
+    """The folder used to come out 0700 (mkdtemp renamed into place); now mkdir()'s mode."""
+    import os
+    import stat
+
+    write_v1_model(tmp_path / TRAINER, config=ISOTROPIC)
+    old = os.umask(0o022)
+    try:
+        out = convert_v1_to_v2(tmp_path / TRAINER, tmp_path / "v2")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "plans.json").stat().st_mode) == 0o644
