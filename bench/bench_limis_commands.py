@@ -144,9 +144,9 @@ def overhead_section(repeats: int, network_features: int) -> None:
     from AnatomyCommonLib.anatomy.phantom import make_phantom
     from LIMISLib.bbox2mask import ScribblePromptBBox2Mask
     from LIMISLib.command_grammar import parse_command
-    from LIMISLib.mrml_nodes import box_to_roi, clicks_to_points, write_slice_mask
+    from LIMISLib.neural.scribbleprompt_unet import ScribblePromptUNet
     from LIMISLib.reference_models import IntensityBBox2Mask
-    from LIMISLib.scribbleprompt_unet import ScribblePromptUNet
+    from LIMISLib.mrml_nodes import box_to_roi, clicks_to_points, write_slice_mask
     from LIMISLib.slice_geometry import box_around_mask
     from LIMISLib.volume_session import VolumeSession
 

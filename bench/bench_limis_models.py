@@ -86,7 +86,7 @@ def phantom_liver_slice() -> tuple[np.ndarray, tuple[float, float, float, float]
 def bench_bbox2mask(device: str, repeats: int) -> dict:
     from LIMISLib import ScribblePromptBBox2Mask, ScribblePromptUNet, enlarge_box
     from LIMISLib.ct_windows import window_for_structure
-    from LIMISLib.scribbleprompt_prompts import encode_prompts, minmax_normalise
+    from LIMISLib.neural.scribbleprompt_prompts import encode_prompts, minmax_normalise
 
     torch.manual_seed(0)
     image, box = phantom_liver_slice()
@@ -124,7 +124,7 @@ def bench_bbox2mask(device: str, repeats: int) -> dict:
 def bench_lang2bbox(device: str, repeats: int) -> list[dict]:
     from transformers import GroundingDinoConfig
 
-    from LIMISLib.grounding_dino import tiny_config
+    from LIMISLib.neural.grounding_dino import tiny_config
 
     rows = []
     image = np.random.default_rng(0).normal(0, 300, size=(512, 512)).astype(np.float32)
@@ -138,7 +138,7 @@ def bench_lang2bbox(device: str, repeats: int) -> list[dict]:
 
 def _bench_detector(label: str, config, image: np.ndarray, device: str, repeats: int) -> dict:
     from LIMISLib import GroundingDinoLang2BBox
-    from LIMISLib.grounding_dino import DetectorSettings
+    from LIMISLib.neural.grounding_dino import DetectorSettings
     from LIMISLib.organ_vocabulary import PAPER_STRUCTURES
 
     torch.manual_seed(0)

@@ -18,6 +18,9 @@ from .errors import MissingDependencyError
 #: Packages Slicer ships itself; installing another version would break Slicer.
 SLICER_OWNED_PACKAGES = frozenset({"numpy", "simpleitk", "vtk", "pip", "setuptools", "requests"})
 
+#: Packages Slicer's PyTorch extension installs (it picks the CUDA build); pip must not replace them.
+PYTORCH_EXTENSION_PACKAGES = frozenset({"torch", "torchvision"})
+
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(\[[^\]]*\])?\s*([^;#]*)")
 
 
@@ -56,11 +59,11 @@ def missing_requirements(requirements: list[str]) -> list[str]:
 
 
 def installable_requirements(requirements: list[str]) -> list[str]:
-    """Requirements minus the packages Slicer owns (those must never be reinstalled)."""
+    """Requirements pip may install: minus Slicer's own packages and those of the PyTorch extension."""
     kept = []
     for requirement in requirements:
         match = _REQUIREMENT.match(requirement)
-        if match and match.group(1).lower() not in SLICER_OWNED_PACKAGES:
+        if match and match.group(1).lower() not in SLICER_OWNED_PACKAGES | PYTORCH_EXTENSION_PACKAGES:
             kept.append(requirement)
     return kept
 
@@ -71,20 +74,27 @@ def ensure_requirements(requirements: list[str], requester: str, *, need_torch: 
     Must run on the main thread (it may show dialogs). Outside Slicer it raises
     :class:`MissingDependencyError` naming the pip command to run.
     """
-    missing = installable_requirements(missing_requirements(requirements))
+    unsatisfied = missing_requirements(requirements)
+    missing = installable_requirements(unsatisfied)
     try:
         import slicer
     except ImportError:
         slicer = None
     if slicer is None or not hasattr(slicer, "app"):
-        if missing:
+        if unsatisfied:  # outside Slicer, pip installs torch too
             raise MissingDependencyError(
-                f"{requester} needs {', '.join(missing)}; install with: pip install "
-                + " ".join(f'"{m}"' for m in missing)
+                f"{requester} needs {', '.join(unsatisfied)}; install with: pip install "
+                + " ".join(f'"{m}"' for m in unsatisfied)
             )
         return
     if need_torch:
         _ensure_torch(slicer, requester)
+        wrong_torch = [r for r in missing_requirements(requirements) if r not in missing]
+        if wrong_torch:
+            raise MissingDependencyError(
+                f"{requester} needs {', '.join(wrong_torch)}; the installed PyTorch does not match. "
+                "Reinstall it from the PyTorch module (Utilities > PyTorch Utils) and restart Slicer."
+            )
     if not missing:
         return
     packaging = getattr(slicer, "packaging", None)

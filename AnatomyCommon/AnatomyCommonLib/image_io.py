@@ -9,11 +9,11 @@ write leaves no half-written output.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_output import atomic_output_file
 from .errors import (
     ImageDimensionError,
     InputNotFoundError,
@@ -179,7 +179,8 @@ def write_volume(
     """Write ``volume`` to ``path`` (format from the suffix) keeping its geometry.
 
     Refuses to replace an existing file unless ``overwrite``; writes a temporary file next to
-    the target and renames it, so the target is either complete or untouched.
+    the target and renames it, so the target is either complete or untouched. The file gets the
+    mode ``open()`` would give it (the umask applies, see :mod:`.atomic_output`).
     """
     path = Path(path)
     suffix = image_suffix(path)
@@ -188,17 +189,10 @@ def write_volume(
             f"{path} already exists; choose another output name or pass overwrite=True "
             "(--overwrite on the command line) to replace it."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = volume_to_sitk(volume)
     sitk = _sitk()
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{suffix}", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output_file(path, suffix=suffix) as tmp_name:
         sitk.WriteImage(image, tmp_name, useCompression=compress)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     return path
 
 

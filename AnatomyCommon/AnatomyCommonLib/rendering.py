@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import colorsys
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic_output import atomic_output_file
 from .errors import ImageDimensionError, OutputExistsError
 from .volume import Volume
 
@@ -306,17 +306,10 @@ def render_orthogonal_views(
     if title:
         figure.suptitle(title, color="white", fontsize=11)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".png", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_output_file(target, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=dpi, facecolor=figure.get_facecolor())
         if target.exists() and not overwrite:  # appeared while rendering
             raise OutputExistsError(
                 f"{target} appeared while the overview was rendered; nothing was overwritten."
             )
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return target

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from AnatomyCommonLib.atomic_output import atomic_output_file
 
 from .evaluation import ComparisonResult, PreparedReference, as_mask
 from .exceptions import GeometryMismatchError, OutputExistsError
@@ -211,16 +212,11 @@ def render_component_report(
             0.01, 1 - (0.25 + 0.22 * number) / (3.6 * n_rows + 0.9), text, color=color, fontsize=9, va="top"
         )
     figure.tight_layout(rect=(0, 0, 1, 1 - (0.45 + 0.22 * len(lines)) / (3.6 * n_rows + 0.9)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=90, facecolor="black")
-        os.replace(temporary, path)
+        with atomic_output_file(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=90, facecolor="black")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from AnatomyCommonLib.anatomy.label_schema import default_colors_rgb
+from AnatomyCommonLib.atomic_output import atomic_output_file
 from AnatomyCommonLib.errors import OutputExistsError
 from AnatomyCommonLib.rendering import render_orthogonal_views_arrays
 from AnatomyCommonLib.volume import Volume
@@ -87,11 +88,6 @@ def render_before_after(
             axes.set_axis_off()
             axes.set_title(f"{captions[row]}: {view}", color="white", fontsize=9)
     figure.suptitle(f"{title} (changed voxels outlined in yellow)", color="white", fontsize=11)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial.png")
-    try:
+    with atomic_output_file(target, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=dpi, facecolor="black")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     return target

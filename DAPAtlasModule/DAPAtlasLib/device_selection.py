@@ -1,6 +1,6 @@
 """Estimate the memory an nnU-Net prediction needs *before* allocating it, and pick CPU or GPU.
 
-The estimate follows what ``nnunetv2``'s predictor and :mod:`DAPAtlasLib.nnunet_predictor`
+The estimate follows what ``nnunetv2``'s predictor and :mod:`DAPAtlasLib.nnunet.nnunet_predictor`
 allocate, phase by phase (``N_in`` = voxels of the input CT, ``N_res`` = voxels after resampling
 to the model's spacing, padded to at least one patch, ``C`` = classes, 145 for DAP):
 
@@ -9,7 +9,7 @@ to the model's spacing, padded to at least one patch, ``C`` = classes, 145 for D
 * sliding window: float16 logits ``C * N_res * 2`` plus a float16 counter and the float32 input
   (``N_res * 10``), a second logits array while folds are summed (``C * N_res * 2`` more when
   ensembling), and the network's activations for one patch (float32 on CPU, float16 on GPU);
-* export to the input grid (:func:`~DAPAtlasLib.nnunet_predictor.logits_to_input_grid`): the
+* export to the input grid (:func:`~DAPAtlasLib.nnunet.nnunet_predictor.logits_to_input_grid`): the
   logits stay, plus a few channels at a time (a float64 copy at the model's resolution and a
   float32 result at the input's, ``N_res * 8 + N_in * 4`` bytes each, about 1 GB in all) and
   ``N_in * 14`` bytes of running argmax;

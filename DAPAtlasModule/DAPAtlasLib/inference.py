@@ -17,7 +17,7 @@ exact voxel grid**. What the wrapper adds around the predictor:
   :class:`InsufficientMemoryError` that says how much is needed and what to do;
 * progress: ``progress(fraction, message)`` after loading, preprocessing, every sliding-window
   patch, export and post-processing; raising :class:`CancelledError` from it stops the run;
-* the export to the input grid keeps memory at a few bytes per voxel (:mod:`.nnunet_predictor`);
+* the export to the input grid keeps memory at a few bytes per voxel (:mod:`.nnunet.nnunet_predictor`);
 * post-processing (:mod:`DAPAtlasLib.postprocess`) afterwards, on by default for V1, off for V2.
 """
 
@@ -126,7 +126,7 @@ class DAPSegmenter:
         weights_manager=None,
     ) -> None:
         _require_nnunetv2()
-        from .nnunet_predictor import EXPORT_RESAMPLING
+        from .nnunet.nnunet_predictor import EXPORT_RESAMPLING
 
         if export_resampling not in EXPORT_RESAMPLING:
             raise ValueError(
@@ -201,7 +201,7 @@ class DAPSegmenter:
     def _load_predictor(self, choice: DeviceChoice):
         import torch
 
-        from .nnunet_predictor import ProgressPredictor
+        from .nnunet.nnunet_predictor import ProgressPredictor
 
         if self._predictor is not None and self._predictor_device == choice.device:
             self._predictor.perform_everything_on_device = choice.perform_everything_on_device
@@ -304,7 +304,7 @@ class DAPSegmenter:
 
         report("export", 0.0, "resampling the prediction to the input grid")
         started = time.perf_counter()
-        from .nnunet_predictor import logits_to_input_grid
+        from .nnunet.nnunet_predictor import logits_to_input_grid
 
         labels_model = logits_to_input_grid(
             logits,

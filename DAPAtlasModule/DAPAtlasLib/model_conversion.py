@@ -34,13 +34,14 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from AnatomyCommonLib.atomic_output import staging_folder
 
 from .exceptions import (
     CorruptWeightsError,
@@ -279,7 +280,7 @@ class V1Architecture:
         }
         class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
         if self.v1_decoder_kernel_sizes != self.v2_decoder_kernel_sizes:
-            class_name = "DAPAtlasLib.v1_decoder_unet.PlainConvUNetV1Decoder"
+            class_name = "DAPAtlasLib.nnunet.v1_decoder_unet.PlainConvUNetV1Decoder"
             kwargs["decoder_kernel_sizes"] = [list(k) for k in self.v1_decoder_kernel_sizes]
         return {
             "network_class_name": class_name,
@@ -632,8 +633,7 @@ def convert_v1_to_v2(
             f"{out_folder} already exists and is not empty; choose another folder or pass overwrite=True "
             "(--overwrite on the command line)."
         )
-    out_folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_folder.name}.converting-", dir=out_folder.parent))
+    staging = staging_folder(out_folder, label="converting")
     try:
         dataset_json = plans_json = None
         n_dims = len(source.stage_plans["patch_size"])

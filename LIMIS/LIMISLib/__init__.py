@@ -8,11 +8,11 @@ __all__: list[str] = []
 
 # --- LIMIS models (issue 6): exported lazily, so that importing LIMISLib never imports torch.
 _LAZY_MODEL_EXPORTS = {
-    "ScribblePromptUNet": "scribbleprompt_unet",
+    "ScribblePromptUNet": "neural.scribbleprompt_unet",
     "ScribblePromptBBox2Mask": "bbox2mask",
-    "ScribblePromptSAMBBox2Mask": "scribbleprompt_sam",
-    "GroundingDinoLang2BBox": "grounding_dino",
-    "LoRASettings": "grounding_dino",
+    "ScribblePromptSAMBBox2Mask": "neural.scribbleprompt_sam",
+    "GroundingDinoLang2BBox": "neural.grounding_dino",
+    "LoRASettings": "neural.grounding_dino",
     "enlarge_box": "bbox2mask",
     "build_lang2bbox": "model_weights",
     "build_bbox2mask": "model_weights",

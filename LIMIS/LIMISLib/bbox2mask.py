@@ -10,7 +10,7 @@ What the dissertation found best (section 3.3.3.2) and this pipeline does:
    min-max normalised as ScribblePrompt does by default;
 3. the **box enlargement** by 10 px per side (63 % -> 66 %; 20 px drops to 54 %) is part of the
    interaction loop's default adaptation; :func:`enlarge_box` is the one helper both use;
-4. encode the prompts as ScribblePrompt does (:mod:`LIMISLib.scribbleprompt_prompts`), run the
+4. encode the prompts as ScribblePrompt does (:mod:`LIMISLib.neural.scribbleprompt_prompts`), run the
    network at 128 x 128, resize the output bilinearly back to the crop and paste it into the slice.
 
 The crop margin is not published; 20 px is our documented default (with margin 0 the box would
@@ -116,7 +116,7 @@ def _check_points(points: Sequence[Point], image_shape: tuple[int, int], kind: s
 
 def prepare_crop_intensities(image_hu: np.ndarray, window: Window | None) -> np.ndarray:
     """CT window (if any) then min-max to [0, 1], as the network expects."""
-    from .scribbleprompt_prompts import minmax_normalise
+    from .neural.scribbleprompt_prompts import minmax_normalise
 
     image = np.asarray(image_hu, dtype=np.float32)
     if window is not None:
@@ -272,7 +272,7 @@ def map_back(model_logits, crop_shape: tuple[int, int]) -> tuple[np.ndarray, np.
 
 
 class ScribblePromptBBox2Mask(CroppedBBox2Mask):
-    """BBox2Mask with ScribblePrompt-UNet (:class:`LIMISLib.scribbleprompt_unet.ScribblePromptUNet`)."""
+    """BBox2Mask with ScribblePrompt-UNet (:class:`.neural.scribbleprompt_unet.ScribblePromptUNet`)."""
 
     name = "ScribblePrompt-UNet"
     previous_size = 128
@@ -292,14 +292,14 @@ class ScribblePromptBBox2Mask(CroppedBBox2Mask):
     @classmethod
     def from_checkpoint(cls, path, *, device: str = "cpu", **settings) -> ScribblePromptBBox2Mask:
         """Load the official ``ScribblePrompt_unet_v1_nf192_res128.pt``."""
-        from .scribbleprompt_unet import ScribblePromptUNet
+        from .neural.scribbleprompt_unet import ScribblePromptUNet
 
         return cls(ScribblePromptUNet.from_checkpoint(path), device=device, **settings)
 
     def _run(self, prepared: PreparedPrompt, previous_model_logits):
         import torch
 
-        from .scribbleprompt_prompts import box_on_grid, encode_prompts
+        from .neural.scribbleprompt_prompts import box_on_grid, encode_prompts
 
         inputs = encode_prompts(
             prepared.image01,

@@ -81,8 +81,8 @@ def _detector(args: argparse.Namespace, *, adapter: str | None, training_out: Pa
     """The Grounding DINO detector the options ask for (a tiny random base only with --tiny)."""
     import torch
 
-    from .grounding_dino import DetectorSettings, GroundingDinoLang2BBox, save_tiny_base, tiny_config
     from .model_weights import GROUNDING_DINO_BASE, LANG2BBOX_ADAPTER, require_all
+    from .neural.grounding_dino import DetectorSettings, GroundingDinoLang2BBox, save_tiny_base, tiny_config
 
     base = getattr(args, "base", None)
     if getattr(args, "tiny", False):
@@ -134,8 +134,8 @@ def _adapter_option(args: argparse.Namespace) -> str | None:
 
 # ---------------------------------------------------------------------------------- train
 def _train(args: argparse.Namespace) -> int:
-    from .grounding_dino import DEFAULT_LORA_TARGETS, LoRASettings
-    from .lang2bbox_training import AugmentationSettings, TrainingSettings, train_lang2bbox
+    from .neural.grounding_dino import DEFAULT_LORA_TARGETS, LoRASettings
+    from .neural.lang2bbox_training import AugmentationSettings, TrainingSettings, train_lang2bbox
     from .training_data import SliceDataset
 
     train = SliceDataset.load(args.data, "train")
@@ -216,10 +216,10 @@ def _bbox2mask_from_args(args: argparse.Namespace):
         )
         if args.model == "unet":
             from .bbox2mask import ScribblePromptBBox2Mask
-            from .scribbleprompt_unet import ScribblePromptUNet
+            from .neural.scribbleprompt_unet import ScribblePromptUNet
 
             return ScribblePromptBBox2Mask(ScribblePromptUNet(), device=args.device, **settings)
-        from .scribbleprompt_sam import ScribblePromptSAMBBox2Mask, build_sam
+        from .neural.scribbleprompt_sam import ScribblePromptSAMBBox2Mask, build_sam
 
         return ScribblePromptSAMBBox2Mask(build_sam(), device=args.device, **settings)
     if args.checkpoint:
@@ -227,7 +227,7 @@ def _bbox2mask_from_args(args: argparse.Namespace):
             from .bbox2mask import ScribblePromptBBox2Mask
 
             return ScribblePromptBBox2Mask.from_checkpoint(args.checkpoint, device=args.device, **settings)
-        from .scribbleprompt_sam import ScribblePromptSAMBBox2Mask
+        from .neural.scribbleprompt_sam import ScribblePromptSAMBBox2Mask
 
         return ScribblePromptSAMBBox2Mask.from_checkpoint(args.checkpoint, device=args.device, **settings)
     return build_bbox2mask(weights_manager(), model=args.model, device=args.device, **settings)

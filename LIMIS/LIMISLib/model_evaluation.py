@@ -121,7 +121,7 @@ def evaluate_lang2bbox(
     max_slices: int | None = None,
     progress=None,
 ) -> dict:
-    """COCO box metrics of a :class:`LIMISLib.grounding_dino.GroundingDinoLang2BBox` on prepared slices."""
+    """COCO box metrics of a :class:`.neural.grounding_dino.GroundingDinoLang2BBox` on prepared slices."""
     structures = list(structures or data.structures)
     records = data.records[: max_slices or len(data.records)]
     iterator = progress(records, len(records), "eval-lang2bbox") if progress else records

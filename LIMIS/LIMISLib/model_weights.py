@@ -76,7 +76,7 @@ def require_all(manager: WeightsManager, names: Sequence[str]) -> dict[str, Path
 
 def build_lang2bbox(manager: WeightsManager | None = None, *, device: str = "cpu", with_adapter: bool = True):
     """The real Lang2BBox (Grounding DINO tiny + our LoRA adapter) from installed weights."""
-    from .grounding_dino import GroundingDinoLang2BBox
+    from .neural.grounding_dino import GroundingDinoLang2BBox
 
     manager = manager or weights_manager()
     names = [GROUNDING_DINO_BASE, LANG2BBOX_ADAPTER] if with_adapter else [GROUNDING_DINO_BASE]
@@ -99,7 +99,7 @@ def build_bbox2mask(
             folder / "ScribblePrompt_unet_v1_nf192_res128.pt", device=device, **settings
         )
     if model == "sam":
-        from .scribbleprompt_sam import ScribblePromptSAMBBox2Mask
+        from .neural.scribbleprompt_sam import ScribblePromptSAMBBox2Mask
 
         folder = require_all(manager, [SCRIBBLEPROMPT_SAM])[SCRIBBLEPROMPT_SAM]
         return ScribblePromptSAMBBox2Mask.from_checkpoint(

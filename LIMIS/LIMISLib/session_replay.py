@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from AnatomyCommonLib.atomic_output import atomic_output_file
 from AnatomyCommonLib.errors import AnatomyToolkitError, OutputExistsError
 from AnatomyCommonLib.volume import Volume
 
@@ -279,8 +280,11 @@ def _render_slice(session: VolumeSession, reply: Reply, record: ReplayRecord, pa
         fontsize=7,
     )
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    try:
+        with atomic_output_file(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=90)
+    finally:
+        plt.close(figure)
     return Path(path)
 
 

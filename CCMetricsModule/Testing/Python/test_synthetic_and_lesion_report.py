@@ -73,3 +73,21 @@ def test_lesion_report_writes_tables_json_png_and_regions(spheres_case, tmp_path
     assert "CC-dice" in report.summary_table and "missed" in report.component_table
     with pytest.raises(FileExistsError):
         write_lesion_report(ref, {"model": ref}, tmp_path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_lesion_report_files_get_the_umask_mode_like_any_other_file(spheres_case, tmp_path, umask):
+    """regions.nii.gz and the PNG used to come out 0600 (temp-file rename); now open()'s mode."""
+    import os
+    import stat
+
+    reference, prediction, _, spacing = spheres_case
+    ref = Volume.from_geometry(reference.astype(np.uint8), spacing[::-1])
+    old = os.umask(umask)
+    try:
+        report = write_lesion_report(ref, {"model": ref.with_array(prediction.astype(np.uint8))}, tmp_path)
+    finally:
+        os.umask(old)
+    expected = {0o022: 0o644, 0o077: 0o600}[umask]
+    for name in ("regions", "png"):
+        assert stat.S_IMODE(report.paths[name].stat().st_mode) == expected, name

@@ -17,7 +17,7 @@ from DAPAtlasLib.__main__ import main  # noqa: E402
 from DAPAtlasLib.batch import find_cases, run_batch  # noqa: E402
 from DAPAtlasLib.exceptions import MissingWeightsError, UnsupportedFormatError  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.random_model import write_random_v2_model  # noqa: E402
+from DAPAtlasLib.nnunet.random_model import write_random_v2_model  # noqa: E402
 from DAPAtlasLib.statistics import structure_statistics  # noqa: E402
 
 pytestmark = pytest.mark.torch

@@ -29,7 +29,7 @@ from DAPAtlasLib.exceptions import (  # noqa: E402
 )
 from DAPAtlasLib.inference import DAPSegmenter, segment  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.random_model import write_random_v2_model  # noqa: E402
+from DAPAtlasLib.nnunet.random_model import write_random_v2_model  # noqa: E402
 from DAPAtlasLib.voxel_orientation import orientation_code, plan_reorientation  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -117,7 +117,7 @@ def test_lean_export_equals_nnunetv2_export_with_anisotropic_resampling(model_di
     )
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from DAPAtlasLib.nnunet_predictor import logits_to_input_grid
+    from DAPAtlasLib.nnunet.nnunet_predictor import logits_to_input_grid
 
     predictor = nnUNetPredictor(device=torch.device("cpu"), allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(

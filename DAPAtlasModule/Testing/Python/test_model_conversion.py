@@ -242,3 +242,27 @@ def test_convert_model_command(tmp_path, capsys):
     assert "converted" in capsys.readouterr().out
     assert (tmp_path / "v2" / "fold_0" / V2_CHECKPOINT).exists()
     assert main(["convert-model", str(tmp_path / TRAINER), str(tmp_path / "v2")]) == 2  # exists
+
+
+def test_folders_converted_before_the_move_still_find_the_v1_decoder_class():
+    """Older plans.json files name ``DAPAtlasLib.v1_decoder_unet``; nnU-Net locates it by that name."""
+    import pydoc
+
+    from DAPAtlasLib.nnunet.v1_decoder_unet import PlainConvUNetV1Decoder
+
+    assert pydoc.locate("DAPAtlasLib.v1_decoder_unet.PlainConvUNetV1Decoder") is PlainConvUNetV1Decoder
+
+
+def test_the_converted_model_folder_and_files_get_the_umask_mode(tmp_path):
+    """The folder used to come out 0700 (mkdtemp renamed into place); now mkdir()'s mode."""
+    import os
+    import stat
+
+    write_v1_model(tmp_path / TRAINER, config=ISOTROPIC)
+    old = os.umask(0o022)
+    try:
+        out = convert_v1_to_v2(tmp_path / TRAINER, tmp_path / "v2")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "plans.json").stat().st_mode) == 0o644

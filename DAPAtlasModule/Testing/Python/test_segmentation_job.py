@@ -39,7 +39,7 @@ def test_segmentation_runs_in_a_child_process_and_returns_labels_on_the_input_gr
     pytest.importorskip("nnunetv2")
     from AnatomyCommonLib.anatomy.phantom import make_phantom
     from DAPAtlasLib.model_conversion import InferenceSettings
-    from DAPAtlasLib.random_model import write_random_v2_model
+    from DAPAtlasLib.nnunet.random_model import write_random_v2_model
 
     model = write_random_v2_model(
         tmp_path / "model",
@@ -83,7 +83,7 @@ def test_a_finished_job_imports_as_a_dap_segmentation_on_the_ct_node(tmp_path, m
     from AnatomyCommonLib.anatomy.phantom import make_phantom
     from DAPAtlasLib.model_conversion import InferenceSettings
     from DAPAtlasLib.mrml_nodes import create_dap_segmentation, dap_labels_from_node
-    from DAPAtlasLib.random_model import write_random_v2_model
+    from DAPAtlasLib.nnunet.random_model import write_random_v2_model
 
     model = write_random_v2_model(
         tmp_path / "model",

@@ -68,6 +68,7 @@ def test_canonical_forms_parse_by_the_rules_alone():
         assert parse_with_rules(text).args == {"problem": problem}, text
 
 
+@pytest.mark.semantic
 def test_phrasing_set_accuracy_is_at_least_95_percent(matcher):
     rate, wrong = accuracy(PHRASINGS, semantic=True)
     heldout_rate, _ = accuracy([p for p in PHRASINGS if p["split"] == "heldout"], semantic=True)
@@ -76,18 +77,21 @@ def test_phrasing_set_accuracy_is_at_least_95_percent(matcher):
     assert heldout_rate >= 0.95
 
 
+@pytest.mark.semantic
 def test_the_fresh_heldout_batch_parses_at_least_90_percent(matcher):
     rate, wrong = accuracy(FRESH, semantic=True)
     print(f"\nfresh held-out batch: {rate:.1%} of {len(FRESH)}")
     assert rate >= 0.9, wrong
 
 
+@pytest.mark.semantic
 def test_the_semantic_matcher_catches_paraphrases_no_rule_knows(matcher):
     assert parse_with_rules("show me what the different corrections would look like") is None
     command = parse_command("show me what the different corrections would look like", semantic=True)
     assert command.kind == "examples" and command.source == "semantic"
 
 
+@pytest.mark.semantic
 def test_off_topic_sentences_are_unknown_with_two_or_three_suggestions(matcher):
     for text in ("what is the capital of France", "book a meeting room for tomorrow"):
         command = parse_command(text, semantic=True)

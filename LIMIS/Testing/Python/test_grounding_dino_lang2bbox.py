@@ -13,7 +13,8 @@ pytest.importorskip("peft")
 
 from LIMISLib import GroundingDinoLang2BBox, LoRASettings  # noqa: E402
 from LIMISLib.exceptions import InvalidPromptError, MissingWeightsError, StructureNotFoundError  # noqa: E402
-from LIMISLib.grounding_dino import (  # noqa: E402
+from LIMISLib.model_interfaces import Detection, Lang2BBox  # noqa: E402
+from LIMISLib.neural.grounding_dino import (  # noqa: E402
     DetectorSettings,
     cxcywh_to_xyxy,
     load_tokenizer,
@@ -22,7 +23,6 @@ from LIMISLib.grounding_dino import (  # noqa: E402
     tiny_config,
     xyxy_to_cxcywh,
 )
-from LIMISLib.model_interfaces import Detection, Lang2BBox  # noqa: E402
 
 pytestmark = pytest.mark.torch
 NAMES = ["liver", "kidney left", "spleen"]

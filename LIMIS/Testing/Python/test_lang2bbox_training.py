@@ -14,8 +14,8 @@ pytest.importorskip("peft")
 from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.image_io import write_volume  # noqa: E402
 from LIMISLib import GroundingDinoLang2BBox, LoRASettings  # noqa: E402
-from LIMISLib.grounding_dino import DetectorSettings, tiny_config  # noqa: E402
-from LIMISLib.lang2bbox_training import (  # noqa: E402
+from LIMISLib.neural.grounding_dino import DetectorSettings, tiny_config  # noqa: E402
+from LIMISLib.neural.lang2bbox_training import (  # noqa: E402
     AugmentationSettings,
     TrainingSettings,
     augment_slice,

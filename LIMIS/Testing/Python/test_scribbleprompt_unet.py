@@ -9,7 +9,7 @@ import torch.nn.functional as nnf  # noqa: E402
 
 from LIMISLib import ScribblePromptUNet  # noqa: E402
 from LIMISLib.exceptions import CorruptWeightsError  # noqa: E402
-from LIMISLib.scribbleprompt_unet import load_official_state_dict  # noqa: E402
+from LIMISLib.neural.scribbleprompt_unet import load_official_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -120,3 +120,18 @@ def test_the_main_job_step_says_in_one_line_what_is_missing_and_goes_on(
         and "scribbleprompt-unet" in printed[0]
     )
     assert not (tmp_path / "limis").exists()
+
+
+def test_replay_pngs_get_the_umask_mode(phantom, tmp_path):
+    import stat
+
+    session = VolumeSession(phantom.ct, IntensityBBox2Mask())
+    old = os.umask(0o022)
+    try:
+        replay(session, list(DEMO_SCRIPT[:2]), tmp_path / "out", labels=phantom.labels, semantic=False)
+    finally:
+        os.umask(old)
+    pngs = sorted((tmp_path / "out").glob("*.png"))
+    assert pngs
+    assert {stat.S_IMODE(p.stat().st_mode) for p in pngs} == {0o644}
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary left

@@ -13,7 +13,7 @@ github halleewong/ScribblePrompt, Apache-2.0), written here from its description
 * ``final_conv``: a 1x1 convolution 192 -> 1 without activation; the output is logits.
 
 Input (B, 5, 128, 128): image, box, positive clicks/scribbles, negative clicks/scribbles,
-previous logits (see :mod:`LIMISLib.scribbleprompt_prompts`). Output (B, 1, 128, 128) logits.
+previous logits (see :mod:`LIMISLib.neural.scribbleprompt_prompts`). Output (B, 1, 128, 128) logits.
 ``state_dict()`` has exactly the 29 keys and shapes of ``ScribblePrompt_unet_v1_nf192_res128.pt``
 (:data:`OFFICIAL_STATE_DICT_SHAPES`), so the official file loads with ``strict=True``.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .exceptions import CorruptWeightsError
+from ..exceptions import CorruptWeightsError
 
 #: Input channels of the network, in order.
 INPUT_CHANNELS: tuple[str, ...] = ("image", "box", "positive", "negative", "previous_logits")

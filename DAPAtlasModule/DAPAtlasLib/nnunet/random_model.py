@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .model_conversion import (
+from ..model_conversion import (
     V2_CHECKPOINT,
     V2_CONFIGURATION,
     InferenceSettings,

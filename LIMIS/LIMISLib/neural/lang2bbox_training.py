@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..slice_preprocessing import bounding_box_xyxy
+from ..training_data import SliceDataset, structure_masks
 from .grounding_dino import GroundingDinoLang2BBox, xyxy_to_cxcywh
-from .slice_preprocessing import bounding_box_xyxy
-from .training_data import SliceDataset, structure_masks
 
 LATEST_FILE = "latest"
 METRICS_FILE = "metrics.jsonl"

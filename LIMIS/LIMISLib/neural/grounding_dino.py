@@ -41,16 +41,16 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from .exceptions import (
+from ..exceptions import (
     ImageDimensionError,
     InvalidPromptError,
     MissingDependencyError,
     MissingWeightsError,
     StructureNotFoundError,
 )
-from .model_interfaces import Detection
-from .organ_vocabulary import PAPER_STRUCTURES, prompt_text
-from .slice_preprocessing import SliceNormalisation, normalise_ct_slice
+from ..model_interfaces import Detection
+from ..organ_vocabulary import PAPER_STRUCTURES, prompt_text
+from ..slice_preprocessing import SliceNormalisation, normalise_ct_slice
 
 #: "self-attention and deformable attention" in transformers' Grounding DINO module names
 #: (peft full-matches a string target; the Swin backbone's q/k/v/o_proj and BERT stay frozen).

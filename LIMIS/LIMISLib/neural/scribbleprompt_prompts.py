@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from .exceptions import InvalidPromptError
+from ..exceptions import InvalidPromptError
 from .scribbleprompt_unet import INPUT_SIZE
 
 Box = tuple[float, float, float, float]

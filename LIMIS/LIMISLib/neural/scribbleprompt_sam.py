@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from .bbox2mask import DEFAULT_CROP_MARGIN_PX, CroppedBBox2Mask, PreparedPrompt, map_back
-from .exceptions import MissingDependencyError
+from ..bbox2mask import DEFAULT_CROP_MARGIN_PX, CroppedBBox2Mask, PreparedPrompt, map_back
+from ..exceptions import MissingDependencyError
 from .scribbleprompt_prompts import box_on_grid, resize_image, scale_to_grid
 from .scribbleprompt_unet import check_state_dict_layout, read_checkpoint, strip_compile_prefix
 
