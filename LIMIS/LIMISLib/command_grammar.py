@@ -405,6 +405,22 @@ _ABBREVIATIONS = {
     "ex": "example",
     "cel": "cell",
     "bx": "box",
+    "seg": "segment",
+    "ctrl": "control",
+    "ctl": "control",
+    "cmd": "command",
+    "segm": "segment",
+    "wndw": "window",
+    "wind": "window",
+    "win": "window",
+    "lgtm": "looks good",
+    "thx": "thanks",
+    "ty": "thanks",
+    "pls": "please",
+    "plz": "please",
+    "propag": "propagate",
+    "prpgt": "propagate",
+    "undoo": "undo",
 }
 
 
@@ -452,10 +468,37 @@ def _known_words() -> frozenset[str]:
     )
 
 
+def _is_subsequence(short: str, word: str) -> bool:
+    letters = iter(word)
+    return all(letter in letters for letter in short)
+
+
+@cache
+def _abbreviation_targets() -> tuple[str, ...]:
+    return tuple(sorted(set(COMMAND_WORDS.split()) | set(PRESETS), key=lambda w: (len(w), w)))
+
+
+def _expand_abbreviation(token: str) -> str | None:
+    """A vowel-dropped abbreviation ("wndw", "thrshld", "prpgt"): the shortest command word that starts
+    with the same letter, ends with the same letter, and contains the token's letters in order."""
+    if len(token) < 3 or any(vowel in token for vowel in "aeiou"):
+        return None
+    for word in _abbreviation_targets():
+        same_ends = word[0] == token[0] and word[-1] == token[-1]
+        if same_ends and len(word) <= 3 * len(token) and _is_subsequence(token, word):
+            return word
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _correct(token: str) -> str:
     known = _known_words()
-    if len(token) < 4 or not token.isalpha() or token in known:
+    if not token.isalpha() or token in known:
+        return token
+    expanded = _expand_abbreviation(token)
+    if expanded is not None:
+        return expanded
+    if len(token) < 4:
         return token
     # inflections of known words are not typos ("option" for "options", "moving" for "move")
     stems = {
@@ -710,7 +753,10 @@ def _rule_undo(text: str, context: ParseContext | None) -> Command | None:
     return None
 
 
-_STEP_REF = r"(?:step|version|iteration|mask|stage|result|segmentation|state|number|no)\s*(?:number\s*)?(\d+)"
+_STEP_REF = (
+    r"(?:step|version|iteration|mask|stage|result|segmentation|state|number|no)\s*(?:number\s*)?(-?\d+)"
+)
+_STEP_NOUNS = r"step|version|iteration|mask|stage|result|state"
 _INITIAL_REF = (
     r"(?:the )?(?:initial|original|first|very first|starting|start|beginning|zeroth)\s*(?:one|mask|step"
     r"|segmentation|result"
@@ -722,6 +768,9 @@ def _step_reference(text: str) -> int | None:
     match = re.search(_STEP_REF, text)
     if match:
         return int(match.group(1))
+    ordinal = re.search(rf"\b({'|'.join(ORDINALS)}) (?:{_STEP_NOUNS})\b", text)
+    if ordinal and ordinal.group(1) not in {"first", "1st"}:
+        return ORDINALS[ordinal.group(1)]
     if re.search(rf"\b(?:{_INITIAL_REF})\b", text):
         return 0
     return None
@@ -815,6 +864,23 @@ _PRESET_WORDS = {
 }
 
 
+#: Words before "window" that do not name a window ("the window", "a different window").
+_GENERIC_WINDOW_WORDS = _words(
+    "the a an ct organ organs structure different other another new better default change set that this"
+    " my its display contrast custom same previous old current standard usual normal adapted alternative"
+    " right correct proper good best target image hu grey gray level width some"
+)
+
+
+def _organ_window(word: str) -> str | None:
+    """The preset LIMIS uses for an organ named by one word ("spleen" -> "liver"), else None."""
+    from .ct_windows import window_for_structure
+    from .organ_vocabulary import vocabulary
+
+    name = vocabulary().get(word)
+    return None if name is None else window_for_structure(name).name
+
+
 def _rule_window(text: str, context: ParseContext | None) -> Command | None:
     window_word = _has(
         text,
@@ -850,6 +916,10 @@ def _rule_window(text: str, context: ParseContext | None) -> Command | None:
             return Command("window", {"width": _int_or_float(first), "level": _int_or_float(second)})
     if preset_match:
         return Command("window", {"preset": _PRESET_WORDS[preset_match.group(1)]})
+    named = re.search(r"\b([a-z]+) (?:window|windowing|preset)\b", text)
+    if named and named.group(1) not in _GENERIC_WINDOW_WORDS:
+        organ_window = _organ_window(named.group(1))
+        return Command("window", {"preset": organ_window or named.group(1)})
     found = re.search(r"\b(" + "|".join(sorted(_PRESET_WORDS, key=len, reverse=True)) + r")\b", text)
     if found and window_word:
         return Command("window", {"preset": _PRESET_WORDS[found.group(1)]})
@@ -961,7 +1031,7 @@ def _rule_grid_click(text: str, context: ParseContext | None) -> Command | None:
     cell = int(abs(int(cell_match.group(1)))) if cell_match else (numbers[0] if numbers else None)
     if cell is None:
         return None
-    if not 1 <= cell <= 16:
+    if not 1 <= cell <= 16 and not (cell_match and click_word):
         return None
     negative = _has(text, _NEGATIVE_CLICK) or re.search(r"(?<![\w.])-\d", text) is not None
     positive = _has(text, r"positive|foreground|plus|include|fg|pos")
@@ -1217,7 +1287,7 @@ def _rule_propagate(text: str, context: ParseContext | None) -> Command | None:
         direction = "both" if direction == "up" and _has(text, r"and|both") else "down"
     if _has(text, r"both|either|both directions|each direction|all directions|up and down|above and below"):
         direction = "both"
-    numbers = [int(abs(v)) for v in _numbers(text) if v and float(v).is_integer()]
+    numbers = [int(v) for v in _numbers(text) if float(v).is_integer()]
     slices = numbers[0] if numbers else None
     return Command("propagate", {"direction": direction, "slices": slices})
 
@@ -1517,10 +1587,112 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
     return None
 
 
+# ---------------------------------------------------------------------------- negation, counts, terse forms
+#: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").
+_STOP_HEADS = (
+    r"stop|halt|cease|quit|cancel|abort|abandon|do not|never|no more|no further|not now|hold off(?: on)?"
+)
+#: Stems of command verbs and objects a negation can scope over.
+_SCOPED_ACTIONS = (
+    r"propagat\w*|undo\w*|revert\w*|go(ing)? back|mov\w*|shift\w*|click\w*|threshold\w*|window\w*"
+    r"|segment\w*|grow\w*|shrink\w*|enlarg\w*|expand\w*|remov\w*|delet\w*|eras\w*|ensemble\w*|example\w*"
+    r"|question\w*|ask\w*|critical|guid\w*|strateg\w*|slices?|box\w*|mask|chang\w*|do(ing)? (that|it|this)"
+    r"|that|it|this|everything|all|the (process|loop|run|job)|keep\w*|accept\w*|apply\w*|continu\w*"
+    r"|go(ing)? on"
+    r"|carry\w*|extend\w*|spread\w*|copy\w*|track\w*|rais\w*|lower\w*|increas\w*|decreas\w*|adjust\w*"
+    r"|tweak\w*|refin\w*|correct\w*|fix\w*|add\w*|reject\w*|discard\w*"
+)
+
+
+def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
+    """Negation and scope: "stop", "stop propagating", "don't undo", "no more X" never trigger X.
+
+    A negated command declines (``reject``: drop what is pending, change nothing else); "don't
+    reject / discard" keeps (``accept``). "stop here" (finish) and "not part of it" (an answer)
+    are left to their rules.
+    """
+    text = re.sub(r"^(?:no|nope|nah|wait|hey)\s+(?=(?:" + _STOP_HEADS + r")\b)", "", text)
+    match = re.fullmatch(rf"(?:please\s+)?({_STOP_HEADS})\b\s*(.*)", text)
+    if not match:
+        return None
+    head, rest = match.group(1), match.group(2).strip()
+    if head in {"stop", "halt", "quit"} and re.fullmatch(r"here|there|now and save|and (finish|save)", rest):
+        return None
+    if head == "no more" and re.match(r"than\b", rest):
+        return None
+    if not rest or re.fullmatch(r"(it|that|this|please|now|everything|all|stop|that please)", rest):
+        return Command("reject")
+    if head in {"do not", "never"} and re.match(r"(reject|discard|throw|drop|dismiss)\w*\b", rest):
+        return Command("accept")
+    if re.match(rf"(?:(?:the|a|any|more|further|with|to|on|it|that)\s+)*(?:{_SCOPED_ACTIONS})\b", rest):
+        return Command("reject")
+    return None
+
+
+def _rule_undo_count(text: str, context: ParseContext | None) -> Command | None:
+    """ "undo 3 times", "undo twice", "go back 2 steps", "2 steps back", "undo the last 3 steps"."""
+    multiples = {"twice": 2, "thrice": 3}
+    verbs = r"undo|go back|step back|back|roll back|revert|take back|jump back|move back"
+    patterns = (
+        rf"(?:{verbs})\s+(-?\d+|twice|thrice)(?:\s*(?:times|x|steps?|changes?|edits?|actions?))?",
+        rf"(?:{verbs})\s+(?:the\s+)?(?:last|previous)\s+(-?\d+)\s+(?:steps?|changes?|edits?|actions?)",
+        r"(-?\d+)\s+steps?\s+back",
+        r"undo\s+(?:it|that|this)\s+(-?\d+|twice|thrice)(?:\s+times)?",
+    )
+    for pattern in patterns:
+        match = re.fullmatch(pattern, text)
+        if match:
+            value = match.group(1)
+            count = multiples[value] if value in multiples else int(value)
+            return Command("undo", {} if count == 1 else {"count": count})
+    return None
+
+
+#: Whole terse utterances (after normalisation) and what they mean.
+_TERSE = {
+    "ctrl z": ("undo", {}),
+    "control z": ("undo", {}),
+    "cmd z": ("undo", {}),
+    "command z": ("undo", {}),
+    "ctl z": ("undo", {}),
+    "ctrl y": ("accept", {}),
+    "looks good": ("accept", {}),
+    "looks good to me": ("accept", {}),
+    "ship it": ("accept", {}),
+    "thumbs up": ("accept", {}),
+    "thumbs down": ("reject", {}),
+    "never mind": ("reject", {}),
+    "nevermind": ("reject", {}),
+    "forget it": ("reject", {}),
+    "nah": ("reject", {}),
+    "meh": ("reject", {}),
+    "nope not that": ("reject", {}),
+}
+
+
+def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
+    if text in _TERSE:
+        kind, args = _TERSE[text]
+        if context is not None and context.pending == "question" and kind in {"accept", "reject"}:
+            return Command("answer", {"value": kind == "accept"})
+        return Command(kind, dict(args))
+    # "nah not part of it", "yeah part of it": a yes/no word before an answer
+    lead = re.fullmatch(r"(no|nope|nah|yes|yeah|yep|yup)\s+(.+)", text)
+    if lead:
+        inner = _rule_answer(lead.group(2), context)
+        negative = lead.group(1) in {"no", "nope", "nah"}
+        if inner is not None and inner.args["value"] is not negative:
+            return inner
+    return None
+
+
 #: The rules in the order they are tried (the first that recognises the text wins).
 RULES = (
     _rule_context,
+    _rule_negation,
+    _rule_terse,
     _rule_help,
+    _rule_undo_count,
     _rule_undo,
     _rule_accept_reject,
     _rule_answer,

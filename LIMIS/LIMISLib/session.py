@@ -190,6 +190,7 @@ class Reply:
     options: tuple[Step, ...] = ()
     question: str | None = None
     changed_slices: tuple[int, ...] = ()
+    writes_final: bool = False  # the chosen final step (not the displayed one) is what to write
 
 
 @dataclass
@@ -310,6 +311,18 @@ class InteractionSession:
 
     def apply(self, command: Command) -> Reply:
         """Apply a parsed (or API-built) command; user errors become a Reply with ``ok=False``."""
+        if command.kind == "unknown" and self._pending is not None:
+            # a reply that was not understood never discards a proposal or the answers given so far
+            reply = unknown_reply(command)
+            reply.message += f" Still waiting: {self._pending.message}"
+            reply.pending = self.pending
+            if self.pending == "question":
+                reply.question = self._pending.message
+            if self.pending == "proposal":
+                reply.preview = self._pending.candidate
+            self.log.append((command.text or command.kind, reply.message))
+            return reply
+        snapshot = self._snapshot()
         notes = []
         if self._strategy is not None and not self._continues_strategy(command):
             notes.append(
@@ -327,6 +340,9 @@ class InteractionSession:
                 reply = handler(command)
             except AnatomyToolkitError as error:
                 reply = Reply(command, str(error), ok=False)
+        if not reply.ok:  # a failed command changes nothing: the pending dialogue and history stay
+            self._restore(snapshot)
+            notes = []
         if notes:
             reply.message = " ".join([*notes, reply.message])
         reply.pending = self.pending
@@ -336,6 +352,28 @@ class InteractionSession:
             reply.preview = self._pending.candidate
         self.log.append((command.text or command.kind, reply.message))
         return reply
+
+    def _snapshot(self) -> tuple:
+        pending, strategy = self._pending, self._strategy
+        return (
+            pending,
+            None if pending is None else (list(pending.answers), pending.message),
+            strategy,
+            None if strategy is None else (strategy.position, list(strategy.steps_made)),
+            self.current_index,
+            self.final_index,
+            len(self.steps),
+        )
+
+    def _restore(self, snapshot: tuple) -> None:
+        pending, pending_state, strategy, strategy_state, current, final, n_steps = snapshot
+        self._pending, self._strategy = pending, strategy
+        if pending is not None:
+            pending.answers[:], pending.message = pending_state[0], pending_state[1]
+        if strategy is not None:
+            strategy.position, strategy.steps_made[:] = strategy_state[0], strategy_state[1]
+        self.current_index, self.final_index = current, final
+        del self.steps[n_steps:]
 
     def start(
         self,
@@ -770,7 +808,7 @@ class InteractionSession:
     def _do_reject(self, command: Command) -> Reply:
         pending = self._pending
         if pending is None:
-            return Reply(command, "Nothing to reject; to go back one step say 'undo'.")
+            return Reply(command, "Nothing is pending; nothing changed (to go back one step say 'undo').")
         self._pending = None
         messages = {
             "proposal": "Did not keep it.",
@@ -934,19 +972,39 @@ class InteractionSession:
         return reply
 
     def _do_undo(self, command: Command) -> Reply:
+        """Undo ``count`` actions (default 1); a pending proposal/question counts as the first."""
+        count = command.args.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InvalidPromptError(
+                f"Undo needs a positive number of steps ('undo', 'undo 3 times'); got {count!r}."
+            )
+        steps_back = count - (self._pending is not None)
+        path = self.branch() if self.current_index is not None else []
+        available = max(len(path) - 1, 0)
+        if steps_back > available:
+            if available == 0 and self._pending is None:
+                return Reply(
+                    command,
+                    f"Nothing to undo: step {self.current.index} is the first segmentation.",
+                    ok=False,
+                )
+            raise InvalidPromptError(
+                f"Only {available + (self._pending is not None)} action(s) can be undone from step "
+                f"{self.current.index} (back to step {path[0].index}); say 'undo' with at most that "
+                "many times, or 'revert to step N'."
+            )
+        notes = []
         if self._pending is not None:
-            note = self._drop_pending_note()
+            notes.append(self._drop_pending_note())
             self._pending = None
             self._strategy = None
-            return Reply(command, f"{note} Nothing else changed.")
-        current = self.current
-        if current.parent is None:
-            return Reply(
-                command, f"Nothing to undo: step {current.index} is the first segmentation.", ok=False
-            )
-        self.current_index = current.parent
+            if steps_back == 0:
+                return Reply(command, f"{notes[0]} Nothing else changed.")
+        self.current_index = path[-1 - steps_back].index
         step = self.current
-        return Reply(command, f"Back to step {step.index} ({step.area_px} px).", step=step)
+        return Reply(
+            command, " ".join([*notes, f"Back to step {step.index} ({step.area_px} px)."]), step=step
+        )
 
     def _do_revert(self, command: Command) -> Reply:
         index = command.args.get("step")
@@ -970,7 +1028,9 @@ class InteractionSession:
             raise InvalidPromptError(f"There is no step {index}; the steps are 0 to {len(self.steps) - 1}.")
         self.final_index = int(index)
         step = self.steps[self.final_index]
-        return Reply(command, f"Final mask: step {step.index} ({step.area_px} px).", step=step)
+        return Reply(
+            command, f"Final mask: step {step.index} ({step.area_px} px).", step=step, writes_final=True
+        )
 
     def _do_help(self, command: Command) -> Reply:
         return Reply(command, help_text())

@@ -1,0 +1,275 @@
+"""Issue 11: the symptoms a clinician met in the typed loop, one test each (written before the fix)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from limis_session_fixtures import BIG, GradientBBox2Mask, two_organ_slice
+
+from AnatomyCommonLib.image_io import write_volume
+from DAPAtlasLib.label_schema import label_id
+from DAPAtlasLib.phantom import make_phantom
+from LIMISLib.command_grammar import ParseContext, parse_command
+from LIMISLib.reference_models import IntensityBBox2Mask
+from LIMISLib.session import InteractionSession, SessionConfig
+from LIMISLib.slice_geometry import box_around_mask
+from LIMISLib.volume_session import VolumeSession
+
+ROOT = Path(__file__).resolve().parents[3]
+BIG_BOX = (BIG[0] - BIG[2] - 2, BIG[1] - BIG[3] - 2, BIG[0] + BIG[2] + 2, BIG[1] + BIG[3] + 2)
+
+
+def rules(text: str, pending: str | None = None):
+    return parse_command(text, ParseContext(pending=pending), semantic=False)
+
+
+def slice_session(model=None, *, propose_default=False) -> InteractionSession:
+    s = InteractionSession(
+        two_organ_slice()[0],
+        model or IntensityBBox2Mask(),
+        target="liver",
+        config=SessionConfig(propose_default_adaptation=propose_default),
+    )
+    s.start(BIG_BOX)
+    return s
+
+
+def with_steps(n: int) -> InteractionSession:
+    """A session with steps 0..n on one branch (each step a threshold change)."""
+    s = slice_session()
+    for k in range(n):
+        assert s.handle(f"set the threshold to {0.3 + 0.05 * k:.2f}", semantic=False).ok
+    assert s.current_index == n
+    return s
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom("tiny", seed=0, sex="M", orientation="LPS", n_lesions=0)
+
+
+def liver_session(phantom) -> VolumeSession:
+    truth = phantom.labels.array == label_id("liver")
+    session = VolumeSession(phantom.ct, IntensityBBox2Mask())
+    present = [k for k in range(session.geometry.n_slices) if session.geometry.extract(truth, k).any()]
+    session.set_active_slice(present[len(present) // 2])
+    session.segment("liver", box_xyxy=box_around_mask(session.geometry.extract(truth, session.active_slice)))
+    assert session.handle("accept", semantic=False).ok
+    return session
+
+
+def fingerprint(session: VolumeSession) -> str:
+    """Everything a failed command must leave unchanged: target, slices, steps, pending, mask volume."""
+    digest = hashlib.sha256()
+    digest.update(repr((session.target, session.active_slice, sorted(session.sessions))).encode())
+    for index in sorted(session.sessions):
+        s = session.sessions[index]
+        digest.update(repr((index, s.current_index, s.final_index, s.pending, len(s.steps))).encode())
+        for step in s.steps:
+            digest.update(step.mask.tobytes())
+    digest.update(session.mask_volume().array.tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- negation and scope
+@pytest.mark.parametrize(
+    "text", ["stop propagating", "don't propagate", "no more propagation", "stop", "do not undo"]
+)
+def test_negated_or_stop_commands_never_trigger_the_action(text):
+    command = rules(text)
+    assert command.kind not in {"propagate", "undo"}, command
+    assert command.kind != "unknown", f"{text!r} should be understood as stop/cancel"
+
+
+def test_stop_propagating_adds_no_slice(phantom):
+    session = liver_session(phantom)
+    before = session.segmented_slices()
+    session.handle("stop propagating", semantic=False)
+    assert session.segmented_slices() == before
+
+
+# ---------------------------------------------------------------------------- impossible values
+def test_go_back_to_step_minus_one_says_which_steps_exist_and_changes_nothing():
+    s = with_steps(2)
+    reply = s.handle("go back to step -1", semantic=False)
+    assert not reply.ok and s.current_index == 2
+    assert "0 to 2" in reply.message
+
+
+def test_propagate_zero_slices_says_what_is_possible_and_propagates_nothing(phantom):
+    session = liver_session(phantom)
+    assert rules("propagate up 0 slices").args.get("slices") == 0
+    before = fingerprint(session)
+    reply = session.handle("propagate up 0 slices", semantic=False)
+    assert not reply.ok and "at least one slice" in reply.message
+    assert fingerprint(session) == before
+
+
+def test_an_unknown_window_name_lists_the_windows_instead_of_applying_another():
+    s = slice_session()
+    before = s.current.window
+    reply = s.handle("spine window", semantic=False)
+    assert not reply.ok, reply.message
+    assert s.current.window == before and len(s.steps) == 1
+    for name in ("bone", "liver", "lung"):
+        assert name in reply.message
+
+
+@pytest.mark.parametrize("cell", [0, 17, 40])
+def test_a_grid_cell_outside_1_to_16_says_what_is_possible(cell):
+    s = slice_session()
+    reply = s.handle(f"positive click in cell {cell}", semantic=False)
+    assert not reply.ok and "1" in reply.message and "16" in reply.message
+    assert len(s.steps) == 1
+
+
+# ---------------------------------------------------------------------------- counts and ordinals
+def test_undo_three_times_undoes_three_steps():
+    assert (rules("undo 3 times").kind, rules("undo 3 times").args) == ("undo", {"count": 3})
+    s = with_steps(4)
+    assert s.handle("undo 3 times", semantic=False).ok
+    assert s.current_index == 1
+
+
+def test_go_back_two_steps_is_undo_twice_not_revert_to_step_two():
+    command = rules("go back 2 steps")
+    assert (command.kind, command.args) == ("undo", {"count": 2})
+    s = with_steps(5)
+    s.handle("revert to step 4", semantic=False)  # current = 4 on a branch 0-1-2-3-4
+    assert s.handle("go back 2 steps", semantic=False).ok
+    assert s.current_index == 2
+
+
+def test_undo_more_steps_than_exist_says_how_many_and_changes_nothing():
+    s = with_steps(2)
+    reply = s.handle("undo 5 times", semantic=False)
+    assert not reply.ok and "2" in reply.message and s.current_index == 2
+
+
+def test_revert_to_the_fourth_step_reverts_to_step_4():
+    command = rules("revert to the fourth step")
+    assert (command.kind, command.args) == ("revert", {"step": 4})
+
+
+# ---------------------------------------------------------------------------- terse replies
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("lgtm", "proposal", "accept", {}),
+        ("seg liver", None, "segment", {"target": "liver"}),
+        ("ctrl z", None, "undo", {}),
+        ("nah not part of it", "question", "answer", {"value": False}),
+        ("bone wndw", None, "window", {"preset": "bone"}),
+        ("stop", "proposal", "reject", {}),
+        ("thr up", None, "threshold", {"delta": 0.1}),
+        ("seg lft kidney", None, "segment", {"target": "kidney left"}),
+    ],
+)
+def test_terse_replies_are_understood(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind, command
+    assert {k: command.args.get(k) for k in args} == args
+
+
+# ---------------------------------------------------------------------------- pending dialogue
+def test_a_reply_not_understood_keeps_the_pending_proposal_and_asks_again():
+    s = InteractionSession(two_organ_slice()[0], IntensityBBox2Mask(), target="liver", config=SessionConfig())
+    s.start(BIG_BOX)
+    assert s.pending == "proposal"
+    candidate = s.displayed
+    reply = s.handle("hmm", semantic=False)
+    assert s.pending == "proposal" and s.displayed is candidate
+    assert "Did not keep" not in reply.message and "accept" in reply.message.lower()
+    assert s.handle("accept", semantic=False).ok and len(s.steps) == 2
+
+
+def test_a_typo_during_the_critical_region_questions_keeps_the_answers_given():
+    s = slice_session(GradientBBox2Mask())
+    reply = s.handle("critical regions", semantic=False)
+    assert s.pending == "question", reply.message
+    regions = list(s._pending.regions)
+    answers = [True] if len(regions) > 1 else []
+    for _ in answers:
+        assert s.handle("yes", semantic=False).ok
+    question = s.pending_message
+    again = s.handle("flibbertigibbet", semantic=False)
+    assert s.pending == "question" and s._pending.answers == answers and s.pending_message == question
+    assert again.question == question
+    for _ in regions[len(answers) :]:
+        reply = s.handle("no", semantic=False)
+    expected = answers + [False] * (len(regions) - len(answers))
+    assert reply.step.command.args["answers"] == expected
+
+
+# ---------------------------------------------------------------------------- atomic commands
+def test_a_failed_switch_to_another_organ_changes_nothing(phantom):
+    session = liver_session(phantom)  # no Lang2BBox: 'segment the spleen' cannot find a box
+    before = fingerprint(session)
+    reply = session.handle("segment the spleen", semantic=False)
+    assert not reply.ok
+    assert session.target == "liver" and fingerprint(session) == before
+
+
+def test_finish_with_an_earlier_step_writes_that_step_not_the_displayed_one(phantom):
+    session = liver_session(phantom)
+    assert session.handle("raise the threshold", semantic=False).ok
+    active = session.active
+    assert active.current_index == 2
+    reply = session.handle("finish with step 1", semantic=False)
+    written = session.masks_to_write(reply)
+    assert set(written) == {session.active_slice}
+    np.testing.assert_array_equal(written[session.active_slice], active.steps[1].mask)
+    assert not np.array_equal(active.steps[1].mask, active.steps[2].mask)
+
+
+# ---------------------------------------------------------------------------- command line
+def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    path = os.pathsep.join(
+        str(ROOT / d) for d in ("AnatomyCommon", "DAPAtlasModule", "LIMIS", "CCMetricsModule")
+    )
+    env = {**os.environ, "SLICER_ANATOMY_WEIGHTS_DIR": str(tmp_path / "weights"), "PYTHONPATH": path}
+    return subprocess.run(
+        [sys.executable, "-m", "LIMISLib", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_replay_exits_non_zero_and_prints_every_failure_with_its_reason(phantom, tmp_path):
+    write_volume(phantom.ct, tmp_path / "ct.nii.gz")
+    (tmp_path / "s.txt").write_text("segment the liver\nraise the threshold\n")
+    out = str(tmp_path / "o")
+    arguments = ["replay", str(tmp_path / "s.txt"), "--ct", str(tmp_path / "ct.nii.gz"), "--out", out]
+    result = _cli([*arguments, "--model", "baseline", "--rules-only"], tmp_path)
+    assert result.returncode != 0, result.stdout
+    output = result.stdout + result.stderr
+    assert "draw the box" in output  # line 1: no detector and no labels
+    assert "not segmented yet" in output  # line 2: nothing to raise the threshold of
+    assert "2 of 2 lines failed" in output
+
+
+def test_models_verify_says_what_is_installed_and_what_is_missing(tmp_path):
+    result = _cli(["models", "verify"], tmp_path)
+    assert result.returncode != 0
+    for name in ("grounding-dino-tiny", "scribbleprompt-unet"):
+        assert name in result.stdout and "not installed" in result.stdout
+
+
+def test_parse_whose_rules_match_does_not_load_the_sentence_model(tmp_path):
+    code = (
+        "import sys, json; from LIMISLib.__main__ import main; main(['parse', 'bone', 'window']);"
+        "print(json.dumps('sentence_transformers' in sys.modules))"
+    )
+    path = os.pathsep.join(
+        str(ROOT / d) for d in ("AnatomyCommon", "DAPAtlasModule", "LIMIS", "CCMetricsModule")
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) is False
