@@ -273,3 +273,30 @@ def test_parse_whose_rules_match_does_not_load_the_sentence_model(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) is False
+
+
+# ---------------------------------------------------------------------------- the command registry
+def test_every_registered_example_parses_to_its_kind_by_the_rules_alone():
+    from LIMISLib.commands import COMMANDS
+
+    for kind, spec in COMMANDS.items():
+        for example in spec.examples:
+            assert rules(example).kind == kind, (kind, example, rules(example))
+
+
+def test_every_kind_has_a_handler_and_a_help_line():
+    from LIMISLib.command_grammar import help_text
+    from LIMISLib.commands import COMMANDS
+    from LIMISLib.commands.base import route_to_active
+
+    text = help_text()
+    for kind, spec in COMMANDS.items():
+        handled = spec.volume_handler is not route_to_active or hasattr(InteractionSession, f"_do_{kind}")
+        assert handled, kind
+        if spec.examples:
+            assert spec.summary in text and spec.examples[0] in text
+
+
+def test_the_slicer_module_never_branches_on_a_command_kind():
+    source = (ROOT / "LIMIS" / "LIMIS.py").read_text()
+    assert ".kind" not in source and "propagate(" not in source

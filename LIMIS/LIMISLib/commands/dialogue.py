@@ -1,0 +1,153 @@
+"""Rules that span command kinds: dialogue context (bare numbers, 'done'), negation and scope ('stop X',
+'don't X', 'no more X' never trigger X), terse utterances ('lgtm', 'ctrl z') and short replies
+recognised by their words."""
+
+from __future__ import annotations
+
+import re
+
+from .answer import _ANSWER_MARKERS, _ANSWER_NEGATIONS, _ANSWER_VOCAB, _rule_answer
+from .base import Command, ParseContext
+from .guided import _WRONG_PART
+from .lexicon import _organ_words, _words
+
+_ACCEPT_STRONG = _words(
+    "accept keep ok okay good better fine great perfect apply take improvement improved nice"
+    " excellent approve sure ahead works happy agreed confirm lovely"
+)
+
+
+_REJECT_STRONG = _words("reject discard worse skip forget throw drop nah cancel dismiss ignore")
+
+
+_NEGATION = _words("no not nope worse never")
+
+
+_DIALOGUE_NEUTRAL = _words(
+    "that this it is the one yes yeah go let us i will version new an a much looks so change really"
+    " quite very now lot way am with mask result and made makes prefer previous old proposal"
+    " suggestion do did help thanks before what we had was than away out please just looked much seems"
+    " seem like wanted want needed need meant exactly"
+)
+
+
+def _rule_dialogue_words(text: str, context: ParseContext | None) -> Command | None:
+    """Short replies recognised by their words ("that's better, keep it", "yep, that's part of it")."""
+    if re.search(rf"\b(?:{_WRONG_PART})\b", text):
+        return None
+    words = set(text.split())
+    dialogue = _ACCEPT_STRONG | _REJECT_STRONG | _NEGATION | _DIALOGUE_NEUTRAL
+    if words <= dialogue:
+        if words & _REJECT_STRONG and (not words & _ACCEPT_STRONG or words & _NEGATION):
+            return Command("reject")
+        if words & _ACCEPT_STRONG and not words & _REJECT_STRONG and not words & _NEGATION:
+            return Command("accept")
+    if words <= _ANSWER_VOCAB | _organ_words() and len(words) <= 10:
+        if words & _ANSWER_NEGATIONS:
+            return Command("answer", {"value": False})
+        if words & _ANSWER_MARKERS:
+            return Command("answer", {"value": True})
+    return None
+
+
+def _rule_context(text: str, context: ParseContext | None) -> Command | None:
+    if context is None:
+        return None
+    number = re.fullmatch(r"(?:number |no )?(\d+)", text)
+    if context.pending == "examples" and number:
+        return Command("accept", {"choice": int(number.group(1))}, source="context")
+    if context.pending == "grid":
+        if number and 1 <= int(number.group(1)) <= 16:
+            return Command("grid_click", {"cell": int(number.group(1)), "positive": True}, source="context")
+        if re.fullmatch(
+            r"(i am |we are )?(done|finished|that is (it|all|enough))( with (the )?(clicks|grid))?"
+            r"|enough( clicks)?|no more( clicks)?|next|continue",
+            text,
+        ):
+            return Command("accept", source="context")
+    return None
+
+
+#: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").
+_STOP_HEADS = (
+    r"stop|halt|cease|quit|cancel|abort|abandon|do not|never|no more|no further|not now|hold off(?: on)?"
+)
+
+
+#: Stems of command verbs and objects a negation can scope over.
+_SCOPED_ACTIONS = (
+    r"propagat\w*|undo\w*|revert\w*|go(ing)? back|mov\w*|shift\w*|click\w*|threshold\w*|window\w*"
+    r"|segment\w*|grow\w*|shrink\w*|enlarg\w*|expand\w*|remov\w*|delet\w*|eras\w*|ensemble\w*|example\w*"
+    r"|question\w*|ask\w*|critical|guid\w*|strateg\w*|slices?|box\w*|mask|chang\w*|do(ing)? (that|it|this)"
+    r"|that|it|this|everything|all|the (process|loop|run|job)|keep\w*|accept\w*|apply\w*|continu\w*"
+    r"|go(ing)? on"
+    r"|carry\w*|extend\w*|spread\w*|copy\w*|track\w*|rais\w*|lower\w*|increas\w*|decreas\w*|adjust\w*"
+    r"|tweak\w*|refin\w*|correct\w*|fix\w*|add\w*|reject\w*|discard\w*"
+)
+
+
+def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
+    """Negation and scope: "stop", "stop propagating", "don't undo", "no more X" never trigger X.
+
+    A negated command declines (``reject``: drop what is pending, change nothing else); "don't
+    reject / discard" keeps (``accept``). "stop here" (finish) and "not part of it" (an answer)
+    are left to their rules.
+    """
+    text = re.sub(r"^(?:no|nope|nah|wait|hey)\s+(?=(?:" + _STOP_HEADS + r")\b)", "", text)
+    match = re.fullmatch(rf"(?:please\s+)?({_STOP_HEADS})\b\s*(.*)", text)
+    if not match:
+        return None
+    head, rest = match.group(1), match.group(2).strip()
+    if head in {"stop", "halt", "quit"} and re.fullmatch(r"here|there|now and save|and (finish|save)", rest):
+        return None
+    if head == "no more" and re.match(r"than\b", rest):
+        return None
+    if not rest or re.fullmatch(r"(it|that|this|please|now|everything|all|stop|that please)", rest):
+        return Command("reject")
+    if head in {"do not", "never"} and re.match(r"(reject|discard|throw|drop|dismiss)\w*\b", rest):
+        return Command("accept")
+    if re.match(rf"(?:(?:the|a|any|more|further|with|to|on|it|that)\s+)*(?:{_SCOPED_ACTIONS})\b", rest):
+        return Command("reject")
+    return None
+
+
+#: Whole terse utterances (after normalisation) and what they mean.
+_TERSE = {
+    "ctrl z": ("undo", {}),
+    "control z": ("undo", {}),
+    "cmd z": ("undo", {}),
+    "command z": ("undo", {}),
+    "ctl z": ("undo", {}),
+    "ctrl y": ("accept", {}),
+    "looks good": ("accept", {}),
+    "looks good to me": ("accept", {}),
+    "ship it": ("accept", {}),
+    "thumbs up": ("accept", {}),
+    "thumbs down": ("reject", {}),
+    "never mind": ("reject", {}),
+    "nevermind": ("reject", {}),
+    "forget it": ("reject", {}),
+    "nah": ("reject", {}),
+    "meh": ("reject", {}),
+    "nope not that": ("reject", {}),
+}
+
+
+def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
+    if text in _TERSE:
+        kind, args = _TERSE[text]
+        if context is not None and context.pending == "question" and kind in {"accept", "reject"}:
+            return Command("answer", {"value": kind == "accept"})
+        return Command(kind, dict(args))
+    # "nah not part of it", "yeah part of it": a yes/no word before an answer
+    lead = re.fullmatch(r"(no|nope|nah|yes|yeah|yep|yup)\s+(.+)", text)
+    if lead:
+        inner = _rule_answer(lead.group(2), context)
+        negative = lead.group(1) in {"no", "nope", "nah"}
+        if inner is not None and inner.args["value"] is not negative:
+            return inner
+    return None
+
+
+#: The cross-kind rules with their priorities (among the kinds' rules, see ``CommandSpec.rules``).
+DIALOGUE_RULES = ((0, _rule_context), (1, _rule_negation), (2, _rule_terse), (8, _rule_dialogue_words))
