@@ -191,6 +191,7 @@ class Reply:
     question: str | None = None
     changed_slices: tuple[int, ...] = ()
     writes_final: bool = False  # the chosen final step (not the displayed one) is what to write
+    choices: tuple[str, ...] = ()  # numbered candidates offered ("did you mean 1 ... 2 ..."); a number picks
 
 
 @dataclass
@@ -237,6 +238,7 @@ class InteractionSession:
         self.current_index: int | None = None
         self.final_index: int | None = None
         self.log: list[tuple[str, str]] = []
+        self.choices: tuple[str, ...] = ()  # candidates of the last ask-back (a bare number picks one)
         self._pending: _Pending | None = None
         self._strategy: guided_strategies.StrategyRun | None = None
 
@@ -292,6 +294,7 @@ class InteractionSession:
             target=self.target,
             n_steps=len(self.steps),
             n_examples=len(self.pending_options),
+            choices=self.choices,
         )
 
     def branch(self, index: int | None = None) -> list[Step]:
@@ -321,6 +324,7 @@ class InteractionSession:
             if self.pending == "proposal":
                 reply.preview = self._pending.candidate
             self.log.append((command.text or command.kind, reply.message))
+            self.choices = reply.choices
             return reply
         snapshot = self._snapshot()
         notes = []
@@ -351,6 +355,7 @@ class InteractionSession:
         if reply.preview is None and self.pending == "proposal":
             reply.preview = self._pending.candidate
         self.log.append((command.text or command.kind, reply.message))
+        self.choices = reply.choices
         return reply
 
     def _snapshot(self) -> tuple:
@@ -822,7 +827,16 @@ class InteractionSession:
         pending = self._pending
         value = bool(command.args.get("value"))
         if pending is None:
-            return Reply(command, "There is no open question.", ok=False)
+            if value:
+                return Reply(command, "Nothing is waiting for a yes/no answer; nothing changed.", ok=False)
+            choices = ("undo", "show examples")
+            return Reply(
+                command,
+                "Nothing is waiting for a yes/no answer. Did you mean: 1 'undo' (the last step) / "
+                "2 'show examples' (other corrections)? (say the number)",
+                ok=False,
+                choices=choices,
+            )
         if pending.mode in {"proposal", "grid"} or (pending.mode == "examples" and not value):
             return self._do_accept(command) if value else self._do_reject(command)
         if pending.mode == "examples":
@@ -1046,14 +1060,19 @@ class InteractionSession:
 
 # ---------------------------------------------------------------------------- small helpers
 def unknown_reply(command: Command) -> Reply:
-    """The answer to a command that was not understood: what was said and the suggestions."""
-    suggestions = command.args.get("suggestions") or []
-    hint = (
-        f" Did you mean: {' / '.join(repr(s) for s in suggestions)}?"
-        if suggestions
-        else " Say 'help' for examples."
-    )
-    return Reply(command, f"I did not understand {command.text!r}.{hint}", ok=False)
+    """The answer to a command that was not understood (or that fits several): numbered candidates.
+
+    The reply's ``choices`` are remembered by the session, so that a bare number picks one.
+    """
+    suggestions = list(command.args.get("suggestions") or [])
+    numbered = " / ".join(f"{n} {s!r}" for n, s in enumerate(suggestions, start=1))
+    if command.args.get("ambiguous") and suggestions:
+        message = f"{command.text!r} can mean: {numbered}. Which one? (say the number)"
+    elif suggestions:
+        message = f"I did not understand {command.text!r}. Did you mean: {numbered}? (say the number)"
+    else:
+        message = f"I did not understand {command.text!r}. Say 'help' for examples."
+    return Reply(command, message, ok=False, choices=tuple(suggestions))
 
 
 def _on(mask: np.ndarray, click: Click) -> bool:

@@ -17,7 +17,7 @@ slice and adds what only a volume can do:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -77,6 +77,7 @@ class VolumeSession:
         self.runs: list[PropagationRun] = []
         self.log: list[tuple[str, str]] = []
         self._last_was_propagation = False
+        self.choices: tuple[str, ...] = ()  # candidates of the last ask-back (a bare number picks one)
 
     # ------------------------------------------------------------------ slices
     def image(self, slice_index: int) -> np.ndarray:
@@ -93,7 +94,8 @@ class VolumeSession:
 
     def parse_context(self) -> ParseContext:
         active = self.active
-        return active.parse_context() if active is not None else ParseContext(target=self.target)
+        context = active.parse_context() if active is not None else ParseContext(target=self.target)
+        return replace(context, choices=self.choices)
 
     def slice_mask(self, slice_index: int, *, displayed: bool = True) -> np.ndarray:
         """The display-oriented mask of a slice: what is shown (``displayed``) or the chosen result."""
@@ -160,6 +162,7 @@ class VolumeSession:
             reply = Reply(command, str(error), ok=False)
         if not reply.ok:
             self.target, self.sessions, self.runs, self._last_was_propagation = snapshot
+        self.choices = reply.choices
         if command.kind != "propagate" or not reply.ok:
             self.log.append((command.text or command.kind, reply.message))
         return reply

@@ -50,13 +50,14 @@ class ParseContext:
 
     ``pending``: None, "proposal" (keep/discard a candidate step), "question" (yes/no about a
     critical region), "examples" (choose one of ``n_examples``), "grid" (grid clicks of a guided
-    strategy).
+    strategy). ``choices``: the numbered candidates the session just offered ("did you mean 1 ... 2 ...").
     """
 
     pending: str | None = None
     target: str | None = None
     n_steps: int = 0
     n_examples: int = 0
+    choices: tuple[str, ...] = ()  # the candidates of the last ask-back; a bare number picks one
 
 
 def api_command(kind: str, text: str = "", **args: Any) -> Command:

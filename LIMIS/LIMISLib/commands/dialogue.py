@@ -65,6 +65,50 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
             text,
         ):
             return Command("accept", source="context")
+    if context.choices and number and 1 <= int(number.group(1)) <= len(context.choices):
+        chosen = _parse_choice(context.choices[int(number.group(1)) - 1])
+        if chosen is not None:
+            return Command(chosen.kind, dict(chosen.args), source="context")
+    return None
+
+
+def _parse_choice(text: str) -> Command | None:
+    """A candidate the session offered, parsed by the rules (no context: candidates are complete)."""
+    from . import RULES
+    from .lexicon import normalise
+
+    normalised = normalise(text)
+    for rule in RULES:
+        command = rule(normalised, None)
+        if command is not None and command.kind != "unknown":
+            return command
+    return None
+
+
+#: Replies that fit two or three commands: the parser asks back instead of guessing.
+_AMBIGUOUS = (
+    (
+        r"(make (it|the mask|the segmentation) )?(a bit |a little |much )?(smaller|tighter|less)"
+        r"|shrink it|less please|reduce it",
+        ("shrink the box by 10 pixels", "raise the threshold", "you over-segmented"),
+    ),
+    (
+        r"(make (it|the mask|the segmentation) )?(a bit |a little |much )?(bigger|larger|more|wider)"
+        r"|grow it|more please|expand it",
+        ("enlarge the box by 10 pixels", "lower the threshold", "you under-segmented"),
+    ),
+    (
+        r"fill (in )?(the |that |this )?(hole|holes|gap|gaps)( in (it|the mask|the segmentation))?",
+        ("lower the threshold", "critical regions", "center click"),
+    ),
+)
+
+
+def _rule_ambiguous(text: str, context: ParseContext | None) -> Command | None:
+    """ "smaller", "more", "fill the hole": two or three commands fit; ask which (a number answers)."""
+    for pattern, candidates in _AMBIGUOUS:
+        if re.fullmatch(pattern, text):
+            return Command("unknown", {"suggestions": list(candidates), "ambiguous": True})
     return None
 
 
@@ -150,4 +194,10 @@ def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
 
 
 #: The cross-kind rules with their priorities (among the kinds' rules, see ``CommandSpec.rules``).
-DIALOGUE_RULES = ((0, _rule_context), (1, _rule_negation), (2, _rule_terse), (8, _rule_dialogue_words))
+DIALOGUE_RULES = (
+    (0, _rule_context),
+    (1, _rule_negation),
+    (2, _rule_terse),
+    (2.5, _rule_ambiguous),
+    (8, _rule_dialogue_words),
+)

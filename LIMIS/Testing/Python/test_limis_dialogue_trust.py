@@ -300,3 +300,126 @@ def test_every_kind_has_a_handler_and_a_help_line():
 def test_the_slicer_module_never_branches_on_a_command_kind():
     source = (ROOT / "LIMIS" / "LIMIS.py").read_text()
     assert ".kind" not in source and "propagate(" not in source
+
+
+# ---------------------------------------------------------------------------- ambiguity asks back
+@pytest.mark.parametrize(
+    ("text", "fits"),
+    [
+        ("smaller", {"resize_box", "threshold"}),
+        ("make it bigger", {"resize_box", "threshold"}),
+        ("more", {"resize_box", "threshold"}),
+        ("fill the hole", {"threshold", "critical_regions"}),
+    ],
+)
+def test_a_reply_that_fits_several_commands_asks_back_with_two_or_three_candidates(text, fits):
+    command = rules(text)
+    assert command.kind == "unknown"
+    candidates = command.args["suggestions"]
+    assert 2 <= len(candidates) <= 3
+    assert fits <= {rules(c).kind for c in candidates}
+
+
+def test_a_bare_number_answers_the_ask_back():
+    s = slice_session()
+    before = s.current.threshold
+    reply = s.handle("smaller", semantic=False)
+    assert not reply.ok and "1 " in reply.message and "2 " in reply.message and len(s.steps) == 1
+    number = 1 + [rules(c).kind for c in reply.choices].index("threshold")
+    assert s.handle(str(number), semantic=False).ok
+    assert len(s.steps) == 2 and s.current.threshold > before  # "smaller": a raised threshold
+
+
+def test_nope_with_nothing_pending_asks_and_one_undoes(phantom):
+    session = liver_session(phantom)
+    assert session.handle("raise the threshold", semantic=False).ok
+    reply = session.handle("nope", semantic=False)
+    assert not reply.ok and "undo" in reply.message and session.active.current_index == 2
+    assert session.handle("1", semantic=False).ok
+    assert session.active.current_index == 1
+
+
+def test_a_number_after_an_ask_back_during_a_proposal_keeps_the_proposal_until_then():
+    s = InteractionSession(two_organ_slice()[0], IntensityBBox2Mask(), target="liver", config=SessionConfig())
+    s.start(BIG_BOX)
+    reply = s.handle("smaller", semantic=False)
+    assert s.pending == "proposal" and len(reply.choices) >= 2
+
+
+# ---------------------------------------------------------------------------- properties (seeded random)
+_PIECES = [
+    "segment the liver",
+    "segment the spleen",
+    "accept",
+    "reject",
+    "undo",
+    "undo 3 times",
+    "go back 2 steps",
+    "revert to step 1",
+    "revert to step -1",
+    "revert to step 9",
+    "finish with step 7",
+    "finish",
+    "move the box left 400 pixels",
+    "move the box up",
+    "shrink the box by 300 pixels",
+    "enlarge the box",
+    "raise the threshold",
+    "set the threshold to 0.99",
+    "lower the threshold by 0.9",
+    "positive click in cell 6",
+    "negative click in cell 17",
+    "center click",
+    "critical regions",
+    "yes",
+    "no",
+    "spine window",
+    "bone window",
+    "window 0 40",
+    "show examples",
+    "take option 9",
+    "remove component 5",
+    "keep the largest component",
+    "ensemble",
+    "you over-segmented",
+    "wrong part segmented",
+    "propagate up 0 slices",
+    "propagate down 2 slices",
+    "stop propagating",
+    "hmm",
+    "smaller",
+    "1",
+    "2",
+    "flibber",
+    "help",
+]
+
+
+def test_a_failed_command_leaves_the_volume_session_bit_identical(phantom):
+    rng = np.random.default_rng(11)
+    session = liver_session(phantom)
+    failures = 0
+    for _ in range(120):
+        text = _PIECES[rng.integers(len(_PIECES))]
+        before = fingerprint(session)
+        reply = session.handle(text, semantic=False)
+        if not reply.ok:
+            failures += 1
+            assert fingerprint(session) == before, (text, reply.message)
+    assert failures >= 20  # the loop did exercise failing commands
+
+
+def test_any_string_up_to_10k_characters_parses_to_a_registered_kind():
+    from LIMISLib.commands import KINDS
+
+    rng = np.random.default_rng(5)
+    alphabet = [*list("abcdefghijklmnopqrstuvwxyz0123456789 -.,'%/+?!"), "é", "\n", "\t", "ß"]
+    words = " ".join(_PIECES).split()
+    for trial in range(40):
+        length = int(rng.choice([0, 1, 5, 40, 300, 2000, 10_000]))
+        if trial % 2:
+            text = "".join(rng.choice(alphabet, size=length))
+        else:
+            text = " ".join(rng.choice(words, size=max(length // 6, 1)))[:length]
+        command = rules(text)
+        assert command.kind in KINDS, (text[:80], command.kind)
