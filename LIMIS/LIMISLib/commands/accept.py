@@ -34,7 +34,8 @@ def _rule_accept_choice(text: str, context: ParseContext | None) -> Command | No
     ordinal = re.search(
         r"\b("
         + "|".join(ORDINALS)
-        + r")\s+(?:one|example|option|alternative|variant|choice|preview|suggestion)\b",
+        + r")\s+(?:one\s+|of\s+(?:the|those|these|them)\s+)?(?:one|example|option|alternative|variant|choice"
+        r"|preview|suggestion)s?\b",
         text,
     )
     if ordinal and (_has(text, verbs) or text.startswith(("the ", ordinal.group(1)))):

@@ -55,7 +55,7 @@ _ANSWER_VOCAB = (
     | _ANSWER_NEGATIONS
     | _words(
         "that it this is part of the to organ structure region area one in does definitely tissue fat"
-        " bowel vessel a spot also bit piece zone really both those these they are too"
+        " bowel vessel a spot also bit piece zone really both those these they are too just only"
     )
 )
 

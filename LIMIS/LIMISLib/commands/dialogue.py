@@ -17,7 +17,9 @@ _ACCEPT_STRONG = _words(
 )
 
 
-_REJECT_STRONG = _words("reject discard worse skip forget throw drop nah cancel dismiss ignore")
+_REJECT_STRONG = _words(
+    "reject discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss trash"
+)
 
 
 _NEGATION = _words("no not nope worse never")
@@ -27,7 +29,7 @@ _DIALOGUE_NEUTRAL = _words(
     "that this it is the one yes yeah go let us i will version new an a much looks so change really"
     " quite very now lot way am with mask result and made makes prefer previous old proposal"
     " suggestion do did help thanks before what we had was than away out please just looked much seems"
-    " seem like wanted want needed need meant exactly"
+    " seem like wanted want needed need meant exactly ya yea yep yup"
 )
 
 
@@ -42,6 +44,7 @@ def _rule_dialogue_words(text: str, context: ParseContext | None) -> Command | N
             return Command("reject")
         if words & _ACCEPT_STRONG and not words & _REJECT_STRONG and not words & _NEGATION:
             return Command("accept")
+    words = set(re.sub(r"\bleave (?:(?:it|that|this) )?out\b", "exclude", text).split())
     if words <= _ANSWER_VOCAB | _organ_words() and len(words) <= 10:
         if words & _ANSWER_NEGATIONS:
             return Command("answer", {"value": False})
@@ -114,7 +117,8 @@ def _rule_ambiguous(text: str, context: ParseContext | None) -> Command | None:
 
 #: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").
 _STOP_HEADS = (
-    r"stop|halt|cease|quit|cancel|abort|abandon|do not|never|no more|no further|not now|hold off(?: on)?"
+    r"stop|halt|cease|quit|cancel|abort|abandon|do not|never mind|nevermind|never|no more|no further|not now"
+    r"|hold off(?: on)?|forget(?: about)?"
 )
 
 
@@ -150,7 +154,8 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
         return Command("reject")
     if head in {"do not", "never"} and re.match(r"(reject|discard|throw|drop|dismiss)\w*\b", rest):
         return Command("accept")
-    if re.match(rf"(?:(?:the|a|any|more|further|with|to|on|it|that)\s+)*(?:{_SCOPED_ACTIONS})\b", rest):
+    # the scope: a command verb or object within the next few words ("don't show examples")
+    if re.match(rf"(?:\w+\s+){{0,3}}?(?:{_SCOPED_ACTIONS}|show\w*|look\w*|try\w*|run\w*|us(e|ing))\b", rest):
         return Command("reject")
     return None
 

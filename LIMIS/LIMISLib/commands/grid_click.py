@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .base import Command, CommandSpec, ParseContext
-from .lexicon import _has, _numbers
+from .lexicon import ORDINALS, _has, _numbers
 
 _NEGATIVE_CLICK = (
     r"negative|background|minus|exclude|excluded|outside|bg|not part|is not|no|remove|subtract|out|not the"
@@ -44,6 +44,9 @@ def _rule_grid_click(text: str, context: ParseContext | None) -> Command | None:
         r"\b(?:cell|square|tile|field|number|grid|position|no)\s*(?:number\s*)?(-?\d+)\b", text
     )
     numbers = [int(abs(v)) for v in _numbers(text) if float(v).is_integer()]
+    ordinal = re.search(rf"\b({'|'.join(ORDINALS)})\s+(?:cell|square|tile|field)\b", text)
+    if cell_match is None and ordinal:
+        numbers = [ORDINALS[ordinal.group(1)]]
     cell = int(abs(int(cell_match.group(1)))) if cell_match else (numbers[0] if numbers else None)
     if cell is None:
         return None

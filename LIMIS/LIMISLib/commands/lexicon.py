@@ -272,6 +272,13 @@ _ABBREVIATIONS = {
     "cel": "cell",
     "bx": "box",
     "seg": "segment",
+    "abd": "abdomen",
+    "fin": "finish",
+    "rm": "remove",
+    "del": "delete",
+    "opt": "option",
+    "rt": "right",
+    "lt": "left",
     "ctrl": "control",
     "ctl": "control",
     "cmd": "command",
@@ -356,12 +363,22 @@ def _expand_abbreviation(token: str) -> str | None:
     return None
 
 
+def _expand_prefix(token: str) -> str | None:
+    """A clipped word ("opt", "propag"): the command word it starts, when all candidates share one stem."""
+    if len(token) < 3:
+        return None
+    candidates = [word for word in _abbreviation_targets() if word.startswith(token) and word != token]
+    if candidates and all(word.startswith(candidates[0]) for word in candidates):
+        return candidates[0]
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _correct(token: str) -> str:
     known = _known_words()
     if not token.isalpha() or token in known:
         return token
-    expanded = _expand_abbreviation(token)
+    expanded = _expand_abbreviation(token) or _expand_prefix(token)
     if expanded is not None:
         return expanded
     if len(token) < 4:
@@ -449,6 +466,9 @@ def _read_number(tokens: list[str], i: int) -> tuple[str, int]:
 def normalise(text: str) -> str:
     """The text the rules see (see the module docstring)."""
     text = text.lower().replace("’", "'").replace("`", "'").strip()
+    if re.fullmatch(r"\?+", text):
+        return "help"
+    text = re.sub(r"\bx\s*(\d+)\b|\b(\d+)\s*x\b", lambda m: f"{m.group(1) or m.group(2)} times", text)
     text = re.sub(r"\b0,(\d+)", r"0.\1", text)
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(\d)\s*(px|mm)\b", r"\1 \2", text)

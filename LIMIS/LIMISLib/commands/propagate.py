@@ -18,6 +18,8 @@ _PROPAGATE_WORDS = (
     r"|surrounding|subsequent|previous) slices?"
     r"|through the volume|(the )?rest of the (organ|volume|structure|slices)|slice by slice|in 3d|into 3d"
     r"|the other slices|more slices"
+    r"|extend (it|the (mask|segmentation|contour|outline))( (up|down)\w*)?"
+    r"|until the (organ|structure|\w+) ends"
 )
 
 
