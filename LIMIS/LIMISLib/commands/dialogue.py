@@ -141,7 +141,7 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
     reject / discard" keeps (``accept``). "stop here" (finish) and "not part of it" (an answer)
     are left to their rules.
     """
-    text = re.sub(r"^(?:no|nope|nah|wait|hey)\s+(?=(?:" + _STOP_HEADS + r")\b)", "", text)
+    text = re.sub(r"^(?:(?:no|nope|nah|wait|hey|oh|ok|okay)\s+)+(?=(?:" + _STOP_HEADS + r")\b)", "", text)
     match = re.fullmatch(rf"(?:please\s+)?({_STOP_HEADS})\b\s*(.*)", text)
     if not match:
         return None

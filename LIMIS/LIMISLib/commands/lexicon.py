@@ -273,6 +273,10 @@ _ABBREVIATIONS = {
     "bx": "box",
     "seg": "segment",
     "abd": "abdomen",
+    "dn": "down",
+    "dwn": "down",
+    "bg": "background",
+    "fg": "foreground",
     "fin": "finish",
     "rm": "remove",
     "del": "delete",
@@ -499,6 +503,8 @@ def normalise(text: str) -> str:
     for phrase in _FILLER_PHRASES:
         joined = joined.replace(f" {phrase} ", " ")
     tokens = [t for t in joined.split() if t not in _FILLER_WORDS]
+    if len(tokens) >= 2 and len(set(tokens)) == 1:  # "undo undo", "yes yes"
+        tokens = tokens[:1]
     # leading interjections before a real command ("ok so move the box left")
     while len(tokens) > 1 and tokens[0] in {
         "so",

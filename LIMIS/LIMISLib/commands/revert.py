@@ -14,6 +14,9 @@ def _rule_revert(text: str, context: ParseContext | None) -> Command | None:
         r"|start over"
         r"|restart|resume|take|load|reload|bring back|show|reopen|branch|pick up|redo from|go to"
     )
+    bare = re.fullmatch(r"(?:the )?(?:step|version) (-?\d+)", text)
+    if bare:
+        return Command("revert", {"step": int(bare.group(1))})
     if not _has(text, verbs):
         return None
     step = _step_reference(text)

@@ -45,6 +45,10 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
     strong_lower = _has(
         text, r"lower|lowered|decrease|decreased|reduce|reduced|drop|relax|loosen|looser|softer|smaller"
     )
+    signed = re.search(r"\b(plus|minus) (\d+(?:\.\d+)?)\b", text)
+    if signed:
+        delta = float(signed.group(2)) / (100.0 if float(signed.group(2)) > 1.0 else 1.0)
+        return Command("threshold", {"delta": round(delta if signed.group(1) == "plus" else -delta, 4)})
     if strong_raise != strong_lower:
         sign = 1 if strong_raise else -1
     elif _has(text, r"up|more") != _has(text, r"down|less"):
