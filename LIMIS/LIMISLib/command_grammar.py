@@ -143,7 +143,7 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
 
 def fallback_suggestions(text: str, n: int = 3) -> list[str]:
     """Canonical commands whose words look most like ``text`` (used without the semantic matcher)."""
-    normalised = normalise(text)
+    normalised = normalise(text)[:200]  # a command is short; comparing more only costs time
     examples = {**CANONICAL_EXAMPLES, **{f"guided:{k}": v for k, v in PROBLEM_EXAMPLES.items()}}
     scored = sorted(
         examples.values(),

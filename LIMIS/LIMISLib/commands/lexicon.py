@@ -23,6 +23,8 @@ DEFAULT_RESIZE_PX = 10
 
 
 DEFAULT_THRESHOLD_STEP = 0.1
+#: Words of an utterance the typo corrector looks at (longer texts are not single commands).
+MAX_CORRECTED_WORDS = 40
 
 
 _CONTRACTIONS = {
@@ -402,7 +404,10 @@ def _correct(token: str) -> str:
     ):
         return token
     cutoff = 0.8 if len(token) >= 6 else 0.83
-    match = difflib.get_close_matches(token, _correction_targets(), n=1, cutoff=cutoff)
+    # a similarity ratio 2M/(a+b) >= cutoff needs 2*min(a, b)/(a+b) >= cutoff: skip other lengths
+    size = len(token)
+    targets = [w for w in _correction_targets() if 2 * min(size, len(w)) >= cutoff * (size + len(w))]
+    match = difflib.get_close_matches(token, targets, n=1, cutoff=cutoff)
     return match[0] if match else token
 
 
@@ -496,7 +501,8 @@ def normalise(text: str) -> str:
             tokens.append(token[:-2])
         elif token.strip("-"):
             tokens.append(token.replace("'", ""))
-    tokens = [_correct(t) for t in tokens]
+    # typo correction costs a fuzzy search per new word: a command is short, so only its first words
+    tokens = [_correct(t) for t in tokens[:MAX_CORRECTED_WORDS]] + tokens[MAX_CORRECTED_WORDS:]
     tokens = _words_to_numbers(tokens)
     joined = " " + " ".join(tokens) + " "
     joined = re.sub(r" no thank(s| you) ", " reject ", joined)
