@@ -5,8 +5,9 @@ argument names, help line, canonical examples and what it does to a volume sessi
 (:class:`~LIMISLib.commands.base.CommandSpec`). :data:`COMMANDS` registers them (the way
 ``DAPAtlasLib.postprocess.STEPS`` registers post-processing rules); :data:`RULES` is every kind's
 rules in priority order; :mod:`~LIMISLib.commands.lexicon` is the shared vocabulary (normalisation,
-numbers, directions, amounts, step references) and :mod:`~LIMISLib.commands.dialogue` the rules that
-span kinds (dialogue context, negation and scope, terse replies).
+numbers, directions, amounts, step references), :mod:`~LIMISLib.commands.dialogue` the rules that
+span kinds (dialogue context, negation and scope, terse replies, ambiguity) and
+:mod:`~LIMISLib.commands.frames` the compositional fallback (verb class + object + modifiers).
 :meth:`LIMISLib.VolumeSession.apply` dispatches through :func:`spec_for`, so the Slicer module never
 branches on a command kind.
 
@@ -25,6 +26,7 @@ from . import (
     ensemble,
     examples,
     finish,
+    frames,
     grid_click,
     guided,
     help,
@@ -78,7 +80,9 @@ KINDS: tuple[str, ...] = tuple(COMMANDS)
 RULES: tuple[Rule, ...] = tuple(
     rule
     for _, rule in sorted(
-        [pair for spec in COMMANDS.values() for pair in spec.rules] + list(dialogue.DIALOGUE_RULES),
+        [pair for spec in COMMANDS.values() for pair in spec.rules]
+        + list(dialogue.DIALOGUE_RULES)
+        + list(frames.FRAME_RULES),
         key=lambda pair: pair[0],
     )
 )

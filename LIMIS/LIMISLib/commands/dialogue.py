@@ -5,6 +5,7 @@ recognised by their words."""
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from .answer import _ANSWER_MARKERS, _ANSWER_NEGATIONS, _ANSWER_VOCAB, _rule_answer
 from .base import Command, ParseContext
@@ -157,7 +158,24 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
     # the scope: a command verb or object within the next few words ("don't show examples")
     if re.match(rf"(?:\w+\s+){{0,3}}?(?:{_SCOPED_ACTIONS}|show\w*|look\w*|try\w*|run\w*|us(e|ing))\b", rest):
         return Command("reject")
+    if any(_grammar_word(word) for word in rest.split()[:4]):
+        return Command("reject")
     return None
+
+
+@cache
+def _grammar_vocabulary() -> frozenset[str]:
+    from .frames import OBJECTS, VERBS
+
+    return frozenset().union(*VERBS.values(), *OBJECTS.values())
+
+
+def _grammar_word(word: str) -> bool:
+    """A verb or object of the compositional grammar, inflected or not ("trimming", "scooted")."""
+    vocabulary = _grammar_vocabulary()
+    stems = {word, word.removesuffix("s"), word.removesuffix("ing"), word.removesuffix("ed")}
+    stems |= {stem + "e" for stem in list(stems)} | {stem[:-1] for stem in list(stems) if len(stem) > 3}
+    return bool(stems & vocabulary)
 
 
 #: Whole terse utterances (after normalisation) and what they mean.

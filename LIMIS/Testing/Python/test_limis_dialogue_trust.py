@@ -471,3 +471,40 @@ def test_the_matcher_never_turns_a_negated_sentence_into_the_action():
         assert matcher.match(text).kind == "unknown"  # a value the matched command cannot hold: abstain
     rate, wrong = _score(ISSUE11 + ISSUE11_FRESH, semantic=True)
     assert rate >= 0.95 and not wrong, wrong
+
+
+# ---------------------------------------------------------------------------- the compositional grammar
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("scoot the rectangle leftwards 4", "move_box", {"direction": "left", "pixels": 4}),
+        ("trim the bbox by 6", "resize_box", {"pixels": -6}),
+        ("pad the frame by 4", "resize_box", {"pixels": 4}),
+        ("bump the cutoff", "threshold", {"delta": 0.1}),
+        ("kill the third blob", "remove_component", {"index": 3}),
+        ("copy it onto 3 slices downward", "propagate", {"direction": "down", "slices": 3}),
+        ("rewind 2 steps", "undo", {"count": 2}),
+        ("tap the background in square 9", "grid_click", {"cell": 9, "positive": False}),
+        ("use the lung contrast", "window", {"preset": "lung"}),
+    ],
+)
+def test_verb_object_and_modifiers_compose_without_a_listed_sentence(text, kind, args):
+    from LIMISLib.commands.frames import _rule_frames
+    from LIMISLib.commands.lexicon import normalise
+
+    command = _rule_frames(normalise(text), None)
+    assert command is not None and (command.kind, command.args) == (kind, args)
+    assert rules(text).kind == kind
+
+
+@pytest.mark.parametrize("text", ["the box is fine", "what a nice threshold", "box", "slices"])
+def test_an_object_without_a_fitting_verb_is_not_guessed(text):
+    from LIMISLib.commands.frames import _rule_frames
+    from LIMISLib.commands.lexicon import normalise
+
+    assert _rule_frames(normalise(text), None) is None
+
+
+def test_negation_scopes_over_composed_commands_too():
+    for text in ("don't scoot the rectangle leftwards", "stop trimming the bbox", "never mind the cutoff"):
+        assert rules(text).kind == "reject", text
