@@ -25,7 +25,10 @@ Semantics the tests check (and users can rely on):
   enlarged by 10 px per side; the user keeps it (accept) or not (reject).
 * **Dialogue**: proposals (default adaptation, guided-strategy stages), critical-region questions,
   example previews and the grid stage of a guided strategy are *pending* until answered; any other
-  command drops what is pending. A proposal becomes a step only when accepted.
+  command drops what is pending, except a reply that was not understood: that keeps it and asks
+  again. A proposal becomes a step only when accepted.
+* **Atomic commands**: a command that fails (``Reply.ok`` False) leaves the steps, the current and
+  final step and the pending dialogue exactly as they were.
 """
 
 from __future__ import annotations

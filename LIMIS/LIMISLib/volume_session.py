@@ -12,6 +12,9 @@ slice and adds what only a volume can do:
   reverted on its own; ``undo`` right after a propagation removes all slices it added, and
   ``undo`` on a propagated slice's step 0 removes that slice;
 * the result as one mask volume on the CT grid (:meth:`mask_volume`).
+
+:meth:`apply` is the single entry point (it dispatches through :data:`LIMISLib.commands.COMMANDS`); a
+command that fails changes nothing (target, slices, steps, pending proposals).
 """
 
 from __future__ import annotations

@@ -508,3 +508,15 @@ def test_an_object_without_a_fitting_verb_is_not_guessed(text):
 def test_negation_scopes_over_composed_commands_too():
     for text in ("don't scoot the rectangle leftwards", "stop trimming the bbox", "never mind the cutoff"):
         assert rules(text).kind == "reject", text
+
+
+def test_without_a_detector_a_new_structure_gets_the_middle_third_box_and_nothing_else_does(phantom):
+    session = liver_session(phantom)
+    rows, columns = session.geometry.image_shape
+    spleen = session.with_default_box(rules("segment the spleen"))
+    assert spleen.args["box"] == (columns / 3, rows / 3, 2 * columns / 3, 2 * rows / 3)
+    for text in ("segment the liver", "raise the threshold"):  # same structure, active slice: no box
+        assert "box" not in session.with_default_box(rules(text)).args
+    drawn = session.with_box(rules("segment the spleen"), (1, 2, 30, 40))
+    assert drawn.args["box"] == (1, 2, 30, 40)
+    assert session.with_box(rules("undo"), (1, 2, 30, 40)).args == {}
