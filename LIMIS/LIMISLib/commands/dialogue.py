@@ -151,6 +151,8 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
         return None
     if head == "no more" and re.match(r"than\b", rest):
         return None
+    if head == "cancel" and rest in {"that", "it", "this", "what you did", "the last step"}:
+        return None  # "cancel that" takes back the last action: undo (which also drops a proposal)
     if not rest or re.fullmatch(r"(it|that|this|please|now|everything|all|stop|that please)", rest):
         return Command("reject")
     if head in {"do not", "never"} and re.match(r"(reject|discard|throw|drop|dismiss)\w*\b", rest):
