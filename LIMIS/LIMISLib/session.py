@@ -565,7 +565,10 @@ class InteractionSession:
         try:
             return preset(name)
         except KeyError as error:
-            raise InvalidPromptError(str(error.args[0])) from None
+            raise InvalidPromptError(
+                f"{error.args[0]} Or say 'organ window' (the {self.target}'s) "
+                "or 'window 400 40' (width, level)."
+            ) from None
 
     def _adapted_window(self, base: Step) -> Window:
         """A window centred on the structure's median HU (mask, else the box centre), configurable width."""

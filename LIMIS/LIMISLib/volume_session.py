@@ -326,7 +326,10 @@ class VolumeSession:
         if direction not in {"up", "down", "both"}:
             raise InvalidPromptError(f"Propagate 'up', 'down' or 'both'; got {direction!r}.")
         if slices is not None and int(slices) < 1:
-            raise InvalidPromptError(f"Propagate at least one slice; got {slices}.")
+            raise InvalidPromptError(
+                f"Propagate at least one slice ('propagate up 3 slices'), or say 'propagate' to go on "
+                f"until the structure ends; got {slices}."
+            )
         start = self.active
         if start is None or start.chosen is None or not start.chosen.mask.any():
             raise InvalidPromptError(f"Slice {self.active_slice} has no mask to propagate; segment it first.")
