@@ -313,34 +313,26 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         session = self._ensureSession()
         self._log(text, user=True)
         semantic = None if self._parameterNode.useSemanticMatcher else False
-        needsDefaultBox = self.logic.needsDrawnBox(session, text)
+        context = session.parse_context()  # read here: the dialogue state before the job runs
 
         def work(job):
-            if needsDefaultBox is not None:
-                return session.apply(needsDefaultBox)
             from LIMISLib.command_grammar import parse_command
 
-            command = parse_command(text, session.parse_context(), semantic=semantic)
-            if command.kind == "propagate":
-                return session.propagate(
-                    command.args.get("direction", "both"),
-                    command.args.get("slices"),
-                    command=command,
-                    progress=lambda done, planned: job.report_progress(
-                        done / max(1, planned), f"slice {done} of {planned}"
-                    ),
-                    should_cancel=job.should_cancel,
-                )
-            return session.apply(command)
+            command = session.with_default_box(parse_command(text, context, semantic=semantic))
+            return session.apply(
+                command,
+                progress=lambda done, planned: job.report_progress(
+                    done / max(1, planned), f"slice {done} of {planned}"
+                ),
+                should_cancel=job.should_cancel,
+            )
 
         self._startJob(f"'{text}'", work, self._onReply)
 
     def _onReply(self, reply):
         self._log(reply.message)
         segmentationNode = self._outputSegmentation()
-        self.logic.writeSlices(
-            self._session, reply.changed_slices, segmentationNode, self._parameterNode.inputVolume
-        )
+        self.logic.writeReply(self._session, reply, segmentationNode, self._parameterNode.inputVolume)
         if reply.changed_slices and len(reply.changed_slices) == 1:
             self.logic.showSlice(self._session, reply.changed_slices[0])
         self._updateMarkups()
@@ -534,33 +526,12 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
         lang2bbox, bbox2mask = self.models
         return VolumeSession(node_to_volume(volumeNode), bbox2mask, lang2bbox=lang2bbox)
 
-    @staticmethod
-    def needsDrawnBox(session, text):
-        """Without a detector, 'segment X' gets a default box (the middle third of the slice) that
-        the user then drags onto the structure; returns that command, or None."""
-        if session.lang2bbox is not None:
-            return None
-        from LIMISLib.command_grammar import Command, parse_command
-
-        command = parse_command(text, session.parse_context(), semantic=False)
-        if command.kind != "segment" or (
-            session.active is not None and command.args.get("target") == session.target
-        ):
-            return None
-        rows, columns = session.geometry.image_shape
-        box = (columns / 3.0, rows / 3.0, 2 * columns / 3.0, 2 * rows / 3.0)
-        return Command("segment", {**command.args, "box": box}, text=text, source=command.source)
-
     def run(self, session, text, *, boxXYXY=None, semantic=None):
         """Parse and apply one command (blocking; for the console and tests)."""
-        from LIMISLib.command_grammar import Command, parse_command
+        from LIMISLib.command_grammar import parse_command
 
-        command = parse_command(text, session.parse_context(), semantic=semantic)
-        if boxXYXY is not None and command.kind == "segment":
-            command = Command(
-                "segment", {**command.args, "box": tuple(boxXYXY)}, text=text, source=command.source
-            )
-        return session.apply(command)
+        command = session.with_box(parse_command(text, session.parse_context(), semantic=semantic), boxXYXY)
+        return session.apply(session.with_default_box(command))
 
     # ------------------------------------------------------------------ views and nodes
     @staticmethod
@@ -592,6 +563,15 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
         rows, columns = session.geometry.image_shape
         x, y, z = session.geometry.pixel_to_ras([(columns / 2.0, rows / 2.0)], sliceIndex)[0]
         sliceNode.JumpSliceByOffsetting(x, y, z)
+
+    def writeReply(self, session, reply, segmentationNode, volumeNode):
+        """Write what a reply changed: the displayed masks, or the final step after 'finish'."""
+        from LIMISLib.mrml_nodes import write_slice_mask
+
+        if session.target is None:
+            return
+        for sliceIndex, mask in session.masks_to_write(reply).items():
+            write_slice_mask(segmentationNode, session.target, session.geometry, sliceIndex, mask, volumeNode)
 
     def writeSlices(self, session, sliceIndices, segmentationNode, volumeNode):
         """Write the displayed masks of these slices into the structure's segment."""

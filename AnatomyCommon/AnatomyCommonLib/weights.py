@@ -493,13 +493,21 @@ def _cli_install(manager: WeightsManager, args) -> int:
 
 
 def _cli_verify(manager: WeightsManager, name: str | None) -> int:
-    names: Sequence[str] = (
-        [name] if name else [e.name for e in manager.entries() if manager.is_installed(e.name)]
-    )
-    failed = 0
+    """Re-hash the installed models and name every model that is not installed.
+
+    Exit 1 when a file is corrupt, when the named model is missing, or when nothing is installed.
+    """
+    names: Sequence[str] = [name] if name else [e.name for e in manager.entries()]
+    failed = installed = 0
     for model in names:
+        if not manager.is_installed(model) and not manager.status(model).corrupt:
+            state = manager.status(model)
+            print(f"{model}: not installed (missing {', '.join(state.missing) or 'files'})")
+            failed += bool(name)
+            continue
         state = manager.verify(model)
         if state.installed:
+            installed += 1
             notes = []
             if state.unpinned:
                 notes.append(f"{len(state.unpinned)} checksum(s) pinned at install")
@@ -509,7 +517,8 @@ def _cli_verify(manager: WeightsManager, name: str | None) -> int:
         else:
             failed += 1
             print(f"{model}: missing {state.missing} corrupt {state.corrupt}")
-    return 1 if failed else 0
+    print(f"{installed} of {len(names)} model(s) installed and verified in {manager.cache_dir}.")
+    return 1 if failed or not installed else 0
 
 
 def _cli_use_folder(manager: WeightsManager, args) -> int:

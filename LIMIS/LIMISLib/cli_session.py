@@ -71,7 +71,7 @@ def _parse(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from AnatomyCommonLib.image_io import read_labelmap, read_volume
 
-    from .session_replay import read_script, replay
+    from .session_replay import failures, read_script, replay
     from .volume_session import VolumeSession
 
     lines = read_script(args.script)
@@ -107,4 +107,10 @@ def _replay(args: argparse.Namespace) -> int:
         echo=echo,
     )
     print(f"{len(records)} lines replayed; PNGs and replay.json in {args.out}")
+    failed = failures(records)
+    if failed:
+        print(f"{len(failed)} of {len(records)} lines failed:", file=sys.stderr)
+        for record in failed:
+            print(f"  line {record.number} {record.text!r}: {record.message}", file=sys.stderr)
+        return 1
     return 0

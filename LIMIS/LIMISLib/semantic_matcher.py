@@ -35,6 +35,7 @@ import numpy as np
 from .command_grammar import (
     DEFAULT_RESIZE_PX,
     DEFAULT_THRESHOLD_STEP,
+    ORDINALS,
     Command,
     ParseContext,
     direction_in,
@@ -44,6 +45,7 @@ from .command_grammar import (
     step_reference_in,
     suggestion_text,
 )
+from .commands.dialogue import STOP_HEADS
 from .exceptions import MissingDependencyError
 
 EXEMPLARS_FILE = Path(__file__).with_name("command_exemplars.json")
@@ -231,6 +233,11 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     kind, _, variant = label.partition(":")
     normalised = normalise(text)
     numbers = [v for v in numbers_in(normalised)]
+    if re.match(rf"(?:(?:no|nope|nah|wait|please)\s+)*(?:{STOP_HEADS})\b", normalised):
+        return None  # a negated sentence never becomes the action it negates (the rules decline it)
+    has_value = bool(numbers) or bool(set(normalised.split()) & set(ORDINALS))
+    if has_value and kind in {"accept", "reject", "undo", "center_click", "critical_regions", "examples"}:
+        return None  # the sentence carries a value this command cannot hold: ask instead of dropping it
     if kind in {
         "accept",
         "reject",

@@ -25,7 +25,10 @@ Semantics the tests check (and users can rely on):
   enlarged by 10 px per side; the user keeps it (accept) or not (reject).
 * **Dialogue**: proposals (default adaptation, guided-strategy stages), critical-region questions,
   example previews and the grid stage of a guided strategy are *pending* until answered; any other
-  command drops what is pending. A proposal becomes a step only when accepted.
+  command drops what is pending, except a reply that was not understood: that keeps it and asks
+  again. A proposal becomes a step only when accepted.
+* **Atomic commands**: a command that fails (``Reply.ok`` False) leaves the steps, the current and
+  final step and the pending dialogue exactly as they were.
 """
 
 from __future__ import annotations
@@ -190,6 +193,8 @@ class Reply:
     options: tuple[Step, ...] = ()
     question: str | None = None
     changed_slices: tuple[int, ...] = ()
+    writes_final: bool = False  # the chosen final step (not the displayed one) is what to write
+    choices: tuple[str, ...] = ()  # numbered candidates offered ("did you mean 1 ... 2 ..."); a number picks
 
 
 @dataclass
@@ -236,6 +241,7 @@ class InteractionSession:
         self.current_index: int | None = None
         self.final_index: int | None = None
         self.log: list[tuple[str, str]] = []
+        self.choices: tuple[str, ...] = ()  # candidates of the last ask-back (a bare number picks one)
         self._pending: _Pending | None = None
         self._strategy: guided_strategies.StrategyRun | None = None
 
@@ -291,6 +297,7 @@ class InteractionSession:
             target=self.target,
             n_steps=len(self.steps),
             n_examples=len(self.pending_options),
+            choices=self.choices,
         )
 
     def branch(self, index: int | None = None) -> list[Step]:
@@ -310,6 +317,19 @@ class InteractionSession:
 
     def apply(self, command: Command) -> Reply:
         """Apply a parsed (or API-built) command; user errors become a Reply with ``ok=False``."""
+        if command.kind == "unknown" and self._pending is not None:
+            # a reply that was not understood never discards a proposal or the answers given so far
+            reply = unknown_reply(command)
+            reply.message += f" Still waiting: {self._pending.message}"
+            reply.pending = self.pending
+            if self.pending == "question":
+                reply.question = self._pending.message
+            if self.pending == "proposal":
+                reply.preview = self._pending.candidate
+            self.log.append((command.text or command.kind, reply.message))
+            self.choices = reply.choices
+            return reply
+        snapshot = self._snapshot()
         notes = []
         if self._strategy is not None and not self._continues_strategy(command):
             notes.append(
@@ -327,6 +347,9 @@ class InteractionSession:
                 reply = handler(command)
             except AnatomyToolkitError as error:
                 reply = Reply(command, str(error), ok=False)
+        if not reply.ok:  # a failed command changes nothing: the pending dialogue and history stay
+            self._restore(snapshot)
+            notes = []
         if notes:
             reply.message = " ".join([*notes, reply.message])
         reply.pending = self.pending
@@ -335,7 +358,30 @@ class InteractionSession:
         if reply.preview is None and self.pending == "proposal":
             reply.preview = self._pending.candidate
         self.log.append((command.text or command.kind, reply.message))
+        self.choices = reply.choices
         return reply
+
+    def _snapshot(self) -> tuple:
+        pending, strategy = self._pending, self._strategy
+        return (
+            pending,
+            None if pending is None else (list(pending.answers), pending.message),
+            strategy,
+            None if strategy is None else (strategy.position, list(strategy.steps_made)),
+            self.current_index,
+            self.final_index,
+            len(self.steps),
+        )
+
+    def _restore(self, snapshot: tuple) -> None:
+        pending, pending_state, strategy, strategy_state, current, final, n_steps = snapshot
+        self._pending, self._strategy = pending, strategy
+        if pending is not None:
+            pending.answers[:], pending.message = pending_state[0], pending_state[1]
+        if strategy is not None:
+            strategy.position, strategy.steps_made[:] = strategy_state[0], strategy_state[1]
+        self.current_index, self.final_index = current, final
+        del self.steps[n_steps:]
 
     def start(
         self,
@@ -519,7 +565,10 @@ class InteractionSession:
         try:
             return preset(name)
         except KeyError as error:
-            raise InvalidPromptError(str(error.args[0])) from None
+            raise InvalidPromptError(
+                f"{error.args[0]} Or say 'organ window' (the {self.target}'s) "
+                "or 'window 400 40' (width, level)."
+            ) from None
 
     def _adapted_window(self, base: Step) -> Window:
         """A window centred on the structure's median HU (mask, else the box centre), configurable width."""
@@ -770,7 +819,7 @@ class InteractionSession:
     def _do_reject(self, command: Command) -> Reply:
         pending = self._pending
         if pending is None:
-            return Reply(command, "Nothing to reject; to go back one step say 'undo'.")
+            return Reply(command, "Nothing is pending; nothing changed (to go back one step say 'undo').")
         self._pending = None
         messages = {
             "proposal": "Did not keep it.",
@@ -784,7 +833,16 @@ class InteractionSession:
         pending = self._pending
         value = bool(command.args.get("value"))
         if pending is None:
-            return Reply(command, "There is no open question.", ok=False)
+            if value:
+                return Reply(command, "Nothing is waiting for a yes/no answer; nothing changed.", ok=False)
+            choices = ("undo", "show examples")
+            return Reply(
+                command,
+                "Nothing is waiting for a yes/no answer. Did you mean: 1 'undo' (the last step) / "
+                "2 'show examples' (other corrections)? (say the number)",
+                ok=False,
+                choices=choices,
+            )
         if pending.mode in {"proposal", "grid"} or (pending.mode == "examples" and not value):
             return self._do_accept(command) if value else self._do_reject(command)
         if pending.mode == "examples":
@@ -934,19 +992,39 @@ class InteractionSession:
         return reply
 
     def _do_undo(self, command: Command) -> Reply:
+        """Undo ``count`` actions (default 1); a pending proposal/question counts as the first."""
+        count = command.args.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InvalidPromptError(
+                f"Undo needs a positive number of steps ('undo', 'undo 3 times'); got {count!r}."
+            )
+        steps_back = count - (self._pending is not None)
+        path = self.branch() if self.current_index is not None else []
+        available = max(len(path) - 1, 0)
+        if steps_back > available:
+            if available == 0 and self._pending is None:
+                return Reply(
+                    command,
+                    f"Nothing to undo: step {self.current.index} is the first segmentation.",
+                    ok=False,
+                )
+            raise InvalidPromptError(
+                f"Only {available + (self._pending is not None)} action(s) can be undone from step "
+                f"{self.current.index} (back to step {path[0].index}); say 'undo' with at most that "
+                "many times, or 'revert to step N'."
+            )
+        notes = []
         if self._pending is not None:
-            note = self._drop_pending_note()
+            notes.append(self._drop_pending_note())
             self._pending = None
             self._strategy = None
-            return Reply(command, f"{note} Nothing else changed.")
-        current = self.current
-        if current.parent is None:
-            return Reply(
-                command, f"Nothing to undo: step {current.index} is the first segmentation.", ok=False
-            )
-        self.current_index = current.parent
+            if steps_back == 0:
+                return Reply(command, f"{notes[0]} Nothing else changed.")
+        self.current_index = path[-1 - steps_back].index
         step = self.current
-        return Reply(command, f"Back to step {step.index} ({step.area_px} px).", step=step)
+        return Reply(
+            command, " ".join([*notes, f"Back to step {step.index} ({step.area_px} px)."]), step=step
+        )
 
     def _do_revert(self, command: Command) -> Reply:
         index = command.args.get("step")
@@ -970,7 +1048,9 @@ class InteractionSession:
             raise InvalidPromptError(f"There is no step {index}; the steps are 0 to {len(self.steps) - 1}.")
         self.final_index = int(index)
         step = self.steps[self.final_index]
-        return Reply(command, f"Final mask: step {step.index} ({step.area_px} px).", step=step)
+        return Reply(
+            command, f"Final mask: step {step.index} ({step.area_px} px).", step=step, writes_final=True
+        )
 
     def _do_help(self, command: Command) -> Reply:
         return Reply(command, help_text())
@@ -986,14 +1066,19 @@ class InteractionSession:
 
 # ---------------------------------------------------------------------------- small helpers
 def unknown_reply(command: Command) -> Reply:
-    """The answer to a command that was not understood: what was said and the suggestions."""
-    suggestions = command.args.get("suggestions") or []
-    hint = (
-        f" Did you mean: {' / '.join(repr(s) for s in suggestions)}?"
-        if suggestions
-        else " Say 'help' for examples."
-    )
-    return Reply(command, f"I did not understand {command.text!r}.{hint}", ok=False)
+    """The answer to a command that was not understood (or that fits several): numbered candidates.
+
+    The reply's ``choices`` are remembered by the session, so that a bare number picks one.
+    """
+    suggestions = list(command.args.get("suggestions") or [])
+    numbered = " / ".join(f"{n} {s!r}" for n, s in enumerate(suggestions, start=1))
+    if command.args.get("ambiguous") and suggestions:
+        message = f"{command.text!r} can mean: {numbered}. Which one? (say the number)"
+    elif suggestions:
+        message = f"I did not understand {command.text!r}. Did you mean: {numbered}? (say the number)"
+    else:
+        message = f"I did not understand {command.text!r}. Say 'help' for examples."
+    return Reply(command, message, ok=False, choices=tuple(suggestions))
 
 
 def _on(mask: np.ndarray, click: Click) -> bool:

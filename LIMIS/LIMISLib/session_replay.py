@@ -140,7 +140,7 @@ def replay(
                     reply = Reply(
                         command, "No Lang2BBox model: draw the box first ('@box x0 y0 x1 y1').", ok=False
                     )
-                    records.append(_record(number, line, reply, session, box_source))
+                    _skip(records, _record(number, line, reply, session, box_source), echo)
                     continue
                 box = _label_box(labels, session, command.args["target"])
                 box_source = "box from the reference label map (stand-in for the detector)"
@@ -148,7 +148,7 @@ def replay(
                     reply = Reply(
                         command, f"The label map has no {command.args['target']} on this slice.", ok=False
                     )
-                    records.append(_record(number, line, reply, session, box_source))
+                    _skip(records, _record(number, line, reply, session, box_source), echo)
                     continue
                 command = Command(
                     "segment", {**command.args, "box": box}, text=command.text, source=command.source
@@ -167,6 +167,18 @@ def replay(
             json.dumps([asdict(r) for r in records], indent=2) + "\n", encoding="utf-8"
         )
     return records
+
+
+def _skip(records: list[ReplayRecord], record: ReplayRecord, echo) -> None:
+    """A line that failed before reaching the session: recorded and echoed like any other."""
+    records.append(record)
+    if echo is not None:
+        echo(record)
+
+
+def failures(records: list[ReplayRecord]) -> list[ReplayRecord]:
+    """The lines that failed (``ok`` False), in script order."""
+    return [record for record in records if not record.ok]
 
 
 def _directive(session: VolumeSession, line: str, labels: Volume | None) -> Reply:

@@ -12,12 +12,15 @@ slice and adds what only a volume can do:
   reverted on its own; ``undo`` right after a propagation removes all slices it added, and
   ``undo`` on a propagated slice's step 0 removes that slice;
 * the result as one mask volume on the CT grid (:meth:`mask_volume`).
+
+:meth:`apply` is the single entry point (it dispatches through :data:`LIMISLib.commands.COMMANDS`); a
+command that fails changes nothing (target, slices, steps, pending proposals).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -77,6 +80,7 @@ class VolumeSession:
         self.runs: list[PropagationRun] = []
         self.log: list[tuple[str, str]] = []
         self._last_was_propagation = False
+        self.choices: tuple[str, ...] = ()  # candidates of the last ask-back (a bare number picks one)
 
     # ------------------------------------------------------------------ slices
     def image(self, slice_index: int) -> np.ndarray:
@@ -93,7 +97,8 @@ class VolumeSession:
 
     def parse_context(self) -> ParseContext:
         active = self.active
-        return active.parse_context() if active is not None else ParseContext(target=self.target)
+        context = active.parse_context() if active is not None else ParseContext(target=self.target)
+        return replace(context, choices=self.choices)
 
     def slice_mask(self, slice_index: int, *, displayed: bool = True) -> np.ndarray:
         """The display-oriented mask of a slice: what is shown (``displayed``) or the chosen result."""
@@ -115,11 +120,11 @@ class VolumeSession:
     def segmented_slices(self) -> list[int]:
         return sorted(self.sessions)
 
-    def _new_session(self, slice_index: int) -> InteractionSession:
+    def _new_session(self, slice_index: int, *, target: str | None = None) -> InteractionSession:
         return InteractionSession(
             self.image(slice_index),
             self.bbox2mask,
-            target=self.target,
+            target=target or self.target,
             lang2bbox=self.lang2bbox,
             config=self.config,
             pixel_spacing_mm=self.geometry.pixel_spacing_mm,
@@ -131,46 +136,101 @@ class VolumeSession:
         """Parse ``text`` in the active slice's dialogue context and apply it."""
         return self.apply(parse_command(text, self.parse_context(), semantic=semantic))
 
-    def apply(self, command: Command) -> Reply:
-        """Apply a command to the volume (segment, propagate) or to the active slice's session."""
+    def apply(
+        self,
+        command: Command,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Apply a command to the volume or to the active slice's session: the single entry point.
+
+        ``progress(done, planned)`` and ``should_cancel()`` reach long commands (propagation). A
+        command that fails (``reply.ok`` False) leaves the target, the slices, every step and every
+        pending proposal or question as they were.
+        """
+        from .commands import spec_for
+
+        snapshot = (self.target, dict(self.sessions), list(self.runs), self._last_was_propagation)
         last_was_propagation, self._last_was_propagation = self._last_was_propagation, False
         try:
-            if command.kind == "segment":
-                reply = self._segment(command, box_xyxy=command.args.get("box"))
-            elif command.kind == "propagate":
-                reply = self.propagate(
-                    command.args.get("direction", "both"), command.args.get("slices"), command=command
-                )
-            elif command.kind == "undo" and last_was_propagation and self.runs:
-                reply = self._undo_propagation(command)
-            elif command.kind == "undo" and self._at_propagated_start():
-                slice_index = self.active_slice
-                self.discard_slice(slice_index)
-                reply = Reply(
-                    command,
-                    f"Removed the propagated mask of slice {slice_index}.",
-                    changed_slices=(slice_index,),
-                )
-            else:
-                active = self.active
-                if active is None:
-                    if command.kind == "help":
-                        return Reply(command, help_text())
-                    if command.kind == "unknown":
-                        return unknown_reply(command)
-                    what = f"the {self.target}" if self.target else "a structure"
-                    raise InvalidPromptError(
-                        f"Slice {self.active_slice} is not segmented yet; "
-                        f"say 'segment {what.removeprefix('the ')}' "
-                        "or propagate from a segmented slice."
-                    )
-                reply = active.apply(command)
-                reply.changed_slices = (self.active_slice,)
+            reply = spec_for(command.kind).volume_handler(
+                self,
+                command,
+                last_was_propagation=last_was_propagation,
+                progress=progress,
+                should_cancel=should_cancel,
+            )
         except AnatomyToolkitError as error:  # typed user-facing errors become replies
             reply = Reply(command, str(error), ok=False)
+        if not reply.ok:
+            self.target, self.sessions, self.runs, self._last_was_propagation = snapshot
+        self.choices = reply.choices
         if command.kind != "propagate" or not reply.ok:
             self.log.append((command.text or command.kind, reply.message))
         return reply
+
+    def apply_to_active(self, command: Command) -> Reply:
+        """Route a command to the active slice's session (the default volume handler)."""
+        active = self.active
+        if active is None:
+            if command.kind == "help":
+                return Reply(command, help_text())
+            if command.kind == "unknown":
+                return unknown_reply(command)
+            what = f"the {self.target}" if self.target else "a structure"
+            raise InvalidPromptError(
+                f"Slice {self.active_slice} is not segmented yet; "
+                f"say 'segment {what.removeprefix('the ')}' "
+                "or propagate from a segmented slice."
+            )
+        reply = active.apply(command)
+        reply.changed_slices = (self.active_slice,)
+        return reply
+
+    def undo(self, command: Command, *, last_was_propagation: bool = False) -> Reply:
+        """Undo: the last propagation, a propagated slice's step 0, or steps of the active slice."""
+        if command.args.get("count", 1) == 1 and last_was_propagation and self.runs:
+            return self._undo_propagation(command)
+        if command.args.get("count", 1) == 1 and self._at_propagated_start():
+            slice_index = self.active_slice
+            self.discard_slice(slice_index)
+            return Reply(
+                command, f"Removed the propagated mask of slice {slice_index}.", changed_slices=(slice_index,)
+            )
+        return self.apply_to_active(command)
+
+    def masks_to_write(self, reply: Reply) -> dict[int, np.ndarray]:
+        """The display-oriented masks the output segmentation should get after ``reply``.
+
+        The displayed step of each changed slice, except after "finish" (``reply.writes_final``):
+        then the chosen final step.
+        """
+        return {
+            index: self.slice_mask(index, displayed=not reply.writes_final)
+            for index in reply.changed_slices
+            if index in self.sessions or not reply.writes_final
+        }
+
+    def with_default_box(self, command: Command) -> Command:
+        """Without a detector, 'segment X' of a new structure gets a default box (the middle third of
+        the slice) that the user then drags onto the structure; other commands are returned as they are."""
+        if self.lang2bbox is not None or command.kind != "segment" or "box" in command.args:
+            return command
+        if self.active is not None and command.args.get("target") == self.target:
+            return command
+        rows, columns = self.geometry.image_shape
+        box = (columns / 3.0, rows / 3.0, 2 * columns / 3.0, 2 * rows / 3.0)
+        return Command("segment", {**command.args, "box": box}, text=command.text, source=command.source)
+
+    @staticmethod
+    def with_box(command: Command, box_xyxy: Box | None) -> Command:
+        """``command`` with a drawn box when it is a 'segment' (the box is where to segment)."""
+        if box_xyxy is None or command.kind != "segment":
+            return command
+        return Command(
+            "segment", {**command.args, "box": tuple(box_xyxy)}, text=command.text, source=command.source
+        )
 
     def segment(self, target: str, *, slice_index: int | None = None, box_xyxy: Box | None = None) -> Reply:
         """Segment ``target`` (free text is resolved to a DAP name) on a slice (default: the active one)."""
@@ -195,25 +255,27 @@ class VolumeSession:
 
     def _segment(self, command: Command, *, box_xyxy: Box | None = None) -> Reply:
         target = command.args.get("target")
-        notes = ""
         if target != self.target:
-            if self.target is not None:
-                notes = (
-                    f"New structure: {target} (the {self.target} masks are kept where they were written). "
-                )
-            self.target = target
-            self.sessions = {}
-            self.runs = []
-        active = self.active
-        if active is None:
-            active = self._new_session(self.active_slice)
-            reply = active.start(box_xyxy, command=command)  # raises before the slice is registered
-            self.sessions[self.active_slice] = active
-        elif box_xyxy is not None:  # a new box for the same structure: a new branch of this slice's history
-            reply = active.start(box_xyxy, command=command, origin="segment", propose_default=False)
+            # a new structure: segment it first, switch only when that worked (a failure changes nothing)
+            session = self._new_session(self.active_slice, target=target)
+            reply = session.start(box_xyxy, command=command)
+            notes = (
+                f"New structure: {target} (the {self.target} masks are kept where they were written). "
+                if self.target is not None
+                else ""
+            )
+            self.target, self.sessions, self.runs = target, {self.active_slice: session}, []
+            reply.message = notes + reply.message
         else:
-            reply = active.apply(command)
-        reply.message = notes + reply.message
+            active = self.active
+            if active is None:
+                active = self._new_session(self.active_slice)
+                reply = active.start(box_xyxy, command=command)  # raises before the slice is registered
+                self.sessions[self.active_slice] = active
+            elif box_xyxy is not None:  # a new box for the same structure: a new branch of this slice
+                reply = active.start(box_xyxy, command=command, origin="segment", propose_default=False)
+            else:
+                reply = active.apply(command)
         reply.changed_slices = (self.active_slice,)
         return reply
 
@@ -264,7 +326,10 @@ class VolumeSession:
         if direction not in {"up", "down", "both"}:
             raise InvalidPromptError(f"Propagate 'up', 'down' or 'both'; got {direction!r}.")
         if slices is not None and int(slices) < 1:
-            raise InvalidPromptError(f"Propagate at least one slice; got {slices}.")
+            raise InvalidPromptError(
+                f"Propagate at least one slice ('propagate up 3 slices'), or say 'propagate' to go on "
+                f"until the structure ends; got {slices}."
+            )
         start = self.active
         if start is None or start.chosen is None or not start.chosen.mask.any():
             raise InvalidPromptError(f"Slice {self.active_slice} has no mask to propagate; segment it first.")

