@@ -55,6 +55,9 @@ class PostprocessSettings:
     suppressed_label: int = 0
     #: Connectivity of the non-largest component suppression (6 as released).
     largest_component_connectivity: int = 6
+    #: Largest-component rule: pieces of one label whose nearest voxel centres are at most this
+    #: far apart (or two of the coarsest voxel spacings, whichever is larger) are one structure.
+    largest_component_gap_mm: float = 10.0
 
 
 @dataclass
