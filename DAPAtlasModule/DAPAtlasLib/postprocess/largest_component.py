@@ -10,11 +10,12 @@ Do no harm: a piece is removed only when it is unambiguously a stray piece. Kept
 
 * pieces **touching the field-of-view border**: a structure cut by the image edge (a partial
   scan) can show as several pieces, and the part outside the image would decide which is main;
-* pieces lying **within a gap tolerance of the main piece**, directly or through a chain of
-  such pieces: thin or tubular structures split by the voxel grid (a vertebral arch joined to
-  its body only across an edge or a corner on 6 mm slices, a vessel interrupted for a slice)
-  are one structure. The tolerance is physical: the larger of ``largest_component_gap_mm``
-  (10 mm) and two of the coarsest voxel spacings, measured between voxel centres.
+* pieces lying **within a gap tolerance of the main piece or of a border piece**, directly or
+  through a chain of such pieces: thin or tubular structures split by the voxel grid (a
+  vertebral arch joined to its body only across an edge or a corner on 6 mm slices, a vessel
+  interrupted for a slice) are one structure. The tolerance is physical: the larger of
+  ``largest_component_gap_mm`` (10 mm) and two of the coarsest voxel spacings, measured between
+  voxel centres.
 
 Exempt, as released: background 0, unknown tissue 1, muscles 2, fat 3, abdominal tissue 4,
 mediastinal tissue 5, small bowel 8, duodenum 9, colon 10, gonads 18 (two testes or ovaries),
@@ -96,7 +97,8 @@ def _protected_pieces(
     spacing_kji: tuple[float, ...],
     tolerance_mm: float,
 ) -> tuple[set[int], set[int]]:
-    """(pieces touching the image border, pieces within the gap tolerance of their main piece)."""
+    """(pieces touching the image border, pieces within the gap tolerance of their main piece or of
+    a border piece, directly or through a chain of such pieces)."""
     at_border: set[int] = set()
     groups = _Groups(len(piece_label) - 1)
     reach = [math.ceil(tolerance_mm / s) for s in spacing_kji]
@@ -121,7 +123,8 @@ def _protected_pieces(
         distance = ndimage.distance_transform_edt(~own, sampling=spacing_kji)
         for other in np.unique(sub[others & (distance <= tolerance_mm)]):
             groups.union(piece, int(other))
-    near = {int(p) for p in candidates if groups.find(int(p)) == groups.find(largest_of[int(piece_label[p])])}
+    anchors = {groups.find(p) for p in largest_of.values()} | {groups.find(p) for p in at_border}
+    near = {int(p) for p in candidates if groups.find(int(p)) in anchors}
     return at_border, near
 
 

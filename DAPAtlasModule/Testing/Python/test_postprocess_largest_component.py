@@ -15,8 +15,8 @@ STEP = "largest_component"
 
 def independent_largest_component(labels: np.ndarray, spacing_kji_mm, tolerance_mm: float | None = None):
     """Reference: scipy.ndimage per label, 6-connectivity; keep the largest piece, the pieces
-    within the gap tolerance of it (directly or through other such pieces, centre-to-centre
-    distances from a Euclidean distance transform) and the pieces touching the image border.
+    touching the image border and the pieces within the gap tolerance of those (directly or
+    through other such pieces, centre-to-centre distances from a Euclidean distance transform).
 
     The tolerance is the documented max(10 mm, 2 x coarsest spacing). Returns the result and the
     number of removed pieces.
@@ -31,7 +31,8 @@ def independent_largest_component(labels: np.ndarray, spacing_kji_mm, tolerance_
         if n < 2:
             continue
         sizes = np.bincount(pieces.ravel())[1:]
-        reached, frontier = {int(np.argmax(sizes)) + 1}, [int(np.argmax(sizes)) + 1]
+        seeds = {int(np.argmax(sizes)) + 1} | {q for q in range(1, n + 1) if touches_border(pieces == q)}
+        reached, frontier = set(seeds), list(seeds)
         while frontier:
             distance = ndimage.distance_transform_edt(pieces != frontier.pop(), sampling=spacing_kji_mm)
             for other in np.unique(pieces[(pieces > 0) & (distance <= tolerance)]):
@@ -39,7 +40,7 @@ def independent_largest_component(labels: np.ndarray, spacing_kji_mm, tolerance_
                     reached.add(int(other))
                     frontier.append(int(other))
         for piece in range(1, n + 1):
-            if piece not in reached and not touches_border(pieces == piece):
+            if piece not in reached:
                 out[pieces == piece] = 0
                 removed += 1
     return out, removed
