@@ -1,9 +1,10 @@
-"""Step 3, rib counting (Algorithm 7): number the ribs 1..12 per side from their anatomy.
+"""Step 4, rib counting (Algorithm 7): number the ribs 1..12 per side from their anatomy.
 
-The rib labels 67..90 are merged and split into 6-connected components; each component's side
-comes from the mid-sagittal plane (the left-right split's plane; without it, the centre of the
-rib cage). The rule only acts on evidence that is unambiguous in the field of view; otherwise
-it reports and leaves the map alone (do no harm). Per side:
+The rib labels 67..90 are merged and split into 6-connected components
+(:mod:`.rib_anatomy`); each component's side comes from the mid-sagittal plane (the left-right
+split's plane; without it, the centre of the rib cage). The rule only acts on evidence that is
+unambiguous in the field of view; otherwise it reports and leaves the map alone (do no harm).
+Per side:
 
 * Components smaller than ``rib_fragment_fraction`` of a typical rib of that side (the median
   of its largest components), and any beyond the 12 largest, are *fragments*; they never take
@@ -25,11 +26,8 @@ it reports and leaves the map alone (do no harm). Per side:
 * Fragments take the new label of the nearest numbered rib when it is within
   ``rib_fragment_max_distance_mm`` and not cut by the border; others keep their label.
 
-**Rib order from anatomy, not convention.** Before counting, the labels the model gave are
-checked against the attachments: rib k should attach to T_k. When most checked ribs attach to
-T_(13-k), the model numbers from the other end (rib 1 = most inferior, as the released script
-does); every rib label k becomes 13-k, with a warning, and ``details["rib_order"]`` says
-"reversed" ("anatomical" when rib k attaches to T_k, "undetermined" without evidence).
+Whether the model numbers ribs from the other end (rib 1 = most inferior, as the released
+script does) is checked just before, by the ``rib_order`` step (:mod:`.rib_order`).
 
 The release kept the 24 largest components and failed with fewer than 24; here partial fields
 of view, fragments and more than 12 pieces per side are handled.
@@ -37,151 +35,31 @@ of view, fragments and more than 12 pieces per side are handled.
 
 from __future__ import annotations
 
-import cc3d
 import numpy as np
 from scipy.spatial import cKDTree
 
 from AnatomyCommonLib.volume import Volume
 
 from ..label_schema import rib_id
-from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure
 from .report import StepReport
+from .rib_anatomy import (
+    RIBS,
+    RIBS_PER_SIDE,
+    THORACIC_VERTEBRAE,
+    RibComponent,
+    attachment_numbers,
+    rib_components,
+)
 from .step_context import PostprocessSettings, StepContext
 
+__all__ = ["RIBS", "RIBS_PER_SIDE", "STEP_NAME", "THORACIC_VERTEBRAE", "count_ribs", "run"]
+
 STEP_NAME = "rib_counting"
-RIBS: tuple[int, ...] = tuple(range(67, 91))
-THORACIC_VERTEBRAE: tuple[int, ...] = tuple(range(50, 62))  # T1 .. T12
-RIBS_PER_SIDE = 12
-#: Rib voxels used to find the vertebra a rib attaches to: the fraction closest to the midline.
-_MEDIAL_FRACTION = 0.1
-#: A medial rib voxel farther than this from every thoracic vertebra does not vote.
-_ATTACHMENT_MAX_DISTANCE_MM = 25.0
 
 
-#: Fraction of a rib's medial votes that must go to one vertebra for a clear attachment.
-_ATTACHMENT_MAJORITY = 0.6
-#: Fraction of the checked ribs that must attach to T_(13-k) to call the numbering reversed.
-_REVERSED_MAJORITY = 0.75
-
-
-class _Component:
-    def __init__(
-        self,
-        index: int,
-        voxels: int,
-        points: np.ndarray,
-        distance: np.ndarray,
-        heights: np.ndarray,
-        *,
-        border: bool = False,
-        label: int = 0,
-    ):
-        self.index = index
-        self.voxels = voxels
-        self.border = border  # a voxel on a face of the image: cut by the field of view
-        self.label = label  # the label most of its voxels hold (the model's number)
-        self.points = points  # RAS (subsampled for large components)
-        self.distance = distance  # signed distance to the plane of ``points``
-        self.median_height = float(np.median(heights))
-        self.lowest_height = float(heights.min())
-        self.side = "left" if float(np.median(distance)) > 0 else "right"
-        self.number: int | None = None
-
-
-def _fallback_plane(context: StepContext, rib_mask: np.ndarray, region) -> MidsagittalPlane:
-    """Plane through the median of all rib voxels with normal = patient left (no anchors)."""
-    from .anatomy_geometry import median_ras
-
-    center = median_ras(context.geometry, rib_mask, region)
-    return MidsagittalPlane(tuple(center), (-1.0, 0.0, 0.0), 0.0, "rib cage centre")
-
-
-def _touches_border(mask: np.ndarray, region, shape: tuple[int, ...]) -> bool:
-    """True when a mask (a crop at ``region``) has a voxel on a face of the whole image."""
-    for axis, (sl, n) in enumerate(zip(region, shape, strict=True)):
-        if sl.start == 0 and np.take(mask, 0, axis=axis).any():
-            return True
-        if sl.stop == n and np.take(mask, -1, axis=axis).any():
-            return True
-    return False
-
-
-def _attachment_numbers(context: StepContext, ribs: list[_Component], report: StepReport) -> dict[int, int]:
-    """Rib component index -> number of the thoracic vertebra its medial end clearly attaches to.
-
-    Only vertebrae wholly in view count: a rib whose medial end is nearest to a vertebra cut by
-    the image border, or whose votes split between vertebrae, gets no attachment.
-    """
-    editor = context.editor
-    present = editor.present_labels(THORACIC_VERTEBRAE)
-    if not present:
-        return {}
-    points, owners, in_view = [], [], np.zeros(len(THORACIC_VERTEBRAE) + 1, dtype=bool)
-    for label in present:
-        mask, region = editor.mask(label)
-        number = THORACIC_VERTEBRAE.index(label) + 1
-        in_view[number] = not _touches_border(mask, region, editor.array.shape)
-        pts = context.geometry.points_ras(mask, region, max_points=20_000)
-        points.append(pts)
-        owners.append(np.full(len(pts), number))
-    tree = cKDTree(np.concatenate(points))
-    owner = np.concatenate(owners)
-    numbers = {}
-    for rib in ribs:
-        closest = np.argsort(np.abs(rib.distance))[: max(5, int(len(rib.distance) * _MEDIAL_FRACTION))]
-        dist, nearest = tree.query(rib.points[closest])
-        votes = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
-        if not votes.size:
-            continue
-        counts = np.bincount(votes)
-        winner = int(counts.argmax())
-        if counts[winner] >= _ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
-            numbers[rib.index] = winner
-    report.details["thoracic_vertebrae_present"] = len(present)
-    report.details["thoracic_vertebrae_in_view"] = int(in_view.sum())
-    return numbers
-
-
-def _number_of(label: int) -> int:
-    return (label - RIBS[0]) // 2 + 1
-
-
-def _check_rib_order(ribs: list[_Component], attachments: dict[int, int], report: StepReport) -> bool:
-    """Compare the model's rib numbers with the attachments; True when numbered from the other end."""
-    checked = [(r, attachments[r.index]) for r in ribs if r.index in attachments and r.label in RIBS]
-    agree = sum(1 for r, t in checked if _number_of(r.label) == t)
-    reversed_ = sum(1 for r, t in checked if _number_of(r.label) == RIBS_PER_SIDE + 1 - t)
-    report.details["rib_order_evidence"] = {
-        "checked": len(checked),
-        "rib_k_at_T_k": agree,
-        "reversed": reversed_,
-    }
-    if len(checked) >= 2 and reversed_ > agree and reversed_ >= _REVERSED_MAJORITY * len(checked):
-        report.details["rib_order"] = "reversed"
-        report.warnings.append(
-            f"the rib labels are numbered from the other end ({reversed_} of {len(checked)} ribs labelled k "
-            "attach to vertebra T(13-k): rib 1 = most inferior, as the released script numbers them); "
-            "every rib label k was renumbered 13-k"
-        )
-        return True
-    report.details["rib_order"] = "anatomical" if agree and agree >= reversed_ else "undetermined"
-    return False
-
-
-def _renumber_reversed(context: StepContext, report: StepReport) -> None:
-    """Rib label k -> 13-k on both sides (the model counted from the other end)."""
-    editor = context.editor
-    region = editor.box(*RIBS)
-    crop = editor.array[region].copy()
-    for label in RIBS:
-        mask = crop == label
-        if mask.any():
-            number = _number_of(label)
-            side = "left" if (label - RIBS[0]) % 2 == 0 else "right"
-            editor.relabel(region, mask, rib_id(RIBS_PER_SIDE + 1 - number, side), report)
-
-
-def _number_side(side: str, ribs: list[_Component], attachments: dict[int, int], report: StepReport) -> bool:
+def _number_side(
+    side: str, ribs: list[RibComponent], attachments: dict[int, int], report: StepReport
+) -> bool:
     """Set ``number`` on the complete ribs of one side; False when the side cannot be numbered."""
     ribs.sort(key=lambda r: -r.median_height)  # most superior first
     complete = [r for r in ribs if not r.border]
@@ -245,36 +123,10 @@ def run(context: StepContext) -> StepReport:
     rib_mask = lut[crop]
     if not rib_mask.any():
         return report.skip("no rib labels in the image")
-    plane = context.plane()
-    if isinstance(plane, PlaneFitFailure):
-        report.warnings.append(f"no mid-sagittal plane ({plane.reason}); sides from the rib cage centre")
-        plane = _fallback_plane(context, rib_mask, region)
-    pieces, n = cc3d.connected_components(rib_mask, connectivity=6, return_N=True)
-    stats = cc3d.statistics(pieces)
-    sizes = np.asarray(stats["voxel_counts"])
-    geometry = context.geometry
-    components = []
-    for index in range(1, n + 1):
-        box = stats["bounding_boxes"][index]
-        own = pieces[box] == index
-        global_box = tuple(
-            slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
-        )
-        points = geometry.points_ras(own, global_box, max_points=20_000)
-        components.append(
-            _Component(
-                index,
-                int(sizes[index]),
-                points,
-                plane.signed_distance(points),
-                points[:, 2],
-                border=_touches_border(own, global_box, editor.array.shape),
-                label=int(np.bincount(crop[box][own]).argmax()),
-            )
-        )
-    numbered: list[_Component] = []
-    fragments: list[_Component] = []
-    sides: dict[str, list[_Component]] = {}
+    pieces, stats, components = rib_components(context, region, rib_mask, report)
+    numbered: list[RibComponent] = []
+    fragments: list[RibComponent] = []
+    sides: dict[str, list[RibComponent]] = {}
     for side in ("left", "right"):
         mine = sorted((c for c in components if c.side == side), key=lambda c: -c.voxels)
         if not mine:
@@ -286,16 +138,14 @@ def run(context: StepContext) -> StepReport:
         ]
         fragments.extend(c for c in mine if c not in sides[side])
     candidates = [r for ribs in sides.values() for r in ribs if not r.border]
-    attachments = _attachment_numbers(context, candidates, report)
-    if _check_rib_order(candidates, attachments, report):
-        _renumber_reversed(context, report)
+    attachments = attachment_numbers(context, candidates, report)
     for side, ribs in sides.items():
         if _number_side(side, ribs, attachments, report):
             numbered.extend(r for r in ribs if r.number is not None)
         report.details[f"{side}_ribs"] = len(ribs)
     report.details["fragments"] = len(fragments)
     # relabel numbered ribs
-    target = np.zeros(n + 1, dtype=np.uint8)
+    target = np.zeros(len(components) + 1, dtype=np.uint8)
     for rib in numbered:
         target[rib.index] = rib_id(rib.number, rib.side)
     if numbered and fragments:

@@ -159,27 +159,3 @@ def test_attachments_that_disagree_leave_the_side_unchanged_with_a_report():
     left = np.isin(array, [rib_id(n, "left") for n in range(1, 13)])
     assert np.array_equal(out.array[left], shuffled[left])
     assert any("disagree" in w and "left" in w for w in report.warnings)
-
-
-@pytest.mark.parametrize("orientation", ["RAS", "oblique"])
-@pytest.mark.parametrize("view", ["whole body", "abdomen only"])
-def test_ribs_numbered_from_the_other_end_are_detected_and_renumbered(orientation, view):
-    """A model numbering rib 1 = most inferior (the released script's order) is renumbered."""
-    truth = phantom(orientation).labels
-    if view == "abdomen only":
-        truth = crop_between(truth, median_height(truth, 102), median_height(truth, vertebra_id("T9")))
-    reversed_array = truth.array.copy()
-    for number in range(1, 13):
-        for side in ("left", "right"):
-            reversed_array[truth.array == rib_id(number, side)] = rib_id(13 - number, side)
-    out, report = count_ribs(truth.with_array(reversed_array))
-    assert np.array_equal(out.array, truth.array)
-    assert report.details["rib_order"] == "reversed"
-    assert any("other end" in w for w in report.warnings)
-
-
-def test_ribs_numbered_from_the_top_are_reported_as_anatomical_order():
-    truth = phantom("LPS").labels
-    out, report = count_ribs(truth)
-    assert np.array_equal(out.array, truth.array)
-    assert report.details["rib_order"] == "anatomical"
