@@ -10,6 +10,8 @@ rib k attaches to T_k.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cc3d
 import numpy as np
 from scipy.spatial import cKDTree
@@ -118,6 +120,17 @@ def rib_side(label: int) -> str:
     return "left" if (label - RIBS[0]) % 2 == 0 else "right"
 
 
+@dataclass
+class RibPieces:
+    """The rib components of one label map state: crop box, component map, cc3d statistics."""
+
+    region: Region
+    pieces: np.ndarray
+    stats: dict
+    components: list[RibComponent]
+    complete: bool  # every component built (not only the largest)
+
+
 def rib_components(
     context: StepContext,
     region: Region,
@@ -125,11 +138,10 @@ def rib_components(
     report: StepReport,
     *,
     largest: int | None = None,
-) -> tuple[np.ndarray, dict, list[RibComponent]]:
+) -> RibPieces:
     """6-connected components of the rib voxels (``rib_mask``, a crop at ``region``).
 
-    Returns the component index map of the crop, the cc3d statistics and the components (only
-    the ``largest`` biggest ones when given, biggest first).
+    Only the ``largest`` biggest components are built when given (biggest first).
     """
     editor = context.editor
     crop = editor.array[region]
@@ -143,7 +155,7 @@ def rib_components(
     geometry = context.geometry
     components = []
     indices = range(1, n + 1)
-    if largest is not None:
+    if largest is not None and n > largest:
         indices = (np.argsort(-sizes[1:], kind="stable")[:largest] + 1).tolist()
     for index in indices:
         box = stats["bounding_boxes"][index]
@@ -163,4 +175,4 @@ def rib_components(
                 label=int(np.bincount(crop[box][own]).argmax()),
             )
         )
-    return pieces, stats, components
+    return RibPieces(region, pieces, stats, components, len(components) == n)

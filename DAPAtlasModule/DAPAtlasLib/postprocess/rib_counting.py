@@ -41,6 +41,7 @@ from scipy.spatial import cKDTree
 from AnatomyCommonLib.volume import Volume
 
 from ..label_schema import rib_id
+from .anatomy_geometry import PlaneFitFailure
 from .report import StepReport
 from .rib_anatomy import (
     RIBS,
@@ -123,7 +124,15 @@ def run(context: StepContext) -> StepReport:
     rib_mask = lut[crop]
     if not rib_mask.any():
         return report.skip("no rib labels in the image")
-    pieces, stats, components = rib_components(context, region, rib_mask, report)
+    found = context.rib_components
+    context.rib_components = None
+    if found is None or found.region != region:
+        found = rib_components(context, region, rib_mask, report)
+    elif isinstance(context.plane(), PlaneFitFailure):
+        report.warnings.append(
+            f"no mid-sagittal plane ({context.plane().reason}); sides from the rib cage centre"
+        )
+    pieces, stats, components = found.pieces, found.stats, found.components
     numbered: list[RibComponent] = []
     fragments: list[RibComponent] = []
     sides: dict[str, list[RibComponent]] = {}

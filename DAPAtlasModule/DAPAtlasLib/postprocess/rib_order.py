@@ -40,6 +40,8 @@ from .step_context import PostprocessSettings, StepContext
 STEP_NAME = "rib_order"
 #: Fraction of the checked ribs that must attach to T_(13-k) to call the numbering reversed.
 REVERSED_MAJORITY = 0.75
+#: Rib components built at most (the largest); more pieces than this is not a rib cage.
+_MAX_COMPONENTS = 512
 
 
 def judge_rib_order(ribs: list[RibComponent], attachments: dict[int, int], report: StepReport) -> str:
@@ -70,12 +72,15 @@ def run(context: StepContext) -> StepReport:
     rib_mask = lut[crop]
     if not rib_mask.any():
         return report.skip("no rib labels in the image")
-    _, _, components = rib_components(context, region, rib_mask, report, largest=2 * RIBS_PER_SIDE)
-    complete = [c for c in components if not c.border]
+    found = rib_components(context, region, rib_mask, report, largest=_MAX_COMPONENTS)
+    largest = sorted(found.components, key=lambda c: -c.voxels)[: 2 * RIBS_PER_SIDE]
+    complete = [c for c in largest if not c.border]
     order = judge_rib_order(complete, attachment_numbers(context, complete, report), report)
     report.details["rib_order"] = order
     if order != "reversed":
         report.rules.append(f"rib order checked against the thoracic vertebrae: {order}")
+        if found.complete:  # unchanged rib voxels: rib counting reuses the components
+            context.rib_components = found
         return report
     evidence = report.details["rib_order_evidence"]
     report.warnings.append(

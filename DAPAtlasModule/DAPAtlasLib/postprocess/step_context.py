@@ -70,6 +70,9 @@ class StepContext:
     settings: PostprocessSettings = field(default_factory=PostprocessSettings)
     _plane: MidsagittalPlane | PlaneFitFailure | None = None
     _heights: dict[int, float] = field(default_factory=dict)
+    #: Rib components computed by the rib-order check for rib counting, valid while the map's
+    #: rib voxels are unchanged (see :mod:`.rib_anatomy`).
+    rib_components: object | None = None
 
     @property
     def geometry(self):
