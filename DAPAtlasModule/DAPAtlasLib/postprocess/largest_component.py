@@ -86,11 +86,32 @@ class _Groups:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _labels_of_pieces(pieces: np.ndarray, work: np.ndarray, boxes: list) -> np.ndarray:
+    """Label of every piece, read at one of its voxels on the first slice of its bounding box
+    (no pass over the whole volume)."""
+    piece_label = np.zeros(len(boxes) + 1, dtype=np.uint8)
+    for piece, box in enumerate(boxes, start=1):
+        first = pieces[box[0].start, box[1], box[2]]
+        j, i = np.unravel_index(int(np.argmax(first == piece)), first.shape)
+        piece_label[piece] = work[box[0].start, box[1].start + j, box[2].start + i]
+    return piece_label
+
+
+def _sizes_of_split_labels(pieces: np.ndarray, piece_label: np.ndarray, boxes: list) -> np.ndarray:
+    """Voxel count of every piece of a label that has several pieces (0 for single pieces)."""
+    sizes = np.zeros(len(boxes) + 1, dtype=np.int64)
+    split = np.bincount(piece_label[1:], minlength=256) > 1
+    for piece in np.flatnonzero(split[piece_label]):
+        if piece:
+            sizes[piece] = np.count_nonzero(pieces[boxes[piece - 1]] == piece)
+    return sizes
+
+
 def _protected_pieces(
     pieces: np.ndarray,
     piece_label: np.ndarray,
     candidates: np.ndarray,
-    boxes: np.ndarray,
+    boxes: list,
     largest_of: dict[int, int],
     region,
     full_shape: tuple[int, ...],
@@ -103,8 +124,8 @@ def _protected_pieces(
     groups = _Groups(len(piece_label) - 1)
     reach = [math.ceil(tolerance_mm / s) for s in spacing_kji]
     for piece in (int(p) for p in candidates):
-        k0, k1, j0, j1, i0, i1 = (int(v) for v in boxes[piece])
-        lows, highs = (k0, j0, i0), (k1, j1, i1)
+        lows = tuple(sl.start for sl in boxes[piece - 1])
+        highs = tuple(sl.stop - 1 for sl in boxes[piece - 1])
         if any(
             r.start + lo == 0 or r.start + hi == n - 1
             for r, lo, hi, n in zip(region, lows, highs, full_shape, strict=True)
@@ -147,11 +168,10 @@ def run(context: StepContext) -> StepReport:
     )
     if n == 0:
         return report.skip("no label that must be a single component is present")
-    piece_label = np.zeros(n + 1, dtype=np.uint8)
-    piece_label[pieces.ravel()] = work.ravel()
+    boxes = ndimage.find_objects(pieces)  # boxes[p - 1]: the bounding box of piece p
+    piece_label = _labels_of_pieces(pieces, work, boxes)
     del work
-    stats = cc3d.statistics(pieces, no_slice_conversion=True)
-    sizes = np.asarray(stats["voxel_counts"], dtype=np.int64)
+    sizes = _sizes_of_split_labels(pieces, piece_label, boxes)
     # largest piece per label: sort by (label, -size) and take the first of each label
     order = np.lexsort((-sizes[1:], piece_label[1:])) + 1
     first_of_label = np.ones(order.size, dtype=bool)
@@ -161,7 +181,6 @@ def run(context: StepContext) -> StepReport:
     keep[0] = True
     keep[largest] = True
     candidates = np.flatnonzero(~keep)
-    boxes = np.asarray(stats["bounding_boxes"])
     at_border, near = _protected_pieces(
         pieces,
         piece_label,
@@ -186,8 +205,7 @@ def run(context: StepContext) -> StepReport:
             editor.relabel(region, ~keep[pieces], settings.suppressed_label, report)
         else:  # a few pieces: work inside each piece's bounding box only
             for piece in removed:
-                k0, k1, j0, j1, i0, i1 = (int(v) for v in boxes[piece])
-                box = (slice(k0, k1 + 1), slice(j0, j1 + 1), slice(i0, i1 + 1))
+                box = boxes[piece - 1]
                 global_box = tuple(
                     slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
                 )

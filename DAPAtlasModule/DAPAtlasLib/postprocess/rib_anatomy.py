@@ -55,6 +55,8 @@ class RibComponent:
         self.lowest_height = float(heights.min())
         self.side = "left" if float(np.median(distance)) > 0 else "right"
         self.number: int | None = None
+        #: Thoracic vertebra number the medial end attaches to; False until computed.
+        self.attachment: int | bool | None = False
 
 
 def _fallback_plane(context: StepContext, rib_mask: np.ndarray, region) -> MidsagittalPlane:
@@ -75,16 +77,12 @@ def touches_border(mask: np.ndarray, region, shape: tuple[int, ...]) -> bool:
     return False
 
 
-def attachment_numbers(context: StepContext, ribs: list[RibComponent], report: StepReport) -> dict[int, int]:
-    """Rib component index -> number of the thoracic vertebra its medial end clearly attaches to.
-
-    Only vertebrae wholly in view count: a rib whose medial end is nearest to a vertebra cut by
-    the image border, or whose votes split between vertebrae, gets no attachment.
-    """
+def _vertebra_points(context: StepContext) -> tuple[cKDTree, np.ndarray, np.ndarray, int] | None:
+    """KD-tree of thoracic vertebra voxels (RAS), their vertebra numbers, which are wholly in view."""
     editor = context.editor
     present = editor.present_labels(THORACIC_VERTEBRAE)
     if not present:
-        return {}
+        return None
     points, owners, in_view = [], [], np.zeros(len(THORACIC_VERTEBRAE) + 1, dtype=bool)
     for label in present:
         mask, region = editor.mask(label)
@@ -93,20 +91,42 @@ def attachment_numbers(context: StepContext, ribs: list[RibComponent], report: S
         pts = context.geometry.points_ras(mask, region, max_points=20_000)
         points.append(pts)
         owners.append(np.full(len(pts), number))
-    tree = cKDTree(np.concatenate(points))
-    owner = np.concatenate(owners)
+    return cKDTree(np.concatenate(points)), np.concatenate(owners), in_view, len(present)
+
+
+def attachment_numbers(
+    context: StepContext, ribs: list[RibComponent], report: StepReport, found: RibPieces | None = None
+) -> dict[int, int]:
+    """Rib component index -> number of the thoracic vertebra its medial end clearly attaches to.
+
+    Only vertebrae wholly in view count: a rib whose medial end is nearest to a vertebra cut by
+    the image border, or whose votes split between vertebrae, gets no attachment. The vertebra
+    points are kept in ``found`` for the next rule.
+    """
+    vertebrae = found.vertebrae if found is not None and found.vertebrae is not None else None
+    if vertebrae is None:
+        vertebrae = _vertebra_points(context)
+        if found is not None:
+            found.vertebrae = vertebrae
+    if vertebrae is None:
+        return {}
+    tree, owner, in_view, present = vertebrae
     numbers = {}
     for rib in ribs:
-        closest = np.argsort(np.abs(rib.distance))[: max(5, int(len(rib.distance) * _MEDIAL_FRACTION))]
-        dist, nearest = tree.query(rib.points[closest])
-        votes = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
-        if not votes.size:
-            continue
-        counts = np.bincount(votes)
-        winner = int(counts.argmax())
-        if counts[winner] >= _ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
-            numbers[rib.index] = winner
-    report.details["thoracic_vertebrae_present"] = len(present)
+        if rib.attachment is False:  # not computed yet (None: computed, no clear attachment)
+            rib.attachment = None
+            count = min(len(rib.distance), max(5, int(len(rib.distance) * _MEDIAL_FRACTION)))
+            closest = np.argpartition(np.abs(rib.distance), count - 1)[:count]
+            dist, nearest = tree.query(rib.points[closest])
+            votes = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
+            if votes.size:
+                counts = np.bincount(votes)
+                winner = int(counts.argmax())
+                if counts[winner] >= _ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
+                    rib.attachment = winner
+        if rib.attachment is not None:
+            numbers[rib.index] = rib.attachment
+    report.details["thoracic_vertebrae_present"] = present
     report.details["thoracic_vertebrae_in_view"] = int(in_view.sum())
     return numbers
 
@@ -129,6 +149,7 @@ class RibPieces:
     stats: dict
     components: list[RibComponent]
     complete: bool  # every component built (not only the largest)
+    vertebrae: tuple | None = None  # thoracic vertebra points (see attachment_numbers)
 
 
 def rib_components(

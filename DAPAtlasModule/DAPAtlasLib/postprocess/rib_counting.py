@@ -118,15 +118,14 @@ def run(context: StepContext) -> StepReport:
     region = editor.box(*RIBS)
     if region is None:
         return report.skip("no rib labels in the image")
-    crop = editor.array[region]
-    lut = np.zeros(256, dtype=bool)
-    lut[list(RIBS)] = True
-    rib_mask = lut[crop]
-    if not rib_mask.any():
-        return report.skip("no rib labels in the image")
     found = context.rib_components
     context.rib_components = None
     if found is None or found.region != region:
+        lut = np.zeros(256, dtype=bool)
+        lut[list(RIBS)] = True
+        rib_mask = lut[editor.array[region]]
+        if not rib_mask.any():
+            return report.skip("no rib labels in the image")
         found = rib_components(context, region, rib_mask, report)
     elif isinstance(context.plane(), PlaneFitFailure):
         report.warnings.append(
@@ -147,7 +146,7 @@ def run(context: StepContext) -> StepReport:
         ]
         fragments.extend(c for c in mine if c not in sides[side])
     candidates = [r for ribs in sides.values() for r in ribs if not r.border]
-    attachments = attachment_numbers(context, candidates, report)
+    attachments = attachment_numbers(context, candidates, report, found)
     for side, ribs in sides.items():
         if _number_side(side, ribs, attachments, report):
             numbered.extend(r for r in ribs if r.number is not None)

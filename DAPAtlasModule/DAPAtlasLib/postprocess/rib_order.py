@@ -75,7 +75,7 @@ def run(context: StepContext) -> StepReport:
     found = rib_components(context, region, rib_mask, report, largest=_MAX_COMPONENTS)
     largest = sorted(found.components, key=lambda c: -c.voxels)[: 2 * RIBS_PER_SIDE]
     complete = [c for c in largest if not c.border]
-    order = judge_rib_order(complete, attachment_numbers(context, complete, report), report)
+    order = judge_rib_order(complete, attachment_numbers(context, complete, report, found), report)
     report.details["rib_order"] = order
     if order != "reversed":
         report.rules.append(f"rib order checked against the thoracic vertebrae: {order}")
