@@ -24,6 +24,7 @@ from slicer.util import VTKObservationMixin
 STEP_PARAMETERS = {
     "left_right_split": "stepLeftRightSplit",
     "spine_fragments": "stepSpineFragments",
+    "rib_order": "stepRibCounting",  # one check box for both rib rules
     "rib_counting": "stepRibCounting",
     "cheeks": "stepCheeks",
     "body_part_limits": "stepBodyPartLimits",

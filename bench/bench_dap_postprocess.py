@@ -4,8 +4,8 @@ The workload is a 512 x 512 x 500 whole-body label map (the "realistic" phantom 
 2 mm) holding every DAP label id 1..144 (labels the phantom lacks are added as small blobs on the
 correct side) with the model-style errors of :mod:`DAPAtlasLib.simulated_model_errors` injected. The
 reference is ``cc3d.connected_components(labels, connectivity=26)`` on that volume, measured in
-the same process; the target is post-processing in at most 10x that time with a peak memory
-below 4 GB.
+the same process; the target is post-processing in at most 3x that time (issue 13) with a peak
+memory below 4 GB.
 
 The measurement runs in a fresh child process that only loads the label map and the CT, so its
 peak resident memory (``ru_maxrss``) is that of post-processing (plus the Python interpreter,
@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+#: All rules together, in multiples of one cc3d.connected_components pass (issue 13).
+TARGET_RATIO = 3.0
 for folder in ("AnatomyCommon", "DAPAtlasModule"):
     sys.path.insert(0, str(ROOT / folder))
 
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     for step, seconds in data["step_seconds"].items():
         print(f"{step:20s} {seconds:8.2f} {seconds / cc:8.2f}")
     total = data["postprocess_seconds"]
-    print(f"{'total':20s} {total:8.2f} {total / cc:8.2f}   (target <= 10x)")
+    print(f"{'total':20s} {total:8.2f} {total / cc:8.2f}   (target <= {TARGET_RATIO:g}x)")
     peak = data["peak_memory_bytes"] / 2**30
     before = data["inputs_loaded_bytes"] / 2**30
     print(
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "   (target < 4 GiB)"
     )
     print(f"voxels changed by the rules: {data['changed_voxels']}")
-    ok = total / cc <= 10 and peak < 4
+    ok = total / cc <= TARGET_RATIO and peak < 4
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

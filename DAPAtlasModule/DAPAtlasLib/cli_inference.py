@@ -121,6 +121,9 @@ def _segment(args: argparse.Namespace) -> int:
     finally:
         printer.close()
     labels.metadata.pop("dap_postprocess_report", None)
+    rib_order = labels.metadata.pop("dap_rib_order_report", None)
+    for warning in rib_order.warnings if rib_order is not None else []:
+        print(f"rib order: {warning}", file=sys.stderr)
     write_volume(labels, out, overwrite=args.overwrite)
     present = np.unique(labels.array)
     meta = labels.metadata

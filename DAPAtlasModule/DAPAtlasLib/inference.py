@@ -18,7 +18,8 @@ exact voxel grid**. What the wrapper adds around the predictor:
 * progress: ``progress(fraction, message)`` after loading, preprocessing, every sliding-window
   patch, export and post-processing; raising :class:`CancelledError` from it stops the run;
 * the export to the input grid keeps memory at a few bytes per voxel (:mod:`.nnunet.nnunet_predictor`);
-* post-processing (:mod:`DAPAtlasLib.postprocess`) afterwards, on by default for V1, off for V2.
+* post-processing (:mod:`DAPAtlasLib.postprocess`) afterwards, on by default for V1, off for V2;
+  without it the rib order alone is still checked (rib k attaches to T_k; :func:`check_model_rib_order`).
 """
 
 from __future__ import annotations
@@ -338,9 +339,27 @@ class DAPSegmenter:
             )
             timings["postprocess_s"] = time.perf_counter() - started
             report("postprocess", 1.0, "post-processing done")
+        else:  # the rib order is checked even without the rules (see check_model_rib_order)
+            started = time.perf_counter()
+            labels = check_model_rib_order(labels)
+            timings["rib_order_s"] = time.perf_counter() - started
         labels.metadata["dap_timings_s"] = {k: round(v, 4) for k, v in timings.items()}
         self.last_timings_s = timings
         return labels
+
+
+def check_model_rib_order(labels: Volume) -> Volume:
+    """Rib k must attach to vertebra T_k: a model numbering ribs from the other end (rib 1 = most
+    inferior, the released script's order) is detected and renumbered (the ``rib_order`` rule
+    alone). Its report goes to ``metadata["dap_rib_order_report"]``."""
+    from .postprocess import postprocess
+
+    result = postprocess(labels, steps=["rib_order"])
+    step = result.report.step("rib_order")
+    out = result.labels if step.changed else labels
+    out.metadata.update({k: v for k, v in labels.metadata.items() if k.startswith("dap_")})
+    out.metadata["dap_rib_order_report"] = step
+    return out
 
 
 def run_postprocessing(

@@ -5,12 +5,13 @@
 
 1. ``left_right_split``    paired structures take the side of the mid-sagittal plane they lie on
 2. ``spine_fragments``     vertebra pieces join the vertebra they touch
-3. ``rib_counting``        ribs numbered 1..12 from the top (partial fields of view too)
-4. ``cheeks``              thyroid pieces in the face become cheeks
-5. ``body_part_limits``    gonads in the orbit -> eyeballs, bowel in the head -> nasal cavity, ...
-6. ``sex_consistency``     no uterus for a male, no prostate for a female patient
-7. ``largest_component``   one piece per single structure (released exemptions, heart included)
-8. ``skull_from_ct``       the rule-derived skull: bone window above C5, minus other structures
+3. ``rib_order``           rib k attaches to T_k: a model numbering from the other end is renumbered
+4. ``rib_counting``        ribs numbered 1..12 from the top (partial fields of view too)
+5. ``cheeks``              thyroid pieces in the face become cheeks
+6. ``body_part_limits``    gonads in the orbit -> eyeballs, bowel in the head -> nasal cavity, ...
+7. ``sex_consistency``     no uterus for a male, no prostate for a female patient
+8. ``largest_component``   one piece per single structure (released exemptions, heart included)
+9. ``skull_from_ct``       the rule-derived skull: bone window above C5, minus other structures
 
 Order: the dissertation's Algorithm 3 lists left-right split, rib counting, non-largest
 component suppression, area restriction, sex consistency. The released script, and the issue
@@ -19,8 +20,9 @@ pieces, gonads in the orbit, thyroid pieces in the face) that an earlier suppres
 deleted. We follow the released order; the skull, which only the dissertation has, comes after.
 
 Every step is also a function of its own module (``split_left_right``, ``merge_spine_fragments``,
-``count_ribs``, ``cheeks_from_thyroid``, ``limit_body_parts``, ``enforce_sex_consistency``,
-``suppress_non_largest_components``, ``skull_from_ct``) taking and returning a label map.
+``check_rib_order``, ``count_ribs``, ``cheeks_from_thyroid``, ``limit_body_parts``,
+``enforce_sex_consistency``, ``suppress_non_largest_components``, ``skull_from_ct``) taking and
+returning a label map.
 
 Everything works in patient coordinates from the label map's direction matrix (any
 orientation, oblique grids included) with physical spacing (volumes in ml, distances in mm).
@@ -44,6 +46,7 @@ from . import (
     largest_component,
     left_right_split,
     rib_counting,
+    rib_order,
     sex_consistency,
     skull_from_ct,
     spine_fragments,
@@ -57,6 +60,7 @@ from .step_context import PostprocessSettings, StepContext, StepFunction
 STEPS: dict[str, StepFunction] = {
     left_right_split.STEP_NAME: left_right_split.run,
     spine_fragments.STEP_NAME: spine_fragments.run,
+    rib_order.STEP_NAME: rib_order.run,
     rib_counting.STEP_NAME: rib_counting.run,
     cheeks.STEP_NAME: cheeks.run,
     body_part_limits.STEP_NAME: body_part_limits.run,
@@ -69,6 +73,7 @@ STEP_NAMES: tuple[str, ...] = tuple(STEPS)
 STEP_TITLES: dict[str, str] = {
     "left_right_split": "Left-right split of paired structures",
     "spine_fragments": "Merge vertebra fragments",
+    "rib_order": "Rib order from the vertebrae (rib k attaches to T_k)",
     "rib_counting": "Rib counting (rib 1 = most superior)",
     "cheeks": "Cheeks from thyroid fragments",
     "body_part_limits": "Body-part limits (eyeballs, nasal cavity, gallbladder, trachea)",

@@ -1,16 +1,18 @@
 """Step 2, spine fragment merging: pieces of a vertebra label stuck to the neighbouring vertebra.
 
-Models confuse adjacent vertebrae: part of T5 is labelled T4 (or T6). Such a part is a separate
-6-connected component of the wrong label that touches the main body (largest component) of the
-vertebra it really belongs to. For every vertebra C1..L5, each component other than its main
-body is given to the vertebra whose main body it touches most (26-neighbourhood contact
-count); if it touches only its own main body, or no vertebra at all, it is left alone (the
-largest-component rule removes floating pieces later).
+Models confuse adjacent vertebrae: part of T5 is labelled T4 (or T6), the lower part of L5 is
+labelled sacrum. Such a part is a separate 6-connected component of the wrong label that touches
+the main body (largest component) of the vertebra it really belongs to. The chain runs C1..L5
+and the sacrum; for each of them, each component other than its main body is given to the
+bone whose main body it touches most (26-neighbourhood contact count); if it touches only its
+own main body, or no bone of the chain at all, it is left alone (the largest-component rule
+decides about floating pieces later).
 
 Differences from the released script: the release looked only at the vertebra directly above
 (else the one below) and used a voxel-count threshold (pieces of <= 10 voxels dropped to
 background); here contact decides, in any orientation, and nothing is deleted by this step.
-C1 takes part too (the release skipped it).
+C1 and the sacrum take part too (the release skipped both, so the lower part of L5 labelled
+sacrum stayed sacrum there and became background at the largest-component rule here).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from .step_context import PostprocessSettings, StepContext
 
 STEP_NAME = "spine_fragments"
 VERTEBRAE: tuple[int, ...] = tuple(range(43, 67))  # C1 .. L5
+SACRUM = 102
+#: The chain of bones whose fragments are exchanged: C1 .. L5 and the sacrum.
+SPINE_CHAIN: tuple[int, ...] = (*VERTEBRAE, SACRUM)
 
 _STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
 
@@ -34,13 +39,13 @@ def run(context: StepContext) -> StepReport:
     """Merge vertebra fragments into the vertebra they touch, in place."""
     report = context.new_report(STEP_NAME)
     editor = context.editor
-    present = editor.present_labels(VERTEBRAE)
+    present = editor.present_labels(SPINE_CHAIN)
     if len(present) < 2:
-        return report.skip(f"{len(present)} vertebra(e) present; fragments need a neighbouring vertebra")
+        return report.skip(f"{len(present)} vertebra(e)/sacrum present; fragments need a neighbouring one")
     region = editor.box(*present, margin=1)
     crop = editor.array[region]
     lut = np.zeros(256, dtype=np.uint8)
-    lut[list(VERTEBRAE)] = list(VERTEBRAE)
+    lut[list(SPINE_CHAIN)] = list(SPINE_CHAIN)
     spine = lut[crop]
     pieces, n = cc3d.connected_components(spine, connectivity=6, return_N=True)
     if n == 0:

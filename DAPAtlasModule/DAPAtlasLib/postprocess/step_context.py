@@ -55,6 +55,9 @@ class PostprocessSettings:
     suppressed_label: int = 0
     #: Connectivity of the non-largest component suppression (6 as released).
     largest_component_connectivity: int = 6
+    #: Largest-component rule: pieces of one label whose nearest voxel centres are at most this
+    #: far apart (or two of the coarsest voxel spacings, whichever is larger) are one structure.
+    largest_component_gap_mm: float = 10.0
 
 
 @dataclass
@@ -67,6 +70,9 @@ class StepContext:
     settings: PostprocessSettings = field(default_factory=PostprocessSettings)
     _plane: MidsagittalPlane | PlaneFitFailure | None = None
     _heights: dict[int, float] = field(default_factory=dict)
+    #: Rib components computed by the rib-order check for rib counting, valid while the map's
+    #: rib voxels are unchanged (see :mod:`.rib_anatomy`).
+    rib_components: object | None = None
 
     @property
     def geometry(self):

@@ -58,3 +58,36 @@ def changed_pairs(before: np.ndarray, after: np.ndarray) -> dict[tuple[int, int]
     changed = before != after
     pairs, counts = np.unique(np.stack([before[changed], after[changed]], axis=1), axis=0, return_counts=True)
     return {(int(a), int(b)): int(n) for (a, b), n in zip(pairs, counts, strict=True)}
+
+
+def crop_between(volume: Volume, lowest_mm: float | None = None, highest_mm: float | None = None) -> Volume:
+    """A partial field of view cut from a volume by hand: the index box of every voxel whose
+    centre height (RAS z) lies between the two heights, with the origin moved so every kept voxel
+    keeps its physical position (independent of the library's own cropping helper)."""
+    matrix = np.asarray(volume.ijk_to_ras, dtype=float)
+    nk, nj, ni = volume.shape
+    k, j, i = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij", sparse=True)
+    height = matrix[2, 0] * i + matrix[2, 1] * j + matrix[2, 2] * k + matrix[2, 3]
+    inside = np.ones(volume.shape, dtype=bool)
+    if lowest_mm is not None:
+        inside &= height >= lowest_mm
+    if highest_mm is not None:
+        inside &= height <= highest_mm
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    k0, j0, i0 = (s.start for s in box)
+    shifted = matrix.copy()
+    shifted[:3, 3] = matrix[:3, :3] @ np.array([i0, j0, k0], dtype=float) + matrix[:3, 3]
+    return Volume(np.ascontiguousarray(volume.array[tuple(box)]), shifted, dict(volume.metadata))
+
+
+def median_height(volume: Volume, *labels: int) -> float:
+    """Median RAS height (mm) of the voxels holding any of ``labels``."""
+    return float(np.median(volume.kji_to_ras(np.argwhere(np.isin(volume.array, labels)))[:, 2]))
+
+
+def touches_border(mask: np.ndarray) -> bool:
+    """True when a mask has a voxel on a face of its array."""
+    return any(np.take(mask, index, axis=axis).any() for axis in range(3) for index in (0, -1))

@@ -51,7 +51,7 @@ def test_postprocess_writes_the_repaired_labels_with_geometry_and_a_json_report(
     assert written.same_grid_as(case["phantom"].labels)
     assert np.array_equal(written.array, expected.array)
     data = json.loads(report.read_text())
-    assert data["sex"] == "F" and len(data["steps"]) == 8
+    assert data["sex"] == "F" and len(data["steps"]) == 9
     assert "Gonads -> Eyeball Left" in capsys.readouterr().out
 
 

@@ -29,7 +29,9 @@ def test_every_injected_error_is_repaired_and_correct_voxels_stay(orientation, s
 
 def test_every_error_kind_is_repaired_by_the_step_it_names():
     steps = {e.step for e in inject_model_errors(phantom("RAS").labels).errors}
-    assert steps == set(STEP_NAMES)  # each step has at least one error kind
+    # each step has at least one error kind; rib_order's error (every rib numbered from the other
+    # end) cannot coexist with the other rib errors and is injected in test_postprocess_rib_order
+    assert steps == set(STEP_NAMES) - {"rib_order"}
     assert len(ERROR_KINDS) == 13
 
 

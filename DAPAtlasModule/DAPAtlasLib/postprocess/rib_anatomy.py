@@ -1,0 +1,199 @@
+"""Rib anatomy shared by the rib rules: rib components, their sides and their vertebra attachments.
+
+The rib labels 67..90 are merged and split into 6-connected components (one per rib when the
+ribs do not touch). Each component knows its voxel count, RAS points, heights, side (from the
+mid-sagittal plane; without it, the centre of the rib cage), whether the image border cuts it,
+and the label most of its voxels hold (the model's number). A rib's *attachment* is the
+thoracic vertebra its medial end (the voxels closest to the mid-sagittal plane) lies next to:
+rib k attaches to T_k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure, Region
+from .report import StepReport
+from .step_context import StepContext
+
+RIBS: tuple[int, ...] = tuple(range(67, 91))
+THORACIC_VERTEBRAE: tuple[int, ...] = tuple(range(50, 62))  # T1 .. T12
+RIBS_PER_SIDE = 12
+#: Rib voxels used to find the vertebra a rib attaches to: the fraction closest to the midline.
+_MEDIAL_FRACTION = 0.1
+#: A medial rib voxel farther than this from every thoracic vertebra does not vote.
+_ATTACHMENT_MAX_DISTANCE_MM = 25.0
+#: Fraction of a rib's medial votes that must go to one vertebra for a clear attachment.
+_ATTACHMENT_MAJORITY = 0.6
+
+
+class RibComponent:
+    """One 6-connected piece of rib voxels."""
+
+    def __init__(
+        self,
+        index: int,
+        voxels: int,
+        points: np.ndarray,
+        distance: np.ndarray,
+        heights: np.ndarray,
+        *,
+        border: bool = False,
+        label: int = 0,
+    ):
+        self.index = index
+        self.voxels = voxels
+        self.border = border  # a voxel on a face of the image: cut by the field of view
+        self.label = label  # the label most of its voxels hold (the model's number)
+        self.points = points  # RAS (subsampled for large components)
+        self.distance = distance  # signed distance to the plane of ``points``
+        self.median_height = float(np.median(heights))
+        self.lowest_height = float(heights.min())
+        self.side = "left" if float(np.median(distance)) > 0 else "right"
+        self.number: int | None = None
+        #: Thoracic vertebra number the medial end attaches to; False until computed.
+        self.attachment: int | bool | None = False
+
+
+def _fallback_plane(context: StepContext, rib_mask: np.ndarray, region) -> MidsagittalPlane:
+    """Plane through the median of all rib voxels with normal = patient left (no anchors)."""
+    from .anatomy_geometry import median_ras
+
+    center = median_ras(context.geometry, rib_mask, region)
+    return MidsagittalPlane(tuple(center), (-1.0, 0.0, 0.0), 0.0, "rib cage centre")
+
+
+def touches_border(mask: np.ndarray, region, shape: tuple[int, ...]) -> bool:
+    """True when a mask (a crop at ``region``) has a voxel on a face of the whole image."""
+    for axis, (sl, n) in enumerate(zip(region, shape, strict=True)):
+        if sl.start == 0 and np.take(mask, 0, axis=axis).any():
+            return True
+        if sl.stop == n and np.take(mask, -1, axis=axis).any():
+            return True
+    return False
+
+
+def _vertebra_points(context: StepContext) -> tuple[cKDTree, np.ndarray, np.ndarray, int] | None:
+    """KD-tree of thoracic vertebra voxels (RAS), their vertebra numbers, which are wholly in view."""
+    editor = context.editor
+    present = editor.present_labels(THORACIC_VERTEBRAE)
+    if not present:
+        return None
+    points, owners, in_view = [], [], np.zeros(len(THORACIC_VERTEBRAE) + 1, dtype=bool)
+    for label in present:
+        mask, region = editor.mask(label)
+        number = THORACIC_VERTEBRAE.index(label) + 1
+        in_view[number] = not touches_border(mask, region, editor.array.shape)
+        pts = context.geometry.points_ras(mask, region, max_points=20_000)
+        points.append(pts)
+        owners.append(np.full(len(pts), number))
+    return cKDTree(np.concatenate(points)), np.concatenate(owners), in_view, len(present)
+
+
+def attachment_numbers(
+    context: StepContext, ribs: list[RibComponent], report: StepReport, found: RibPieces | None = None
+) -> dict[int, int]:
+    """Rib component index -> number of the thoracic vertebra its medial end clearly attaches to.
+
+    Only vertebrae wholly in view count: a rib whose medial end is nearest to a vertebra cut by
+    the image border, or whose votes split between vertebrae, gets no attachment. The vertebra
+    points are kept in ``found`` for the next rule.
+    """
+    vertebrae = found.vertebrae if found is not None and found.vertebrae is not None else None
+    if vertebrae is None:
+        vertebrae = _vertebra_points(context)
+        if found is not None:
+            found.vertebrae = vertebrae
+    if vertebrae is None:
+        return {}
+    tree, owner, in_view, present = vertebrae
+    numbers = {}
+    for rib in ribs:
+        if rib.attachment is False:  # not computed yet (None: computed, no clear attachment)
+            rib.attachment = None
+            count = min(len(rib.distance), max(5, int(len(rib.distance) * _MEDIAL_FRACTION)))
+            closest = np.argpartition(np.abs(rib.distance), count - 1)[:count]
+            dist, nearest = tree.query(rib.points[closest])
+            votes = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
+            if votes.size:
+                counts = np.bincount(votes)
+                winner = int(counts.argmax())
+                if counts[winner] >= _ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
+                    rib.attachment = winner
+        if rib.attachment is not None:
+            numbers[rib.index] = rib.attachment
+    report.details["thoracic_vertebrae_present"] = present
+    report.details["thoracic_vertebrae_in_view"] = int(in_view.sum())
+    return numbers
+
+
+def rib_number(label: int) -> int:
+    """Rib number 1..12 of a rib label id."""
+    return (label - RIBS[0]) // 2 + 1
+
+
+def rib_side(label: int) -> str:
+    return "left" if (label - RIBS[0]) % 2 == 0 else "right"
+
+
+@dataclass
+class RibPieces:
+    """The rib components of one label map state: crop box, component map, cc3d statistics."""
+
+    region: Region
+    pieces: np.ndarray
+    stats: dict
+    components: list[RibComponent]
+    complete: bool  # every component built (not only the largest)
+    vertebrae: tuple | None = None  # thoracic vertebra points (see attachment_numbers)
+
+
+def rib_components(
+    context: StepContext,
+    region: Region,
+    rib_mask: np.ndarray,
+    report: StepReport,
+    *,
+    largest: int | None = None,
+) -> RibPieces:
+    """6-connected components of the rib voxels (``rib_mask``, a crop at ``region``).
+
+    Only the ``largest`` biggest components are built when given (biggest first).
+    """
+    editor = context.editor
+    crop = editor.array[region]
+    plane = context.plane()
+    if isinstance(plane, PlaneFitFailure):
+        report.warnings.append(f"no mid-sagittal plane ({plane.reason}); sides from the rib cage centre")
+        plane = _fallback_plane(context, rib_mask, region)
+    pieces, n = cc3d.connected_components(rib_mask, connectivity=6, return_N=True)
+    stats = cc3d.statistics(pieces)
+    sizes = np.asarray(stats["voxel_counts"])
+    geometry = context.geometry
+    components = []
+    indices = range(1, n + 1)
+    if largest is not None and n > largest:
+        indices = (np.argsort(-sizes[1:], kind="stable")[:largest] + 1).tolist()
+    for index in indices:
+        box = stats["bounding_boxes"][index]
+        own = pieces[box] == index
+        global_box = tuple(
+            slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
+        )
+        points = geometry.points_ras(own, global_box, max_points=20_000)
+        components.append(
+            RibComponent(
+                index,
+                int(sizes[index]),
+                points,
+                plane.signed_distance(points),
+                points[:, 2],
+                border=touches_border(own, global_box, editor.array.shape),
+                label=int(np.bincount(crop[box][own]).argmax()),
+            )
+        )
+    return RibPieces(region, pieces, stats, components, len(components) == n)

@@ -1,0 +1,98 @@
+"""Rib order from anatomy, not convention: rib k must attach to vertebra T_k.
+
+Expected maps are the phantom truth; the corrupted maps number every rib from the other end
+(rib k labelled 13-k, the released script's order), built by hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from postprocess_cases import crop_between, median_height, phantom
+
+from AnatomyCommonLib.anatomy.label_schema import rib_id, vertebra_id
+from DAPAtlasLib.postprocess import postprocess
+from DAPAtlasLib.postprocess.rib_order import check_rib_order
+
+
+def numbered_from_the_other_end(array: np.ndarray) -> np.ndarray:
+    out = array.copy()
+    for number in range(1, 13):
+        for side in ("left", "right"):
+            out[array == rib_id(number, side)] = rib_id(13 - number, side)
+    return out
+
+
+def view_of(orientation: str, view: str):
+    truth = phantom(orientation).labels
+    if view == "abdomen only":
+        truth = crop_between(truth, median_height(truth, 102), median_height(truth, vertebra_id("T9")))
+    elif view == "chest only":
+        truth = crop_between(
+            truth, median_height(truth, vertebra_id("L1")), median_height(truth, vertebra_id("C6"))
+        )
+    return truth
+
+
+@pytest.mark.parametrize("orientation", ["RAS", "LPS", "oblique"])
+@pytest.mark.parametrize("view", ["whole body", "abdomen only", "chest only"])
+def test_ribs_numbered_from_the_other_end_are_detected_and_renumbered(orientation, view):
+    truth = view_of(orientation, view)
+    reversed_labels = truth.with_array(numbered_from_the_other_end(truth.array))
+    out, report = check_rib_order(reversed_labels)
+    assert np.array_equal(out.array, truth.array)
+    assert report.details["rib_order"] == "reversed"
+    assert any("other end" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("view", ["whole body", "abdomen only", "chest only"])
+def test_ribs_numbered_from_the_top_are_reported_as_anatomical_and_left_alone(view):
+    truth = view_of("LPS", view)
+    out, report = check_rib_order(truth)
+    assert np.array_equal(out.array, truth.array)
+    assert report.details["rib_order"] == "anatomical" and not report.warnings
+
+
+def test_a_few_wrong_rib_numbers_are_not_a_reversed_order():
+    truth = phantom("RAS").labels
+    array = truth.array.copy()
+    for old, new in ((3, 10), (10, 3)):  # rib 3 <-> rib 10 on the left: 10 = 13 - 3
+        array[truth.array == rib_id(old, "left")] = rib_id(new, "left")
+    out, report = check_rib_order(truth.with_array(array))
+    assert np.array_equal(out.array, array)
+    assert report.details["rib_order"] == "anatomical"
+
+
+def test_without_thoracic_vertebrae_the_order_is_undetermined_and_nothing_changes():
+    truth = view_of("RAS", "abdomen only")
+    array = numbered_from_the_other_end(truth.array)
+    array[np.isin(array, range(50, 62))] = 1
+    out, report = check_rib_order(truth.with_array(array))
+    assert np.array_equal(out.array, array)
+    assert report.details["rib_order"] == "undetermined"
+
+
+def test_the_pipeline_repairs_a_reversed_model_and_says_so():
+    truth = view_of("oblique", "whole body")
+    result = postprocess(
+        truth.with_array(numbered_from_the_other_end(truth.array)), steps=["rib_order", "rib_counting"]
+    )
+    assert np.array_equal(result.labels.array, truth.array)
+    assert result.report.step("rib_order").details["rib_order"] == "reversed"
+    assert not result.report.step("rib_counting").changed
+
+
+def test_after_inference_without_the_rules_a_reversed_model_output_is_renumbered():
+    """V2 runs without the rules; the rib order is still checked on its output."""
+    from DAPAtlasLib.inference import check_model_rib_order
+
+    truth = view_of("LPS", "abdomen only")
+    model_output = truth.with_array(numbered_from_the_other_end(truth.array), dap_model="test")
+    out = check_model_rib_order(model_output)
+    assert np.array_equal(out.array, truth.array)
+    assert out.metadata["dap_rib_order_report"].details["rib_order"] == "reversed"
+    assert out.metadata["dap_model"] == "test"
+    # a correctly numbered output is returned as it is
+    same = check_model_rib_order(truth)
+    assert np.array_equal(same.array, truth.array)
+    assert same.metadata["dap_rib_order_report"].details["rib_order"] == "anatomical"
