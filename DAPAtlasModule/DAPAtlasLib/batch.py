@@ -40,6 +40,7 @@ from .exceptions import (
     MissingWeightsError,
     UnsupportedFormatError,
 )
+from .input_checks import check_ct
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class CaseResult:
     status: str  # "done", "skipped" (label map existed), "failed"
     error: str | None = None
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # e.g. a non-CT input segmented with force
 
 
 @dataclass
@@ -152,11 +154,14 @@ def run_batch(
     statistics: bool = True,
     progress: Callable[[float, str], None] | None = None,
     segmenter=None,
+    force: bool = False,
 ) -> BatchReport:
     """Segment every CT of ``inputs`` into ``out_dir`` (see the module docstring).
 
     ``progress(fraction, message)`` covers the whole batch. ``segmenter`` reuses an existing
     :class:`~DAPAtlasLib.inference.DAPSegmenter` (otherwise one is created when first needed).
+    A case that does not look like a CT fails (``ImplausibleCTError``) unless ``force``, which
+    records the warning in the case's ``warnings``.
     """
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +183,7 @@ def run_batch(
         started = time.perf_counter()
         try:
             ct = read_volume(path, name=case_id)
+            result.warnings = check_ct(ct, name=case_id, force=force)
             if segmenter is None:
                 from .inference import DAPSegmenter
 
@@ -190,7 +196,9 @@ def run_batch(
                     export_resampling=export_resampling,
                     check_memory=check_memory,
                 )
-            labels = segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=case_progress)
+            labels = segmenter.segment(
+                ct, postprocess=postprocess, sex=sex, progress=case_progress, force=force
+            )
             write_volume(labels, target, overwrite=overwrite)
             result.status = "done"
         except _FATAL:

@@ -58,6 +58,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-memory-check", action="store_true", help="skip the memory estimate (not advised)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="segment an input that does not look like a CT in HU (MRI, PET); the warning goes to the report",
+    )
 
 
 class _ProgressPrinter:
@@ -100,11 +105,14 @@ def _segment(args: argparse.Namespace) -> int:
 
     from .exceptions import OutputExistsError
     from .inference import DAPSegmenter
+    from .input_checks import check_ct
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputExistsError(f"{out} already exists; choose another output name or pass --overwrite.")
     ct = read_volume(args.ct, name="CT")
+    for warning in check_ct(ct, name="CT", force=args.force):  # before any model is loaded
+        print(f"warning: {warning}", file=sys.stderr)
     printer = _ProgressPrinter(args.progress_lines, "segment")
     try:
         segmenter = DAPSegmenter(
@@ -117,7 +125,9 @@ def _segment(args: argparse.Namespace) -> int:
             check_memory=not args.no_memory_check,
             progress=printer,
         )
-        labels = segmenter.segment(ct, postprocess=args.postprocess, sex=args.sex, progress=printer)
+        labels = segmenter.segment(
+            ct, postprocess=args.postprocess, sex=args.sex, progress=printer, force=args.force
+        )
     finally:
         printer.close()
     labels.metadata.pop("dap_postprocess_report", None)
@@ -156,6 +166,7 @@ def _batch(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             statistics=not args.no_statistics,
             progress=printer,
+            force=args.force,
         )
     finally:
         printer.close()

@@ -114,12 +114,19 @@ def _postprocess(args: argparse.Namespace) -> int:
             f"{len(existing)} output file(s) exist already (e.g. {existing[0]}); "
             "pass --overwrite to replace them."
         )
+    from .input_checks import check_ct
+
     reports = {}
+    input_warnings: dict[str, list[str]] = {}
     for case, labels_path, ct_path in progress(
         cases, total=len(cases), desc="post-processing", enabled=batch
     ):
         labels = read_labelmap(labels_path)
         ct = read_volume(ct_path, name=f"CT of {case}") if ct_path is not None else None
+        if ct is not None:  # the HU rules (skull from CT) must not read MRI or PET values as HU
+            input_warnings[case] = check_ct(ct, name=f"CT of {case}", force=args.force)
+            for warning in input_warnings[case]:
+                print(f"warning: {warning}", file=sys.stderr)
         result = postprocess(labels, ct=ct, sex=args.sex, steps=steps)
         write_volume(result.labels, targets[case], overwrite=args.overwrite)
         reports[case] = result.report
@@ -129,7 +136,14 @@ def _postprocess(args: argparse.Namespace) -> int:
         for case, report in reports.items():
             print(report.to_text() if args.verbose else f"{case}: {report.changed_voxels} voxels changed")
     if args.report:
-        data = reports[cases[0][0]].to_dict() if not batch else {c: r.to_dict() for c, r in reports.items()}
+
+        def with_warnings(case: str) -> dict:
+            data = reports[case].to_dict()
+            if input_warnings.get(case):
+                data["input_warnings"] = input_warnings[case]
+            return data
+
+        data = with_warnings(cases[0][0]) if not batch else {c: with_warnings(c) for c in reports}
         write_json(data, args.report)
     return 0
 
@@ -227,6 +241,11 @@ def add_commands(commands) -> None:
     post.add_argument("--report", help="write the report of what each rule changed as JSON to this path")
     post.add_argument("--list-steps", action="store_true", help="list the steps in their run order and exit")
     post.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    post.add_argument(
+        "--force",
+        action="store_true",
+        help="use a --ct that does not look like a CT in HU anyway (the warning goes to the report)",
+    )
     post.set_defaults(handler=_postprocess)
 
     stats = commands.add_parser(

@@ -35,6 +35,7 @@ __all__ = [
     "EmptyMaskError",
     "GeometryMismatchError",
     "ImageDimensionError",
+    "ImplausibleCTError",
     "InputNotFoundError",
     "InsufficientMemoryError",
     "InvalidLabelValuesError",
@@ -61,3 +62,7 @@ class UnknownStepError(AnatomyToolkitError, KeyError):
 
 class InvalidSexError(AnatomyToolkitError, ValueError):
     """A patient sex value other than M, F or auto/unknown."""
+
+
+class ImplausibleCTError(AnatomyToolkitError, ValueError):
+    """An input that should be a CT in Hounsfield units does not look like one (MRI, PET, raw values)."""

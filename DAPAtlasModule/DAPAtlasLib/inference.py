@@ -241,11 +241,19 @@ class DAPSegmenter:
         postprocess: bool | None = None,
         sex: str | None = None,
         progress: ProgressCallback | None = None,
+        force: bool = False,
     ) -> Volume:
-        """Label map (uint8 DAP ids) of ``ct`` on its exact grid; see :func:`segment`."""
+        """Label map (uint8 DAP ids) of ``ct`` on its exact grid; see :func:`segment`.
+
+        ``force`` segments an input that does not look like a CT (:func:`.input_checks.check_ct`)
+        and records the warning in ``metadata["dap_input_warnings"]``.
+        """
         import torch
 
+        from .input_checks import check_ct
+
         ct.require_3d("CT").require_finite("CT")
+        input_warnings = check_ct(ct, force=force)
         sex = sex or ct.metadata.get("PatientSex") or None
         postprocess = self.settings.postprocess_by_default if postprocess is None else bool(postprocess)
         report = _Progress(progress, postprocess)
@@ -339,6 +347,7 @@ class DAPSegmenter:
             timings["postprocess_s"] = time.perf_counter() - started
             report("postprocess", 1.0, "post-processing done")
         labels.metadata["dap_timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        labels.metadata["dap_input_warnings"] = input_warnings
         self.last_timings_s = timings
         return labels
 
