@@ -101,15 +101,23 @@ class _ProgressPrinter:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from AnatomyCommonLib.image_io import read_volume, write_volume
+    from AnatomyCommonLib.image_io import read_volume
 
-    from .exceptions import OutputExistsError
+    from .exceptions import OutputExistsError, UnsupportedFormatError
     from .inference import DAPSegmenter
     from .input_checks import check_ct
+    from .segmentation_export import write_label_output
+    from .structure_selection import resolve_structures
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputExistsError(f"{out} already exists; choose another output name or pass --overwrite.")
+    structures = resolve_structures(args.structures) if args.structures else None
+    if out.name.lower().endswith(".dcm") and not Path(args.ct).is_dir():
+        raise UnsupportedFormatError(
+            f"{out.name}: DICOM SEG output needs the CT as a DICOM series folder; "
+            "choose .seg.nrrd or .nii.gz."
+        )
     ct = read_volume(args.ct, name="CT")
     for warning in check_ct(ct, name="CT", force=args.force):  # before any model is loaded
         print(f"warning: {warning}", file=sys.stderr)
@@ -131,7 +139,14 @@ def _segment(args: argparse.Namespace) -> int:
     finally:
         printer.close()
     labels.metadata.pop("dap_postprocess_report", None)
-    write_volume(labels, out, overwrite=args.overwrite)
+    ct_path = Path(args.ct)
+    write_label_output(
+        labels,
+        out,
+        overwrite=args.overwrite,
+        structures=structures,
+        dicom_source=ct_path if ct_path.is_dir() else None,
+    )
     present = np.unique(labels.array)
     meta = labels.metadata
     summary = (
@@ -214,8 +229,18 @@ def add_commands(commands) -> None:
         "segment", help="segment one CT with a DAP Atlas model (nnU-Net v2 predictor)"
     )
     segment.add_argument("ct", help="CT image (.nii.gz, .nrrd, .mha) or DICOM series folder")
-    segment.add_argument("out", help="label map to write (.nii.gz, .nrrd, .seg.nrrd)")
+    segment.add_argument(
+        "out",
+        help="label map to write (.nii.gz, .nrrd; .seg.nrrd: Slicer segmentation with names, colours and "
+        "SNOMED terminology; .dcm: DICOM SEG, needs a DICOM series input)",
+    )
     _add_model_options(segment)
+    segment.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="NAME",
+        help="only these structures in the output (label names such as liver spleen kidney_left, or systems)",
+    )
     segment.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     segment.add_argument("--progress-lines", action="store_true", help="machine-readable progress on stdout")
     segment.set_defaults(handler=_segment)
