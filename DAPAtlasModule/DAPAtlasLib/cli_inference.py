@@ -163,6 +163,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
+    from .structure_selection import resolve_structures
 
     printer = _ProgressPrinter(args.progress_lines, "batch")
     try:
@@ -182,6 +183,7 @@ def _batch(args: argparse.Namespace) -> int:
             statistics=not args.no_statistics,
             progress=printer,
             force=args.force,
+            structures=resolve_structures(args.structures) if args.structures else None,
         )
     finally:
         printer.close()
@@ -255,6 +257,12 @@ def add_commands(commands) -> None:
         "--overwrite", action="store_true", help="segment again cases that already have a label map"
     )
     batch.add_argument("--no-statistics", action="store_true", help="do not write statistics.csv")
+    batch.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="NAME",
+        help="only these structures in the label maps and statistics (names such as liver spleen, systems)",
+    )
     batch.add_argument("--progress-lines", action="store_true", help="machine-readable progress on stdout")
     batch.set_defaults(handler=_batch)
 
