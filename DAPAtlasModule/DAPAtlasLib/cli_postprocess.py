@@ -144,7 +144,7 @@ def _postprocess(args: argparse.Namespace) -> int:
     ):
         labels = read_labelmap(labels_path)
         ct = read_volume(ct_path, name=f"CT of {case}") if ct_path is not None else None
-        if ct is not None:  # the HU rules (skull from CT) must not read MRI or PET values as HU
+        if ct is not None and "skull_from_ct" in steps:  # the one rule reading HU: no MRI/PET as HU
             input_warnings[case] = check_ct(ct, name=f"CT of {case}", force=args.force)
             for warning in input_warnings[case]:
                 print(f"warning: {warning}", file=sys.stderr)

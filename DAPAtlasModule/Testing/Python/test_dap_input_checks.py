@@ -100,6 +100,12 @@ def test_postprocess_refuses_an_mri_as_ct_before_the_skull_rule_and_writes_nothi
     assert (read_volume(out).array == skull).sum() >= (p.labels.array == skull).sum()
 
 
+def test_postprocess_without_the_skull_rule_does_not_read_hu_and_accepts_the_volume(mri_case, tmp_path):
+    labels, mri, _ = mri_case
+    out = tmp_path / "lr.nii.gz"
+    assert main(["postprocess", str(labels), str(out), "--ct", str(mri), "--steps", "left_right_split"]) == 0
+
+
 def test_segment_refuses_an_mri_before_looking_for_the_model(mri_case, tmp_path, capsys):
     _, mri, _ = mri_case
     out = tmp_path / "seg.nii.gz"
