@@ -305,7 +305,7 @@ def _reference_masks(reference: Path, mapping: DatasetMapping, grid: Volume):
         ref = read_labelmap(reference, name=f"labels {reference.name}")
         ref.require_same_grid(grid, ("the reference", "the prediction"))
         array = ref.array
-        boxes = ndimage.find_objects(array.astype(np.int32, copy=False))
+        boxes = ndimage.find_objects(array)
         for structure in mapping.structures:
             ids = [r for r in structure.reference if isinstance(r, int)]
             box = _bbox_union([boxes[i - 1] for i in ids if 0 < i <= len(boxes)])
@@ -347,7 +347,7 @@ def evaluate_case(
             f"prediction {prediction.name} holds values above {MAX_LABEL_ID} (e.g. {int(values.max())}): "
             "not a DAP Atlas label map."
         )
-    pred_boxes = ndimage.find_objects(pred.array.astype(np.int32, copy=False), max_label=MAX_LABEL_ID)
+    pred_boxes = ndimage.find_objects(pred.array, max_label=MAX_LABEL_ID)
     spacing = pred.spacing_kji_mm
     for structure, ref in _reference_masks(reference, mapping, pred):
         key = structure.abbreviation

@@ -386,6 +386,7 @@ def segment(
     voxel_orientation: str | None = "model",
     export_resampling: str = "torch",
     check_memory: bool = True,
+    force: bool = False,
 ) -> Volume:
     """Segment one CT into DAP Atlas labels; the result lies on the CT's exact voxel grid.
 
@@ -397,7 +398,8 @@ def segment(
     sex-consistency rule. ``progress(fraction, message)`` is called throughout; raise
     :class:`~AnatomyCommonLib.errors.CancelledError` from it to stop.
 
-    Raises ``MissingWeightsError`` (with the install command) when the model is not installed,
+    Raises ``ImplausibleCTError`` when ``ct`` does not look like a CT in HU (MRI, PET) unless
+    ``force``, ``MissingWeightsError`` (with the install command) when the model is not installed,
     ``InsufficientMemoryError`` when the case will not fit, ``CorruptWeightsError`` for damaged or
     mismatched model folders. Timings per phase are in ``result.metadata["dap_timings_s"]``.
     """
@@ -417,4 +419,4 @@ def segment(
         check_memory=check_memory,
         progress=progress,
     )
-    return segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=progress)
+    return segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=progress, force=force)

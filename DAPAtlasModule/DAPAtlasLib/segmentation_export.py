@@ -81,7 +81,7 @@ def seg_nrrd_metadata(labels: Volume) -> dict[str, str]:
     present = _present_labels(labels)
     colors = default_colors_rgb()
     # find_objects works in array axes (k, j, i); Slicer's extent is i, j, k
-    boxes = ndimage.find_objects(labels.array.astype(np.int32, copy=False), max_label=MAX_LABEL_ID)
+    boxes = ndimage.find_objects(labels.array, max_label=MAX_LABEL_ID)
     fields = {
         "Segmentation_MasterRepresentation": BINARY_LABELMAP,
         "Segmentation_ContainedRepresentationNames": f"{BINARY_LABELMAP}|",
