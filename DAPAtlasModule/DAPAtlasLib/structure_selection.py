@@ -19,11 +19,8 @@ from .label_schema import SYSTEMS, all_labels, label_by_name, labels_in_system
 
 
 def _known_names() -> list[str]:
-    names = set(SYSTEMS[1:])
-    for label in all_labels()[1:]:
-        names.add(label.name)
-        names.add(label.name.replace(" ", "_"))
-    return sorted(names)
+    """Canonical label names and system names (spaces, lower case)."""
+    return sorted(set(SYSTEMS[1:]) | {label.name for label in all_labels()[1:]})
 
 
 def resolve_structures(names: Sequence[str]) -> list[int]:
@@ -50,9 +47,7 @@ def resolve_structures(names: Sequence[str]) -> list[int]:
         hints = []
         for item in unknown:
             key = item.lower().replace("_", " ")
-            close = difflib.get_close_matches(
-                key, [n.replace("_", " ") for n in _known_names()], n=4, cutoff=0.5
-            )
+            close = difflib.get_close_matches(key, _known_names(), n=4, cutoff=0.5)
             hints.append(f"{item!r}" + (f" (did you mean: {', '.join(close)}?)" if close else ""))
         raise UnknownStructureError(
             f"Unknown DAP Atlas structure(s): {'; '.join(hints)}. Use names from "
