@@ -502,7 +502,11 @@ def _cli_list(manager: WeightsManager) -> int:
     print(f"weights folder: {manager.cache_dir}")
     for entry in manager.entries():
         state = manager.status(entry.name)
-        flag = "installed" if state.installed else f"missing {len(state.missing)} file(s)"
+        flag = {
+            "installed": "installed",
+            "missing": f"missing {len(state.missing)} file(s)",
+            "corrupt": f"corrupt {len(state.corrupt)} file(s)",
+        }[state.state]
         print(f"{entry.name:32s} {entry.version:10s} {flag:22s} {entry.licence:14s} {entry.description}")
     return 0
 

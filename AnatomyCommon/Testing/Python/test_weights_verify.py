@@ -75,6 +75,9 @@ def test_verify_says_installed_missing_corrupt_per_model_and_fails_on_corruption
     weights.write_bytes(b"short")
     state = manager.status("beta")
     assert state.state == "corrupt" and "5 bytes, expected 800" in state.problems["fold_0/checkpoint.pth"]
+    assert dispatch(parser, ["models", "list"]) == 0
+    listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "corrupt 1 file(s)" in listing["beta"] and "installed" in listing["alpha"]
 
 
 def test_verify_of_a_named_missing_model_fails(tmp_path, capsys):
