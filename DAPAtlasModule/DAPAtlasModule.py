@@ -401,20 +401,26 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return existing or load_color_table_node()
 
     def postprocessNodes(
-        self, ctNode, modelOutputNode, sex: str = "auto", steps=None, outputName=None
+        self, ctNode, modelOutputNode, sex: str = "auto", steps=None, outputName=None, force=False
     ) -> dict:
         """Apply the anatomical rules to a DAP model output; results go to new nodes.
 
         ``modelOutputNode`` is a label-map volume or a segmentation; ``sex`` is "auto" (DICOM
         PatientSex of the CT's patient, else unknown), "M" or "F"; ``steps`` the step names
-        (default all). Returns a dict with segmentationNode, report, tableNode, chartNode.
+        (default all). A CT that does not look like a CT in HU is refused before the skull rule
+        reads it (``ImplausibleCTError``) unless ``force``. Returns a dict with segmentationNode,
+        report, tableNode, chartNode and inputWarnings.
         """
         self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
-        from DAPAtlasLib.postprocess import postprocess
+        from DAPAtlasLib.input_checks import check_ct
+        from DAPAtlasLib.postprocess import postprocess, validate_steps
 
         ct = slicer_bridge.node_to_volume(ctNode)
+        inputWarnings = []
+        if "skull_from_ct" in validate_steps(steps):
+            inputWarnings = check_ct(ct, name=ctNode.GetName(), force=force)
         labels = mrml_nodes.dap_labels_from_node(modelOutputNode, ctNode)
         dicomSex = mrml_nodes.patient_sex_of_node(ctNode)
         metadata = {"PatientSex": dicomSex} if dicomSex else {}
@@ -430,6 +436,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             "report": result.report,
             "tableNode": tableNode,
             "chartNode": chartNode,
+            "inputWarnings": inputWarnings,
         }
 
     @staticmethod

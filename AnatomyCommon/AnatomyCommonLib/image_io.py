@@ -123,6 +123,10 @@ def read_volume(
         volume = read_dicom_series(path)
     else:
         suffix = image_suffix(path)
+        if suffix in (".nii", ".nii.gz"):
+            from .nifti_integrity import check_nifti_complete
+
+            check_nifti_complete(path, name=label)  # ITK zero-fills truncated NIfTI data silently
         sitk = _sitk()
         try:
             image = sitk.ReadImage(str(path))

@@ -8,9 +8,9 @@ files live in a cache folder (``$SLICER_ANATOMY_WEIGHTS_DIR``, else
 (hospitals without internet copy the files there).
 
 Nothing here downloads unless asked (``allow_download=True``), never at import time.
-When a manifest has no SHA256 for a file (the authors publish none), the checksum computed at
-install is recorded in ``installed.json`` and checked by :meth:`verify` from then on
-("pinned at install"); the report says so.
+When a manifest has no SHA256 or size for a file (the authors publish none), the checksum and
+size measured at install are recorded in ``installed.json`` (``{path: {"sha256", "size_bytes"}}``)
+and checked by :meth:`verify` from then on ("pinned at install"); the report says so.
 
 Manifest format::
 
@@ -117,6 +117,14 @@ class ModelStatus:
     unpinned: list[str]  # files whose checksum was pinned at install, not by the manifest
     unchecked: list[str]  # files with no checksum at all (e.g. in a registered local folder)
     local_folder: bool
+    problems: dict[str, str] = field(default_factory=dict)  # file -> why it is corrupt
+
+    @property
+    def state(self) -> str:
+        """One of "installed", "missing" (a required file is absent) or "corrupt" (size or hash differs)."""
+        if self.corrupt:
+            return "corrupt"
+        return "missing" if self.missing else "installed"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -192,9 +200,11 @@ class WeightsManager:
         return self.cache_dir / entry.name / entry.version
 
     # ------------------------------------------------------------------ status
-    def _installed_record(self, folder: Path) -> dict[str, str]:
+    def _installed_record(self, folder: Path) -> dict[str, dict]:
+        """``{path: {"sha256", "size_bytes"}}`` measured at install (older records hold the digest only)."""
         record = folder / INSTALLED_RECORD
-        return json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+        data = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+        return {k: v if isinstance(v, dict) else {"sha256": v, "size_bytes": None} for k, v in data.items()}
 
     def status(self, name: str, *, check_hashes: bool = False) -> ModelStatus:
         """Which files are present, missing or (with ``check_hashes``) corrupt."""
@@ -202,17 +212,24 @@ class WeightsManager:
         folder = self.model_dir(name)
         record = self._installed_record(folder)
         missing, corrupt, unpinned, unchecked = [], [], [], []
+        problems: dict[str, str] = {}
         for weight in entry.files:
             path = folder / weight.path
             if not path.is_file():
                 if not weight.optional:
                     missing.append(weight.path)
                 continue
-            expected = weight.sha256 or record.get(weight.path)
+            pinned = record.get(weight.path, {})
+            expected = weight.sha256 or pinned.get("sha256")
+            expected_size = weight.size_bytes if weight.size_bytes is not None else pinned.get("size_bytes")
             if weight.sha256 is None:
                 (unpinned if weight.path in record else unchecked).append(weight.path)
-            wrong_size = weight.size_bytes is not None and path.stat().st_size != weight.size_bytes
-            if wrong_size or (check_hashes and expected and sha256_of(path) != expected):
+            size = path.stat().st_size
+            if expected_size is not None and size != expected_size:
+                problems[weight.path] = f"{size} bytes, expected {expected_size}"
+            elif check_hashes and expected and sha256_of(path) != expected:
+                problems[weight.path] = f"SHA256 differs from {expected[:12]}..."
+            if weight.path in problems:
                 corrupt.append(weight.path)
         return ModelStatus(
             name=entry.name,
@@ -224,6 +241,7 @@ class WeightsManager:
             unpinned=unpinned,
             unchecked=unchecked,
             local_folder=entry.name in self._local_folders(),
+            problems=problems,
         )
 
     def is_installed(self, name: str) -> bool:
@@ -390,7 +408,7 @@ class WeightsManager:
             destination.parent.mkdir(parents=True, exist_ok=True)
             _download(weight.url, destination, progress)
 
-    def _check_staged(self, entry: ModelEntry, staging: Path) -> dict[str, str]:
+    def _check_staged(self, entry: ModelEntry, staging: Path) -> dict[str, dict]:
         record = {}
         for weight in entry.files:
             path = staging / "model" / weight.path
@@ -412,7 +430,7 @@ class WeightsManager:
                     f"(expected {weight.sha256[:12]}..., got {digest[:12]}...): "
                     "the file is corrupt or a different version; download it again."
                 )
-            record[weight.path] = digest
+            record[weight.path] = {"sha256": digest, "size_bytes": path.stat().st_size}
         return record
 
 
@@ -467,8 +485,11 @@ def add_models_cli(commands, manager_factory: Callable[[], WeightsManager]) -> N
     install.add_argument("--download", action="store_true", help="allow downloading from the internet")
     install.set_defaults(handler=lambda args: _cli_install(manager_factory(), args))
 
-    verify = actions.add_parser("verify", help="re-hash installed files")
-    verify.add_argument("name", nargs="?", help="one model (default: all installed)")
+    verify = actions.add_parser(
+        "verify",
+        help="re-hash the files of every model: installed / missing / corrupt (exit 1 when corrupt)",
+    )
+    verify.add_argument("name", nargs="?", help="one model (default: every model of the manifest)")
     verify.set_defaults(handler=lambda args: _cli_verify(manager_factory(), args.name))
 
     folder = actions.add_parser("use-folder", help="use weights from a local folder (offline sites)")
@@ -481,7 +502,11 @@ def _cli_list(manager: WeightsManager) -> int:
     print(f"weights folder: {manager.cache_dir}")
     for entry in manager.entries():
         state = manager.status(entry.name)
-        flag = "installed" if state.installed else f"missing {len(state.missing)} file(s)"
+        flag = {
+            "installed": "installed",
+            "missing": f"missing {len(state.missing)} file(s)",
+            "corrupt": f"corrupt {len(state.corrupt)} file(s)",
+        }[state.state]
         print(f"{entry.name:32s} {entry.version:10s} {flag:22s} {entry.licence:14s} {entry.description}")
     return 0
 
@@ -493,32 +518,41 @@ def _cli_install(manager: WeightsManager, args) -> int:
 
 
 def _cli_verify(manager: WeightsManager, name: str | None) -> int:
-    """Re-hash the installed models and name every model that is not installed.
+    """One line per model (installed / missing / corrupt), one per bad file, then a count.
 
     Exit 1 when a file is corrupt, when the named model is missing, or when nothing is installed.
     """
     names: Sequence[str] = [name] if name else [e.name for e in manager.entries()]
-    failed = installed = 0
+    exit_code = 0
+    installed = 0
     for model in names:
-        if not manager.is_installed(model) and not manager.status(model).corrupt:
-            state = manager.status(model)
-            print(f"{model}: not installed (missing {', '.join(state.missing) or 'files'})")
-            failed += bool(name)
-            continue
+        entry = manager.entry(model)
         state = manager.verify(model)
-        if state.installed:
+        label = f"{model}: "
+        if state.state == "installed":
             installed += 1
-            notes = []
+            notes = [f"installed in {state.location}"]
             if state.unpinned:
                 notes.append(f"{len(state.unpinned)} checksum(s) pinned at install")
             if state.unchecked:
                 notes.append(f"{len(state.unchecked)} file(s) without any checksum")
-            print(f"{model}: ok" + (f" ({'; '.join(notes)})" if notes else ""))
-        else:
-            failed += 1
-            print(f"{model}: missing {state.missing} corrupt {state.corrupt}")
+            print(label + "ok (" + "; ".join(notes) + ")")
+            continue
+        required = len(entry.required_files)
+        if state.state == "corrupt":
+            exit_code = 1
+            print(label + f"corrupt: {len(state.corrupt)} file(s) differ from their size or checksum")
+            for path in state.corrupt:
+                print(f"  corrupt {path}: {state.problems.get(path, 'checksum differs')}")
+        if state.missing:
+            if name:
+                exit_code = 1
+            absent = "not installed" if len(state.missing) == required else "incompletely installed"
+            print(label + f"missing: {len(state.missing)} of {required} file(s) absent ({absent})")
+            for path in state.missing[:4]:
+                print(f"  missing {path}")
     print(f"{installed} of {len(names)} model(s) installed and verified in {manager.cache_dir}.")
-    return 1 if failed or not installed else 0
+    return 1 if exit_code or not installed else 0
 
 
 def _cli_use_folder(manager: WeightsManager, args) -> int:

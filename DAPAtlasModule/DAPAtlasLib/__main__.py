@@ -1,8 +1,9 @@
 """Command line of DAPAtlasLib: ``python -m DAPAtlasLib <command> ...`` (also ``dap-atlas``).
 
 Sub-commands live next to what they drive: :mod:`.cli_phantom` (sample data),
-:mod:`.cli_postprocess` (post-processing, statistics, label table) and :mod:`.cli_inference`
-(segmentation with the released models, model conversion, weights).
+:mod:`.cli_postprocess` (post-processing, statistics, label table), :mod:`.cli_inference`
+(segmentation with the released models, model conversion, weights) and :mod:`.cli_evaluate`
+(Dice and NSD against a labelled dataset).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from AnatomyCommonLib.cli import add_verbose, dispatch
 
-from . import cli_inference, cli_phantom, cli_postprocess
+from . import cli_evaluate, cli_inference, cli_phantom, cli_postprocess
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_phantom.add_commands(commands)
     cli_postprocess.add_commands(commands)
     cli_inference.add_commands(commands)
+    cli_evaluate.add_commands(commands)
     return parser
 
 

@@ -40,6 +40,8 @@ from .exceptions import (
     MissingWeightsError,
     UnsupportedFormatError,
 )
+from .input_checks import check_ct
+from .structure_selection import keep_structures
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class CaseResult:
     status: str  # "done", "skipped" (label map existed), "failed"
     error: str | None = None
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # e.g. a non-CT input segmented with force
 
 
 @dataclass
@@ -152,11 +155,16 @@ def run_batch(
     statistics: bool = True,
     progress: Callable[[float, str], None] | None = None,
     segmenter=None,
+    force: bool = False,
+    structures: Sequence[int] | None = None,
 ) -> BatchReport:
     """Segment every CT of ``inputs`` into ``out_dir`` (see the module docstring).
 
     ``progress(fraction, message)`` covers the whole batch. ``segmenter`` reuses an existing
     :class:`~DAPAtlasLib.inference.DAPSegmenter` (otherwise one is created when first needed).
+    A case that does not look like a CT fails (``ImplausibleCTError``) unless ``force``, which
+    records the warning in the case's ``warnings``. ``structures`` (label ids) limits the label
+    maps and the statistics to those structures.
     """
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +186,7 @@ def run_batch(
         started = time.perf_counter()
         try:
             ct = read_volume(path, name=case_id)
+            result.warnings = check_ct(ct, name=case_id, force=force)
             if segmenter is None:
                 from .inference import DAPSegmenter
 
@@ -190,8 +199,10 @@ def run_batch(
                     export_resampling=export_resampling,
                     check_memory=check_memory,
                 )
-            labels = segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=case_progress)
-            write_volume(labels, target, overwrite=overwrite)
+            labels = segmenter.segment(
+                ct, postprocess=postprocess, sex=sex, progress=case_progress, force=force
+            )
+            write_volume(keep_structures(labels, structures), target, overwrite=overwrite)
             result.status = "done"
         except _FATAL:
             raise
@@ -202,7 +213,7 @@ def run_batch(
         result.seconds = round(time.perf_counter() - started, 3)
         _write_report(report, out)
     if statistics:
-        _write_statistics(report, out)
+        _write_statistics(report, out, structures)
     _write_report(report, out)
     if progress is not None:
         progress(
@@ -220,7 +231,7 @@ def _write_report(report: BatchReport, out: Path) -> None:
     tmp.replace(path)
 
 
-def _write_statistics(report: BatchReport, out: Path) -> None:
+def _write_statistics(report: BatchReport, out: Path, structures: Sequence[int] | None = None) -> None:
     """One CSV over every case that has a label map (done now or in an earlier run): a ``case``
     column, then :data:`DAPAtlasLib.statistics.COLUMNS` (volume, HU and centroid per structure)."""
     from .statistics import COLUMNS, statistics_rows, structure_statistics
@@ -232,9 +243,10 @@ def _write_statistics(report: BatchReport, out: Path) -> None:
         try:
             labels = read_labelmap(case.output, name=f"{case.case_id} labels")
             ct = read_volume(case.input, name=case.case_id)
-            rows.extend(
-                {"case": case.case_id, **row} for row in statistics_rows(structure_statistics(labels, ct))
-            )
+            stats = [
+                s for s in structure_statistics(labels, ct) if structures is None or s.label in structures
+            ]
+            rows.extend({"case": case.case_id, **row} for row in statistics_rows(stats))
         except (AnatomyToolkitError, OSError, ValueError) as error:
             report.statistics_error = f"{case.case_id}: {type(error).__name__}: {error}"
             log.warning("Statistics of %s failed: %s", case.case_id, error)

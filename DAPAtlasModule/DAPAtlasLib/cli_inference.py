@@ -58,6 +58,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-memory-check", action="store_true", help="skip the memory estimate (not advised)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="segment an input that does not look like a CT in HU (MRI, PET); the warning goes to the report",
+    )
 
 
 class _ProgressPrinter:
@@ -96,15 +101,26 @@ class _ProgressPrinter:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from AnatomyCommonLib.image_io import read_volume, write_volume
+    from AnatomyCommonLib.image_io import read_volume
 
-    from .exceptions import OutputExistsError
+    from .exceptions import OutputExistsError, UnsupportedFormatError
     from .inference import DAPSegmenter
+    from .input_checks import check_ct
+    from .segmentation_export import write_label_output
+    from .structure_selection import resolve_structures
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputExistsError(f"{out} already exists; choose another output name or pass --overwrite.")
+    structures = resolve_structures(args.structures) if args.structures else None
+    if out.name.lower().endswith(".dcm") and not Path(args.ct).is_dir():
+        raise UnsupportedFormatError(
+            f"{out.name}: DICOM SEG output needs the CT as a DICOM series folder; "
+            "choose .seg.nrrd or .nii.gz."
+        )
     ct = read_volume(args.ct, name="CT")
+    for warning in check_ct(ct, name="CT", force=args.force):  # before any model is loaded
+        print(f"warning: {warning}", file=sys.stderr)
     printer = _ProgressPrinter(args.progress_lines, "segment")
     try:
         segmenter = DAPSegmenter(
@@ -117,14 +133,23 @@ def _segment(args: argparse.Namespace) -> int:
             check_memory=not args.no_memory_check,
             progress=printer,
         )
-        labels = segmenter.segment(ct, postprocess=args.postprocess, sex=args.sex, progress=printer)
+        labels = segmenter.segment(
+            ct, postprocess=args.postprocess, sex=args.sex, progress=printer, force=args.force
+        )
     finally:
         printer.close()
     labels.metadata.pop("dap_postprocess_report", None)
     rib_order = labels.metadata.pop("dap_rib_order_report", None)
     for warning in rib_order.warnings if rib_order is not None else []:
         print(f"rib order: {warning}", file=sys.stderr)
-    write_volume(labels, out, overwrite=args.overwrite)
+    ct_path = Path(args.ct)
+    write_label_output(
+        labels,
+        out,
+        overwrite=args.overwrite,
+        structures=structures,
+        dicom_source=ct_path if ct_path.is_dir() else None,
+    )
     present = np.unique(labels.array)
     meta = labels.metadata
     summary = (
@@ -141,6 +166,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
+    from .structure_selection import resolve_structures
 
     printer = _ProgressPrinter(args.progress_lines, "batch")
     try:
@@ -159,6 +185,8 @@ def _batch(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             statistics=not args.no_statistics,
             progress=printer,
+            force=args.force,
+            structures=resolve_structures(args.structures) if args.structures else None,
         )
     finally:
         printer.close()
@@ -206,8 +234,18 @@ def add_commands(commands) -> None:
         "segment", help="segment one CT with a DAP Atlas model (nnU-Net v2 predictor)"
     )
     segment.add_argument("ct", help="CT image (.nii.gz, .nrrd, .mha) or DICOM series folder")
-    segment.add_argument("out", help="label map to write (.nii.gz, .nrrd, .seg.nrrd)")
+    segment.add_argument(
+        "out",
+        help="label map to write (.nii.gz, .nrrd; .seg.nrrd: Slicer segmentation with names, colours and "
+        "SNOMED terminology; .dcm: DICOM SEG, needs a DICOM series input)",
+    )
     _add_model_options(segment)
+    segment.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="NAME",
+        help="only these structures in the output (label names such as liver spleen kidney_left, or systems)",
+    )
     segment.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     segment.add_argument("--progress-lines", action="store_true", help="machine-readable progress on stdout")
     segment.set_defaults(handler=_segment)
@@ -222,6 +260,12 @@ def add_commands(commands) -> None:
         "--overwrite", action="store_true", help="segment again cases that already have a label map"
     )
     batch.add_argument("--no-statistics", action="store_true", help="do not write statistics.csv")
+    batch.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="NAME",
+        help="only these structures in the label maps and statistics (names such as liver spleen, systems)",
+    )
     batch.add_argument("--progress-lines", action="store_true", help="machine-readable progress on stdout")
     batch.set_defaults(handler=_batch)
 

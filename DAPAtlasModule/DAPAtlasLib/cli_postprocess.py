@@ -23,10 +23,10 @@ from AnatomyCommonLib.image_io import (
     image_suffix,
     read_labelmap,
     read_volume,
-    write_volume,
 )
 
 from .exceptions import InputNotFoundError, OutputExistsError, UnsupportedFormatError
+from .segmentation_export import write_label_output
 
 
 # ---------------------------------------------------------------------------- cases
@@ -83,6 +83,25 @@ def _cases(labels: Path, ct: Path | None) -> list[tuple[str, Path, Path | None]]
     return cases
 
 
+def _structures(args: argparse.Namespace) -> list[int] | None:
+    """Label ids of ``--structures`` (None: all)."""
+    if not getattr(args, "structures", None):
+        return None
+    from .structure_selection import resolve_structures
+
+    return resolve_structures(args.structures)
+
+
+def _add_structures_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="NAME",
+        help=f"only these structures in the {what} (label names such as liver spleen kidney_left, "
+        "or systems such as ribs vertebrae)",
+    )
+
+
 def _parse_steps(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
@@ -100,13 +119,15 @@ def _postprocess(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise UnsupportedFormatError("postprocess needs IN and OUT (or --list-steps).")
     steps = validate_steps(_parse_steps(args.steps))
+    structures = _structures(args)
     cases = _cases(Path(args.input), Path(args.ct) if args.ct else None)
     out = Path(args.output)
     batch = Path(args.input).is_dir()
     if batch:
         targets = {case: out / labels.name for case, labels, _ in cases}
     else:
-        image_suffix(out)
+        if not out.name.lower().endswith(".dcm"):  # .dcm: DICOM SEG (segmentation_export)
+            image_suffix(out)
         targets = {cases[0][0]: out}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not args.overwrite:
@@ -114,14 +135,27 @@ def _postprocess(args: argparse.Namespace) -> int:
             f"{len(existing)} output file(s) exist already (e.g. {existing[0]}); "
             "pass --overwrite to replace them."
         )
+    from .input_checks import check_ct
+
     reports = {}
+    input_warnings: dict[str, list[str]] = {}
     for case, labels_path, ct_path in progress(
         cases, total=len(cases), desc="post-processing", enabled=batch
     ):
         labels = read_labelmap(labels_path)
         ct = read_volume(ct_path, name=f"CT of {case}") if ct_path is not None else None
+        if ct is not None and "skull_from_ct" in steps:  # the one rule reading HU: no MRI/PET as HU
+            input_warnings[case] = check_ct(ct, name=f"CT of {case}", force=args.force)
+            for warning in input_warnings[case]:
+                print(f"warning: {warning}", file=sys.stderr)
         result = postprocess(labels, ct=ct, sex=args.sex, steps=steps)
-        write_volume(result.labels, targets[case], overwrite=args.overwrite)
+        write_label_output(
+            result.labels,
+            targets[case],
+            overwrite=args.overwrite,
+            structures=structures,
+            dicom_source=ct_path if ct_path is not None and ct_path.is_dir() else None,
+        )
         reports[case] = result.report
         if not batch:
             print(result.report.to_text())
@@ -129,7 +163,14 @@ def _postprocess(args: argparse.Namespace) -> int:
         for case, report in reports.items():
             print(report.to_text() if args.verbose else f"{case}: {report.changed_voxels} voxels changed")
     if args.report:
-        data = reports[cases[0][0]].to_dict() if not batch else {c: r.to_dict() for c, r in reports.items()}
+
+        def with_warnings(case: str) -> dict:
+            data = reports[case].to_dict()
+            if input_warnings.get(case):
+                data["input_warnings"] = input_warnings[case]
+            return data
+
+        data = with_warnings(cases[0][0]) if not batch else {c: with_warnings(c) for c in reports}
         write_json(data, args.report)
     return 0
 
@@ -146,6 +187,7 @@ def _stats(args: argparse.Namespace) -> int:
         write_statistics_json,
     )
 
+    structures = _structures(args)
     cases = _cases(Path(args.labels), Path(args.ct) if args.ct else None)
     batch = Path(args.labels).is_dir()
     for target in (args.csv, args.json):
@@ -157,6 +199,8 @@ def _stats(args: argparse.Namespace) -> int:
         labels = read_labelmap(labels_path)
         ct = read_volume(ct_path, name=f"CT of {case}") if ct_path is not None else None
         last = structure_statistics(labels, ct)
+        if structures is not None:
+            last = [row for row in last if row.label in structures]
         all_rows.extend({"case": case, **row} for row in statistics_rows(last))
     if not batch and last is not None:
         if args.csv and args.csv != "-":
@@ -215,7 +259,12 @@ def add_commands(commands) -> None:
         "of label maps.",
     )
     post.add_argument("input", nargs="?", help="label map file (.nii.gz, .nrrd, ...) or folder of label maps")
-    post.add_argument("output", nargs="?", help="output label map file, or folder for a folder input")
+    post.add_argument(
+        "output",
+        nargs="?",
+        help="output label map file (.nii.gz, .nrrd; .seg.nrrd: Slicer segmentation; .dcm: DICOM SEG, "
+        "needs --ct as a DICOM folder), or folder for a folder input",
+    )
     post.add_argument("--ct", help="CT file (or folder for a folder input); needed by skull_from_ct")
     post.add_argument(
         "--sex",
@@ -229,6 +278,12 @@ def add_commands(commands) -> None:
     post.add_argument("--report", help="write the report of what each rule changed as JSON to this path")
     post.add_argument("--list-steps", action="store_true", help="list the steps in their run order and exit")
     post.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_structures_option(post, "output label map")
+    post.add_argument(
+        "--force",
+        action="store_true",
+        help="use a --ct that does not look like a CT in HU anyway (the warning goes to the report)",
+    )
     post.set_defaults(handler=_postprocess)
 
     stats = commands.add_parser(
@@ -243,6 +298,7 @@ def add_commands(commands) -> None:
     stats.add_argument("--csv", help="write CSV here ('-': stdout; default: stdout when no --json)")
     stats.add_argument("--json", help="write JSON here ('-': stdout)")
     stats.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_structures_option(stats, "statistics")
     stats.set_defaults(handler=_stats)
 
     labels = commands.add_parser(

@@ -35,6 +35,7 @@ __all__ = [
     "EmptyMaskError",
     "GeometryMismatchError",
     "ImageDimensionError",
+    "ImplausibleCTError",
     "InputNotFoundError",
     "InsufficientMemoryError",
     "InvalidLabelValuesError",
@@ -44,6 +45,7 @@ __all__ = [
     "NonFiniteValuesError",
     "OutputExistsError",
     "UnknownStepError",
+    "UnknownStructureError",
     "UnsupportedFormatError",
 ]
 
@@ -61,3 +63,14 @@ class UnknownStepError(AnatomyToolkitError, KeyError):
 
 class InvalidSexError(AnatomyToolkitError, ValueError):
     """A patient sex value other than M, F or auto/unknown."""
+
+
+class ImplausibleCTError(AnatomyToolkitError, ValueError):
+    """An input that should be a CT in Hounsfield units does not look like one (MRI, PET, raw values)."""
+
+
+class UnknownStructureError(AnatomyToolkitError, KeyError):
+    """A structure name (``--structures``) not in the label schema; the message names close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

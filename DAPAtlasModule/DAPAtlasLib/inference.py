@@ -242,11 +242,19 @@ class DAPSegmenter:
         postprocess: bool | None = None,
         sex: str | None = None,
         progress: ProgressCallback | None = None,
+        force: bool = False,
     ) -> Volume:
-        """Label map (uint8 DAP ids) of ``ct`` on its exact grid; see :func:`segment`."""
+        """Label map (uint8 DAP ids) of ``ct`` on its exact grid; see :func:`segment`.
+
+        ``force`` segments an input that does not look like a CT (:func:`.input_checks.check_ct`)
+        and records the warning in ``metadata["dap_input_warnings"]``.
+        """
         import torch
 
+        from .input_checks import check_ct
+
         ct.require_3d("CT").require_finite("CT")
+        input_warnings = check_ct(ct, force=force)
         sex = sex or ct.metadata.get("PatientSex") or None
         postprocess = self.settings.postprocess_by_default if postprocess is None else bool(postprocess)
         report = _Progress(progress, postprocess)
@@ -344,6 +352,7 @@ class DAPSegmenter:
             labels = check_model_rib_order(labels)
             timings["rib_order_s"] = time.perf_counter() - started
         labels.metadata["dap_timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        labels.metadata["dap_input_warnings"] = input_warnings
         self.last_timings_s = timings
         return labels
 
@@ -396,6 +405,7 @@ def segment(
     voxel_orientation: str | None = "model",
     export_resampling: str = "torch",
     check_memory: bool = True,
+    force: bool = False,
 ) -> Volume:
     """Segment one CT into DAP Atlas labels; the result lies on the CT's exact voxel grid.
 
@@ -407,7 +417,8 @@ def segment(
     sex-consistency rule. ``progress(fraction, message)`` is called throughout; raise
     :class:`~AnatomyCommonLib.errors.CancelledError` from it to stop.
 
-    Raises ``MissingWeightsError`` (with the install command) when the model is not installed,
+    Raises ``ImplausibleCTError`` when ``ct`` does not look like a CT in HU (MRI, PET) unless
+    ``force``, ``MissingWeightsError`` (with the install command) when the model is not installed,
     ``InsufficientMemoryError`` when the case will not fit, ``CorruptWeightsError`` for damaged or
     mismatched model folders. Timings per phase are in ``result.metadata["dap_timings_s"]``.
     """
@@ -427,4 +438,4 @@ def segment(
         check_memory=check_memory,
         progress=progress,
     )
-    return segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=progress)
+    return segmenter.segment(ct, postprocess=postprocess, sex=sex, progress=progress, force=force)
