@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from AnatomyCommonLib.cli import add_verbose, dispatch, progress
 
 from .evaluation import METRICS, rows_to_csv
-from .exceptions import InvalidParameterError, OutputExistsError
+from .exceptions import AnatomyToolkitError, CommandError, InvalidParameterError, OutputExistsError
+from .staged_outputs import StagedOutputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26))
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar in folder mode")
-    evaluate.set_defaults(handler=run_evaluate)
+    evaluate.set_defaults(handler=one_line_errors(run_evaluate))
     return parser
 
 
@@ -161,23 +162,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
         reference, predictions, label=args.label, all_labels=args.all_labels, **_metric_options(args)
     )
     summary = [row for result in results for row in result.summary_rows()]
-    print(format_summary_table(summary, args.metrics))
     components = [row for result in results for row in result.component_rows()]
-    if args.csv:
-        rows_to_csv(components, args.csv)
-    if args.summary_csv:
-        rows_to_csv(summary, args.summary_csv)
-    if args.json:
-        from .evaluation import _write_json
+    # every output is staged and appears only once all of them were produced
+    with StagedOutputs() as staged:
+        if args.csv:
+            rows_to_csv(components, staged.path(args.csv))
+        if args.summary_csv:
+            rows_to_csv(summary, staged.path(args.summary_csv))
+        if args.json:
+            from .evaluation import _write_json
 
-        _write_json({"predictions": [r.to_dict() for result in results for r in result]}, args.json)
-    if args.regions:
-        _write_regions(reference, results[0], args)
-    if args.png:
-        from .report_png import render_component_report
+            data = {"predictions": [r.to_dict() for result in results for r in result]}
+            _write_json(data, staged.path(args.json))
+        if args.regions:
+            _write_regions(reference, results[0], args, staged.path(args.regions))
+        if args.png:
+            from . import report_png
 
-        first = results[0]
-        render_component_report(reference, predictions, first, args.png, overwrite=args.overwrite)
+            report_png.render_component_report(
+                reference, predictions, results[0], staged.path(args.png), overwrite=True
+            )
+    print(format_summary_table(summary, args.metrics))
     for what, path in (
         ("table", args.csv),
         ("summary", args.summary_csv),
@@ -190,7 +195,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_regions(reference, result, args: argparse.Namespace) -> None:
+def _write_regions(reference, result, args: argparse.Namespace, path: Path) -> None:
     import numpy as np
 
     from AnatomyCommonLib.image_io import write_volume
@@ -201,7 +206,36 @@ def _write_regions(reference, result, args: argparse.Namespace) -> None:
     mask = reference.array == label if label is not None else reference.array != 0
     regions, n = voronoi_regions(mask, reference.spacing_kji_mm, args.connectivity)
     dtype = np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
-    write_volume(reference.with_array(regions.astype(dtype)), args.regions, overwrite=args.overwrite)
+    write_volume(reference.with_array(regions.astype(dtype)), path, overwrite=True)
+
+
+def one_line_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every failure of ``handler`` becomes a typed error with a one-line message (the shared
+    ``run_cli`` prints it as ``error: ...`` with exit code 2); ``--verbose`` keeps tracebacks."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            if getattr(args, "verbose", False):
+                raise
+            raise CommandError(one_line(error)) from None
+
+    return run
+
+
+def one_line(error: BaseException) -> str:
+    """The reason of an error on one line (OS errors name the path)."""
+    if isinstance(error, OSError) and not isinstance(error, AnatomyToolkitError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        text = f"cannot write or read{where} ({error.strerror})"
+    elif isinstance(error, AnatomyToolkitError | ValueError | KeyError):
+        text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    else:
+        text = f"{type(error).__name__}: {error} (rerun with --verbose for the traceback)"
+    return " ".join(text.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
