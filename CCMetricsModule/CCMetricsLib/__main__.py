@@ -10,6 +10,10 @@ Folder mode (files matched by name; one prediction folder per model)::
     python -m CCMetricsLib evaluate --reference-dir refs/ --prediction-dir modelA/ --prediction-dir modelB/ \\
         --out-dir results/
 
+Folder mode evaluates each case on its own, writes dataset.csv (with a status column),
+dataset_summary.csv and dataset.json always, continues an earlier run with --resume and exits 1
+naming the failed cases when any failed. Outputs appear only after everything succeeded.
+
 Exit code 2 with a one-line reason on bad input (missing file, different grids, label maps
 without --label ...).
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from AnatomyCommonLib.cli import add_verbose, dispatch, progress
 
+from .aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from .evaluation import METRICS, rows_to_csv
 from .exceptions import AnatomyToolkitError, CommandError, InvalidParameterError, OutputExistsError
 from .staged_outputs import StagedOutputs
@@ -71,7 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of predictions named as the references (repeatable)",
     )
     folder.add_argument(
-        "--out-dir", type=Path, help="where cases/<case>.csv, dataset.csv and dataset_summary.csv go"
+        "--out-dir",
+        type=Path,
+        help="where cases/<case>.csv, dataset.csv, dataset_summary.csv and dataset.json go",
+    )
+    folder.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an earlier run into --out-dir: skip its finished cases, retry the failed ones",
+    )
+    folder.add_argument(
+        "--bootstrap-resamples",
+        type=int,
+        default=BOOTSTRAP_RESAMPLES,
+        metavar="N",
+        help=f"resamples of the bootstrap 95%% CI of the dataset mean (default {BOOTSTRAP_RESAMPLES})",
+    )
+    folder.add_argument(
+        "--seed", type=int, default=BOOTSTRAP_SEED, help="seed of the bootstrap (default %(default)s)"
     )
     options = evaluate.add_argument_group("metrics")
     options.add_argument("--label", type=int, help="evaluate this value of label maps")
@@ -93,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--distance-worst",
         type=float,
         metavar="MM",
-        help="distance reported for missed components (default inf)",
+        help="distance of a component without prediction in its region (default: the image diagonal "
+        "in mm; 'inf' for infinity)",
     )
     options.add_argument(
         "--clamp-distances", action="store_true", help="also cap finite distances at --distance-worst"
@@ -134,6 +157,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise InvalidParameterError(
                 "Folder mode needs --reference-dir, at least one --prediction-dir and --out-dir."
             )
+        if args.bootstrap_resamples < 1:
+            raise InvalidParameterError("--bootstrap-resamples must be at least 1.")
         rows = evaluate_folder(
             args.reference_dir,
             args.prediction_dir,
@@ -141,16 +166,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
             label=args.label,
             all_labels=args.all_labels,
             overwrite=args.overwrite,
+            resume=args.resume,
+            bootstrap_resamples=args.bootstrap_resamples,
+            seed=args.seed,
             progress=None
             if args.no_progress
             else (lambda items, total, desc: progress(items, total=total, desc=desc)),
             **_metric_options(args),
         )
-        print(format_summary_table(rows, args.metrics))
+        finished = [row for row in rows if row.get("status") == "ok"]
+        if finished:
+            print(format_summary_table(finished, args.metrics))
         print(
             f"\nper-case tables in {args.out_dir / 'cases'}/, dataset tables: "
-            f"{args.out_dir / 'dataset.csv'}, {args.out_dir / 'dataset_summary.csv'}"
+            f"{args.out_dir / 'dataset.csv'}, {args.out_dir / 'dataset_summary.csv'}, "
+            f"{args.out_dir / 'dataset.json'}"
         )
+        failed = {row["case"]: row["error"] for row in rows if row.get("status") != "ok"}
+        if failed:
+            cases = {row["case"] for row in rows}
+            listed = "; ".join(f"{case}: {reason}" for case, reason in list(failed.items())[:5])
+            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+            print(
+                f"error: {len(failed)} of {len(cases)} cases failed ({listed}{more}); "
+                f"see the status column of {args.out_dir / 'dataset.csv'}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
 
     if args.reference is None or not args.prediction:
