@@ -14,6 +14,11 @@ Folder mode evaluates each case on its own, writes dataset.csv (with a status co
 dataset_summary.csv and dataset.json always, continues an earlier run with --resume and exits 1
 naming the failed cases when any failed. Outputs appear only after everything succeeded.
 
+Multi-rater agreement (Peak Ground Truth) of one case::
+
+    python -m CCMetricsLib multirater --raters A.nii.gz B.nii.gz C.nii.gz --repeat A A_2.nii.gz \\
+        --prediction model.nii.gz --consensus staple.nii.gz --json agreement.json --png band.png
+
 Exit code 2 with a one-line reason on bad input (missing file, different grids, label maps
 without --label ...).
 """
@@ -125,7 +130,89 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar in folder mode")
     evaluate.set_defaults(handler=one_line_errors(run_evaluate))
+    _add_multirater(commands)
     return parser
+
+
+def _add_multirater(commands) -> None:
+    multirater = commands.add_parser(
+        "multirater",
+        help="inter/intra-rater agreement band, STAPLE consensus, models against the band",
+        description="Peak Ground Truth: pairwise Dice and CC-Dice between raters (both directions), "
+        "inter-rater agreement (mean over rater pairs), intra-rater agreement (repeat sessions), a STAPLE "
+        "consensus, and each model's mean score against the raters shown against the band; a warning when "
+        "a model exceeds intra-rater agreement (it fits label noise).",
+    )
+    multirater.add_argument(
+        "--raters", type=Path, nargs="+", required=True, metavar="FILE", help="one mask per rater (>= 2)"
+    )
+    multirater.add_argument(
+        "--repeat",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("RATER", "FILE"),
+        help="another session of RATER (its name or its --raters file) for intra-rater agreement "
+        "(repeatable)",
+    )
+    multirater.add_argument(
+        "--prediction", type=Path, action="append", default=[], help="a model's mask (repeatable)"
+    )
+    multirater.add_argument("--label", type=int, help="compare this value of label maps")
+    multirater.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26))
+    multirater.add_argument("--json", type=Path, help="write pairs, band, STAPLE and models as JSON")
+    multirater.add_argument("--csv", type=Path, help="write the pairwise agreement table as CSV")
+    multirater.add_argument("--models-csv", type=Path, help="write the model scores as CSV")
+    multirater.add_argument(
+        "--consensus", type=Path, help="write the STAPLE consensus (usable as --reference)"
+    )
+    multirater.add_argument("--png", type=Path, help="write the agreement-band plot")
+    multirater.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    multirater.set_defaults(handler=one_line_errors(run_multirater))
+
+
+def run_multirater(args: argparse.Namespace) -> int:
+    from AnatomyCommonLib.image_io import read_labelmap, write_volume
+
+    from .batch import prediction_names
+    from .evaluation import _write_json
+    from .multirater import format_agreement_table, multirater_agreement, plot_agreement
+
+    outputs = [args.json, args.csv, args.models_csv, args.consensus, args.png]
+    _refuse_existing(outputs, args.overwrite)
+    names = prediction_names(args.raters)
+    raters = {name: read_labelmap(path, name=name) for name, path in zip(names, args.raters, strict=True)}
+    by_path = {str(path): name for name, path in zip(names, args.raters, strict=True)}
+    repeats: dict[str, list] = {}
+    for rater, path in args.repeat:
+        name = rater if rater in raters else by_path.get(str(Path(rater)))
+        if name is None:
+            raise InvalidParameterError(
+                f"--repeat {rater} {path}: {rater} is not one of the raters ({', '.join(names)})."
+            )
+        repeats.setdefault(name, []).append(read_labelmap(path, name=f"{name} repeat"))
+    model_names = prediction_names(args.prediction)
+    predictions = {
+        name: read_labelmap(path, name=name) for name, path in zip(model_names, args.prediction, strict=True)
+    }
+    result = multirater_agreement(
+        raters, repeats, predictions, label=args.label, connectivity=args.connectivity
+    )
+    with StagedOutputs() as staged:
+        if args.json:
+            _write_json(result.to_dict(), staged.path(args.json))
+        if args.csv:
+            rows_to_csv(result.pair_rows(), staged.path(args.csv))
+        if args.models_csv:
+            rows_to_csv(result.model_rows(), staged.path(args.models_csv))
+        if args.consensus:
+            write_volume(result.consensus, staged.path(args.consensus), overwrite=True)
+        if args.png:
+            plot_agreement(result, staged.path(args.png))
+    print(format_agreement_table(result))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def _metric_options(args: argparse.Namespace) -> dict:
