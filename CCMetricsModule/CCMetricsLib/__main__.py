@@ -38,8 +38,15 @@ from .exceptions import AnatomyToolkitError, CommandError, InvalidParameterError
 from .staged_outputs import StagedOutputs
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Usage errors on one line (``prog: error: reason; see --help``), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m CCMetricsLib",
         description="CC-Metrics: per-connected-component evaluation via generalized Voronoi regions.",
     )

@@ -320,6 +320,7 @@ def format_summary_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[st
     columns += [
         ("lesions", lambda r: r.get("n_reference_components")),
         ("found", lambda r: r.get("n_detected")),
+        ("missed", lambda r: r.get("n_missed")),
         ("FP", lambda r: r.get("n_false_positive_components")),
     ]
     for metric in metrics:

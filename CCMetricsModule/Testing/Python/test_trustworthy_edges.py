@@ -199,3 +199,35 @@ def test_successful_single_case_writes_every_output(case_files, capsys):
     assert data["predictions"][0]["counts"]["n_reference_components"] == 2
     assert (out / "c.csv").read_text().count("\n") == 3
     assert [p.name for p in out.iterdir()] and all(not p.name.startswith(".") for p in out.iterdir())
+
+
+def test_usage_errors_are_one_line():
+    run = subprocess.run(
+        [sys.executable, "-m", "CCMetricsLib", "evaluate", "--metrics", "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert len(run.stderr.strip().splitlines()) == 1 and "invalid choice" in run.stderr
+
+
+def test_lesion_report_writes_all_files_or_none(tmp_path, monkeypatch):
+    import CCMetricsLib.lesion_report as lesion_report
+
+    reference = sphere_mask((20, 24, 24), [Sphere((6, 6, 6), 3.0), Sphere((14, 16, 16), 3.0)])
+    volume = Volume.from_geometry(reference.astype(np.uint8), (1.0, 1.0, 2.0))
+    predictions = {"model": volume.with_array(np.roll(reference, 1, axis=2).astype(np.uint8))}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr(lesion_report, "render_component_report", broken)
+    with pytest.raises(RuntimeError):
+        lesion_report.write_lesion_report(volume, predictions, tmp_path / "report")
+    assert not (tmp_path / "report").exists()
+    monkeypatch.undo()
+    report = lesion_report.write_lesion_report(volume, predictions, tmp_path / "report")
+    assert all(path.exists() for path in report.paths.values())
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == sorted(
+        p.name for p in report.paths.values()
+    )
