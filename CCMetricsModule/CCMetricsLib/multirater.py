@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import compare
+from .evaluation import _require_label_present, compare
 from .exceptions import GeometryMismatchError, InvalidParameterError
 from .overlap import dice_from_counts
 from .voronoi import as_binary_mask
@@ -167,8 +167,8 @@ def multirater_agreement(
         spacing: mm per array axis (k, j, i) for raw arrays; Volumes bring their own.
         connectivity: 6, 18 or 26 for the CC-Dice components.
 
-    Raises InvalidParameterError for fewer than two raters or a repeat of an unknown rater, and
-    GeometryMismatchError for masks on different grids.
+    Raises InvalidParameterError for fewer than two raters or a repeat of an unknown rater,
+    LabelNotFoundError for a ``label`` no mask holds, GeometryMismatchError for different grids.
     """
     repeats = dict(repeats or {})
     predictions = dict(predictions or {})
@@ -188,6 +188,8 @@ def multirater_agreement(
     for name, data in every.items():
         if volume is not None and hasattr(data, "ijk_to_ras"):
             volume.require_same_grid(data, (first_name, name))
+    if label is not None:
+        _require_label_present(label, every)
     masks = {name: _mask(data, label, name) for name, data in every.items()}
     shape = masks[first_name].shape
     for name, mask in masks.items():

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from AnatomyCommonLib import Volume, read_volume, write_volume
 from CCMetricsLib import evaluate, multirater_agreement
-from CCMetricsLib.exceptions import InvalidParameterError
+from CCMetricsLib.exceptions import InvalidParameterError, LabelNotFoundError
 from CCMetricsLib.multirater import plot_agreement, staple_consensus
 from CCMetricsLib.synthetic import Sphere, sphere_mask
 
@@ -88,6 +88,8 @@ def test_intra_rater_agreement_is_the_mean_over_one_raters_sessions():
         multirater_agreement(masks, repeats={"Z": sessions})
     with pytest.raises(InvalidParameterError, match="at least two raters"):
         multirater_agreement({"A": masks["A"]})
+    with pytest.raises(LabelNotFoundError, match=r"label 4 .*\[1\]"):
+        multirater_agreement({k: v.astype(np.uint8) for k, v in masks.items()}, label=4)
 
 
 def test_staple_consensus_equals_the_majority_vote_where_they_agree_and_serves_as_reference():
