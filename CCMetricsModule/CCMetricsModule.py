@@ -100,6 +100,7 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.regionsOutlineCheckBox.connect("toggled(bool)", self.onRegionsDisplayChanged)
         self.ui.exportCsvButton.connect("clicked(bool)", self.onExportCsv)
         self.ui.exportJsonButton.connect("clicked(bool)", self.onExportJson)
+        self.setupMultiRaterSection()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -216,6 +217,65 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay("Could not write the JSON file."):
                 self.logic.exportJson(path)
 
+    # ------------------------------------------------------------------ multi-rater (Peak Ground Truth)
+    def setupMultiRaterSection(self) -> None:
+        """A collapsible section: rater masks (>= 2), repeat sessions of the first rater; the
+        predictions checked above are placed against the inter..intra-rater agreement band."""
+        import ctk
+        import qt
+
+        section = ctk.ctkCollapsibleButton()
+        section.text = "Multi-rater agreement"
+        section.collapsed = True
+        self.layout.addWidget(section)
+        form = qt.QFormLayout(section)
+        self.ratersSelector = slicer.qMRMLCheckableNodeComboBox()
+        self.ratersSelector.nodeTypes = ["vtkMRMLSegmentationNode", "vtkMRMLLabelMapVolumeNode"]
+        self.ratersSelector.setMRMLScene(slicer.mrmlScene)
+        self.ratersSelector.toolTip = "One annotation per rater of the same case (at least two)."
+        form.addRow("Raters:", self.ratersSelector)
+        self.repeatsSelector = slicer.qMRMLCheckableNodeComboBox()
+        self.repeatsSelector.nodeTypes = ["vtkMRMLSegmentationNode", "vtkMRMLLabelMapVolumeNode"]
+        self.repeatsSelector.setMRMLScene(slicer.mrmlScene)
+        self.repeatsSelector.toolTip = "Further sessions of the first checked rater (intra-rater agreement)."
+        form.addRow("Repeat sessions:", self.repeatsSelector)
+        self.multiRaterButton = qt.QPushButton("Compute agreement")
+        self.multiRaterButton.toolTip = (
+            "Pairwise Dice and CC-Dice, the inter/intra-rater band, a STAPLE consensus, and the "
+            "predictions checked above against the band."
+        )
+        form.addRow(self.multiRaterButton)
+        self.pairsTableView = slicer.qMRMLTableView()
+        self.pairsTableView.setMRMLScene(slicer.mrmlScene)
+        form.addRow("Pairs:", self.pairsTableView)
+        self.modelsTableView = slicer.qMRMLTableView()
+        self.modelsTableView.setMRMLScene(slicer.mrmlScene)
+        form.addRow("Models:", self.modelsTableView)
+        self.multiRaterStatus = qt.QLabel()
+        self.multiRaterStatus.wordWrap = True
+        form.addRow(self.multiRaterStatus)
+        self.multiRaterButton.connect("clicked(bool)", self.onMultiRater)
+
+    def onMultiRater(self) -> None:
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the agreement.", waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.processMultiRater(
+                list(self.ratersSelector.checkedNodes()),
+                list(self.ui.predictionsSelector.checkedNodes()),
+                list(self.repeatsSelector.checkedNodes()),
+                label=p.labelValue or None,
+                gridNode=p.gridVolume,
+            )
+            self.pairsTableView.setMRMLTableNode(out.pair_table)
+            self.modelsTableView.setMRMLTableNode(out.model_table)
+            result = out.result
+            band = f"inter-rater Dice {result.inter['dice']:.3f}, CC-Dice {result.inter['cc_dice']:.3f}"
+            if result.intra:
+                band += (
+                    f"; intra-rater Dice {result.intra['dice']:.3f}, CC-Dice {result.intra['cc_dice']:.3f}"
+                )
+            self.multiRaterStatus.text = "\n".join([band, *result.warnings])
+
 
 class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
     """Console-friendly entry points; the computation is in CCMetricsLib."""
@@ -305,6 +365,14 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
     def exportJson(self, path: str) -> None:
         self.lastResult.comparison.to_json(path)
 
+    def processMultiRater(self, raterNodes, predictionNodes=(), repeatNodes=(), label=None, gridNode=None):
+        """Inter/intra-rater agreement, STAPLE consensus (a label-map node usable as the reference)
+        and the predictions against the band; returns CCMetricsLib's NodeAgreement."""
+        self.ensureDependencies()
+        from CCMetricsLib.multirater_scene import multirater_nodes
+
+        return multirater_nodes(raterNodes, predictionNodes, repeatNodes, label=label, grid_node=gridNode)
+
 
 class CCMetricsModuleTest(ScriptedLoadableModuleTest):
     """Runs inside Slicer (Developer mode > Reload and Test)."""
@@ -317,6 +385,8 @@ class CCMetricsModuleTest(ScriptedLoadableModuleTest):
         self.test_module_logic_creates_parameter_node()
         self.setUp()
         self.test_missed_lesion_shows_in_the_component_table()
+        self.setUp()
+        self.test_multi_rater_agreement_of_three_raters()
 
     def test_module_logic_creates_parameter_node(self):
         parameterNode = CCMetricsModuleLogic().getParameterNode()
@@ -343,4 +413,26 @@ class CCMetricsModuleTest(ScriptedLoadableModuleTest):
         rows = slicer_bridge.table_node_to_rows(result.component_table)
         self.assertEqual([row["detected"] for row in rows], [1.0, 0.0])
         self.assertAlmostEqual(rows[1]["hd95"], 50.0)
+        self.delayDisplay("Test passed")
+
+    def test_multi_rater_agreement_of_three_raters(self):
+        import numpy as np
+
+        from AnatomyCommonLib import Volume, slicer_bridge
+
+        base = np.zeros((20, 20, 40), np.uint8)
+        base[8:12, 8:12, 5:9] = 1
+        base[8:12, 8:12, 30:35] = 1
+        masks = {"A": base, "B": np.roll(base, 1, axis=2), "C": np.roll(base, 1, axis=1)}
+        nodes = [
+            slicer_bridge.volume_to_node(Volume.from_geometry(mask), name, labelmap=True)
+            for name, mask in masks.items()
+        ]
+        out = CCMetricsModuleLogic().processMultiRater(nodes)
+        rows = slicer_bridge.table_node_to_rows(out.pair_table)
+        self.assertEqual(len(rows), 3)
+        self.assertAlmostEqual(
+            rows[0]["dice"], 7 / 9
+        )  # boxes of 64 and 80 voxels shifted by one: 2 * 112 / 288
+        self.assertIsNotNone(out.consensus)
         self.delayDisplay("Test passed")

@@ -105,14 +105,14 @@ def time_ours(reference, prediction, spacing, repeats: int):
 
     tracemalloc.start()
     with PeakRss() as memory:
-        result = evaluate(reference, prediction, spacing=spacing, distance_worst=50.0)
+        result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji", distance_worst=50.0)
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     times, cpu_times = [], []
     for _ in range(repeats):
         gc.collect()
         start, cpu_start = time.perf_counter(), time.process_time()
-        result = evaluate(reference, prediction, spacing=spacing, distance_worst=50.0)
+        result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji", distance_worst=50.0)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
     return (float(np.median(times)), float(np.median(cpu_times))), result, max(memory.growth, traced_peak)

@@ -5,6 +5,8 @@
   standard global metrics, Panoptic Quality and Lesion Dice (:class:`CCMetricsResult`).
 - :func:`compare`: several predictions against one reference, one table (:class:`ComparisonResult`).
 - :func:`evaluate_labels`: label maps, one label at a time.
+- :func:`multirater_agreement`: inter/intra-rater agreement band, STAPLE consensus, models against
+  the band (Peak Ground Truth).
 
 Nothing here imports ``slicer``, ``qt`` or ``vtk`` at import time.
 """
@@ -17,6 +19,7 @@ from .evaluation import (
     evaluate,
     evaluate_labels,
 )
+from .multirater import multirater_agreement
 from .voronoi import voronoi_regions
 
 __all__ = [
@@ -26,5 +29,6 @@ __all__ = [
     "compare",
     "evaluate",
     "evaluate_labels",
+    "multirater_agreement",
     "voronoi_regions",
 ]

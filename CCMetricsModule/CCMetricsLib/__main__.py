@@ -10,6 +10,15 @@ Folder mode (files matched by name; one prediction folder per model)::
     python -m CCMetricsLib evaluate --reference-dir refs/ --prediction-dir modelA/ --prediction-dir modelB/ \\
         --out-dir results/
 
+Folder mode evaluates each case on its own, writes dataset.csv (with a status column),
+dataset_summary.csv and dataset.json always, continues an earlier run with --resume and exits 1
+naming the failed cases when any failed. Outputs appear only after everything succeeded.
+
+Multi-rater agreement (Peak Ground Truth) of one case::
+
+    python -m CCMetricsLib multirater --raters A.nii.gz B.nii.gz C.nii.gz --repeat A A_2.nii.gz \\
+        --prediction model.nii.gz --consensus staple.nii.gz --json agreement.json --png band.png
+
 Exit code 2 with a one-line reason on bad input (missing file, different grids, label maps
 without --label ...).
 """
@@ -18,17 +27,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from AnatomyCommonLib.cli import add_verbose, dispatch, progress
 
+from .aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from .evaluation import METRICS, rows_to_csv
-from .exceptions import InvalidParameterError, OutputExistsError
+from .exceptions import AnatomyToolkitError, CommandError, InvalidParameterError, OutputExistsError
+from .staged_outputs import StagedOutputs
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Usage errors on one line (``prog: error: reason; see --help``), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m CCMetricsLib",
         description="CC-Metrics: per-connected-component evaluation via generalized Voronoi regions.",
     )
@@ -70,7 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of predictions named as the references (repeatable)",
     )
     folder.add_argument(
-        "--out-dir", type=Path, help="where cases/<case>.csv, dataset.csv and dataset_summary.csv go"
+        "--out-dir",
+        type=Path,
+        help="where cases/<case>.csv, dataset.csv, dataset_summary.csv and dataset.json go",
+    )
+    folder.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an earlier run into --out-dir: skip its finished cases, retry the failed ones",
+    )
+    folder.add_argument(
+        "--bootstrap-resamples",
+        type=int,
+        default=BOOTSTRAP_RESAMPLES,
+        metavar="N",
+        help=f"resamples of the bootstrap 95%% CI of the dataset mean (default {BOOTSTRAP_RESAMPLES})",
+    )
+    folder.add_argument(
+        "--seed", type=int, default=BOOTSTRAP_SEED, help="seed of the bootstrap (default %(default)s)"
     )
     options = evaluate.add_argument_group("metrics")
     options.add_argument("--label", type=int, help="evaluate this value of label maps")
@@ -92,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--distance-worst",
         type=float,
         metavar="MM",
-        help="distance reported for missed components (default inf)",
+        help="distance of a component without prediction in its region (default: the image diagonal "
+        "in mm; 'inf' for infinity)",
     )
     options.add_argument(
         "--clamp-distances", action="store_true", help="also cap finite distances at --distance-worst"
@@ -100,8 +136,90 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26))
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar in folder mode")
-    evaluate.set_defaults(handler=run_evaluate)
+    evaluate.set_defaults(handler=one_line_errors(run_evaluate))
+    _add_multirater(commands)
     return parser
+
+
+def _add_multirater(commands) -> None:
+    multirater = commands.add_parser(
+        "multirater",
+        help="inter/intra-rater agreement band, STAPLE consensus, models against the band",
+        description="Peak Ground Truth: pairwise Dice and CC-Dice between raters (both directions), "
+        "inter-rater agreement (mean over rater pairs), intra-rater agreement (repeat sessions), a STAPLE "
+        "consensus, and each model's mean score against the raters shown against the band; a warning when "
+        "a model exceeds intra-rater agreement (it fits label noise).",
+    )
+    multirater.add_argument(
+        "--raters", type=Path, nargs="+", required=True, metavar="FILE", help="one mask per rater (>= 2)"
+    )
+    multirater.add_argument(
+        "--repeat",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("RATER", "FILE"),
+        help="another session of RATER (its name or its --raters file) for intra-rater agreement "
+        "(repeatable)",
+    )
+    multirater.add_argument(
+        "--prediction", type=Path, action="append", default=[], help="a model's mask (repeatable)"
+    )
+    multirater.add_argument("--label", type=int, help="compare this value of label maps")
+    multirater.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26))
+    multirater.add_argument("--json", type=Path, help="write pairs, band, STAPLE and models as JSON")
+    multirater.add_argument("--csv", type=Path, help="write the pairwise agreement table as CSV")
+    multirater.add_argument("--models-csv", type=Path, help="write the model scores as CSV")
+    multirater.add_argument(
+        "--consensus", type=Path, help="write the STAPLE consensus (usable as --reference)"
+    )
+    multirater.add_argument("--png", type=Path, help="write the agreement-band plot")
+    multirater.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    multirater.set_defaults(handler=one_line_errors(run_multirater))
+
+
+def run_multirater(args: argparse.Namespace) -> int:
+    from AnatomyCommonLib.image_io import read_labelmap, write_volume
+
+    from .batch import prediction_names
+    from .evaluation import write_json
+    from .multirater import format_agreement_table, multirater_agreement, plot_agreement
+
+    outputs = [args.json, args.csv, args.models_csv, args.consensus, args.png]
+    _refuse_existing(outputs, args.overwrite)
+    names = prediction_names(args.raters)
+    raters = {name: read_labelmap(path, name=name) for name, path in zip(names, args.raters, strict=True)}
+    by_path = {str(path): name for name, path in zip(names, args.raters, strict=True)}
+    repeats: dict[str, list] = {}
+    for rater, path in args.repeat:
+        name = rater if rater in raters else by_path.get(str(Path(rater)))
+        if name is None:
+            raise InvalidParameterError(
+                f"--repeat {rater} {path}: {rater} is not one of the raters ({', '.join(names)})."
+            )
+        repeats.setdefault(name, []).append(read_labelmap(path, name=f"{name} repeat"))
+    model_names = prediction_names(args.prediction)
+    predictions = {
+        name: read_labelmap(path, name=name) for name, path in zip(model_names, args.prediction, strict=True)
+    }
+    result = multirater_agreement(
+        raters, repeats, predictions, label=args.label, connectivity=args.connectivity
+    )
+    with StagedOutputs() as staged:
+        if args.json:
+            write_json(result.to_dict(), staged.path(args.json))
+        if args.csv:
+            rows_to_csv(result.pair_rows(), staged.path(args.csv))
+        if args.models_csv:
+            rows_to_csv(result.model_rows(), staged.path(args.models_csv))
+        if args.consensus:
+            write_volume(result.consensus, staged.path(args.consensus), overwrite=True)
+        if args.png:
+            plot_agreement(result, staged.path(args.png))
+    print(format_agreement_table(result))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def _metric_options(args: argparse.Namespace) -> dict:
@@ -133,6 +251,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise InvalidParameterError(
                 "Folder mode needs --reference-dir, at least one --prediction-dir and --out-dir."
             )
+        if args.bootstrap_resamples < 1:
+            raise InvalidParameterError("--bootstrap-resamples must be at least 1.")
         rows = evaluate_folder(
             args.reference_dir,
             args.prediction_dir,
@@ -140,16 +260,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
             label=args.label,
             all_labels=args.all_labels,
             overwrite=args.overwrite,
+            resume=args.resume,
+            bootstrap_resamples=args.bootstrap_resamples,
+            seed=args.seed,
             progress=None
             if args.no_progress
             else (lambda items, total, desc: progress(items, total=total, desc=desc)),
             **_metric_options(args),
         )
-        print(format_summary_table(rows, args.metrics))
+        finished = [row for row in rows if row.get("status") == "ok"]
+        if finished:
+            print(format_summary_table(finished, args.metrics))
         print(
             f"\nper-case tables in {args.out_dir / 'cases'}/, dataset tables: "
-            f"{args.out_dir / 'dataset.csv'}, {args.out_dir / 'dataset_summary.csv'}"
+            f"{args.out_dir / 'dataset.csv'}, {args.out_dir / 'dataset_summary.csv'}, "
+            f"{args.out_dir / 'dataset.json'}"
         )
+        failed = {row["case"]: row["error"] for row in rows if row.get("status") != "ok"}
+        if failed:
+            cases = {row["case"] for row in rows}
+            listed = "; ".join(f"{case}: {reason}" for case, reason in list(failed.items())[:5])
+            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+            print(
+                f"error: {len(failed)} of {len(cases)} cases failed ({listed}{more}); "
+                f"see the status column of {args.out_dir / 'dataset.csv'}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
 
     if args.reference is None or not args.prediction:
@@ -161,23 +298,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
         reference, predictions, label=args.label, all_labels=args.all_labels, **_metric_options(args)
     )
     summary = [row for result in results for row in result.summary_rows()]
-    print(format_summary_table(summary, args.metrics))
     components = [row for result in results for row in result.component_rows()]
-    if args.csv:
-        rows_to_csv(components, args.csv)
-    if args.summary_csv:
-        rows_to_csv(summary, args.summary_csv)
-    if args.json:
-        from .evaluation import write_json
+    # every output is staged and appears only once all of them were produced
+    with StagedOutputs() as staged:
+        if args.csv:
+            rows_to_csv(components, staged.path(args.csv))
+        if args.summary_csv:
+            rows_to_csv(summary, staged.path(args.summary_csv))
+        if args.json:
+            from .evaluation import write_json
 
-        write_json({"predictions": [r.to_dict() for result in results for r in result]}, args.json)
-    if args.regions:
-        _write_regions(reference, results[0], args)
-    if args.png:
-        from .report_png import render_component_report
+            data = {"predictions": [r.to_dict() for result in results for r in result]}
+            write_json(data, staged.path(args.json))
+        if args.regions:
+            _write_regions(reference, results[0], args, staged.path(args.regions))
+        if args.png:
+            from . import report_png
 
-        first = results[0]
-        render_component_report(reference, predictions, first, args.png, overwrite=args.overwrite)
+            report_png.render_component_report(
+                reference, predictions, results[0], staged.path(args.png), overwrite=True
+            )
+    print(format_summary_table(summary, args.metrics))
     for what, path in (
         ("table", args.csv),
         ("summary", args.summary_csv),
@@ -190,7 +331,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_regions(reference, result, args: argparse.Namespace) -> None:
+def _write_regions(reference, result, args: argparse.Namespace, path: Path) -> None:
     import numpy as np
 
     from AnatomyCommonLib.image_io import write_volume
@@ -201,7 +342,36 @@ def _write_regions(reference, result, args: argparse.Namespace) -> None:
     mask = reference.array == label if label is not None else reference.array != 0
     regions, n = voronoi_regions(mask, reference.spacing_kji_mm, args.connectivity)
     dtype = np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
-    write_volume(reference.with_array(regions.astype(dtype)), args.regions, overwrite=args.overwrite)
+    write_volume(reference.with_array(regions.astype(dtype)), path, overwrite=True)
+
+
+def one_line_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every failure of ``handler`` becomes a typed error with a one-line message (the shared
+    ``run_cli`` prints it as ``error: ...`` with exit code 2); ``--verbose`` keeps tracebacks."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            if getattr(args, "verbose", False):
+                raise
+            raise CommandError(one_line(error)) from None
+
+    return run
+
+
+def one_line(error: BaseException) -> str:
+    """The reason of an error on one line (OS errors name the path)."""
+    if isinstance(error, OSError) and not isinstance(error, AnatomyToolkitError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        text = f"cannot write or read{where} ({error.strerror})"
+    elif isinstance(error, AnatomyToolkitError | ValueError | KeyError):
+        text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    else:
+        text = f"{type(error).__name__}: {error} (rerun with --verbose for the traceback)"
+    return " ".join(text.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

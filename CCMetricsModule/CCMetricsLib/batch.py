@@ -3,6 +3,7 @@ per-case and dataset CSVs, and the summary table printed on the terminal."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -13,8 +14,17 @@ import numpy as np
 
 from AnatomyCommonLib.image_io import SUPPORTED_SUFFIXES, image_suffix, read_labelmap
 
-from .evaluation import METRICS, ComparisonResult, compare, rows_to_csv
-from .exceptions import InputNotFoundError, NonBinaryMaskError, OutputExistsError, UnmatchedCaseError
+from .aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, summarize_dataset
+from .evaluation import METRICS, ComparisonResult, compare, json_value, rows_to_csv, write_json
+from .exceptions import (
+    AnatomyToolkitError,
+    InputNotFoundError,
+    InvalidParameterError,
+    NonBinaryMaskError,
+    OutputExistsError,
+    UnmatchedCaseError,
+)
+from .staged_outputs import StagedOutputs
 
 
 def case_name(path: str | os.PathLike) -> str:
@@ -119,6 +129,36 @@ def match_cases(
     return [(case, path, {name: folders[name][case] for name in names}) for case, path in references.items()]
 
 
+def collect_cases(
+    reference_dir, prediction_dirs: Sequence[str | os.PathLike]
+) -> list[tuple[str, Path | None, dict[str, Path | None]]]:
+    """Every case name found in the reference folder or any prediction folder, with its files
+    (None where a folder lacks it): folder mode reports such cases as failed instead of stopping."""
+    references = image_files(reference_dir)
+    if not references:
+        raise InputNotFoundError(f"No image files ({', '.join(SUPPORTED_SUFFIXES)}) in {reference_dir}.")
+    names = prediction_names(prediction_dirs)
+    folders = {name: image_files(folder) for name, folder in zip(names, prediction_dirs, strict=True)}
+    cases = list(references)
+    for files in folders.values():
+        cases.extend(case for case in files if case not in cases)
+    return [(case, references.get(case), {name: folders[name].get(case) for name in names}) for case in cases]
+
+
+#: Outputs of folder mode, relative to ``out_dir``.
+DATASET_FILES = ("dataset.csv", "dataset_summary.csv", "dataset.json")
+
+
+def _case_problem(reference_path, prediction_paths: Mapping[str, Path | None]) -> str | None:
+    if reference_path is None:
+        have = ", ".join(name for name, path in prediction_paths.items() if path is not None)
+        return f"no reference file (only predictions in {have})"
+    missing = [name for name, path in prediction_paths.items() if path is None]
+    if missing:
+        return f"no prediction in {', '.join(missing)}"
+    return None
+
+
 def evaluate_folder(
     reference_dir,
     prediction_dirs: Sequence[str | os.PathLike],
@@ -127,50 +167,138 @@ def evaluate_folder(
     label: int | None = None,
     all_labels: bool = False,
     overwrite: bool = False,
+    resume: bool = False,
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
     progress: Callable[[Iterable, int, str], Iterable] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
-    """Evaluate every case; write ``cases/<case>.csv`` (per component) and ``dataset.csv`` (one row
-    per case and prediction) and ``dataset_summary.csv`` (means over cases). Returns the dataset rows."""
+    """Evaluate every case on its own and write, per finished case, ``cases/<case>.csv`` (per
+    component) and ``cases/<case>.json`` (the record ``resume`` reads), and at the end, always,
+    ``dataset.csv`` (one row per case and prediction with ``status`` "ok"/"failed" and ``error``),
+    ``dataset_summary.csv`` and ``dataset.json`` (per-case and pooled means, SD, median, bootstrap
+    95 % CI: :mod:`CCMetricsLib.aggregation`).
+
+    A case that cannot be evaluated (missing file, unreadable, other grid, ...) is a failed row
+    naming the reason; the others complete. ``resume=True`` skips cases finished by an earlier run
+    with the same settings; without ``resume`` or ``overwrite`` an out folder holding results is
+    refused. Returns the dataset rows.
+    """
     out_dir = Path(out_dir)
-    cases = match_cases(reference_dir, prediction_dirs)
-    targets = [out_dir / "cases" / f"{case}.csv" for case, _, _ in cases]
-    targets += [out_dir / "dataset.csv", out_dir / "dataset_summary.csv"]
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{existing[0]} exists; choose another output folder or pass --overwrite.")
+    cases = collect_cases(reference_dir, prediction_dirs)
+    names = prediction_names(prediction_dirs)
+    settings = _run_settings(names, label, all_labels, options)
+    finished = sorted((out_dir / "cases").glob("*.json")) if (out_dir / "cases").is_dir() else []
+    earlier = [out_dir / f for f in DATASET_FILES if (out_dir / f).exists()]
+    if (finished or earlier) and not (overwrite or resume):
+        raise OutputExistsError(
+            f"{out_dir} holds results of an earlier run ({len(finished)} finished cases); pass --resume "
+            "to continue it (finished cases are skipped), --overwrite to recompute every case, or "
+            "choose another --out-dir."
+        )
     iterator = progress(cases, len(cases), "cases") if progress else cases
     dataset_rows: list[dict[str, Any]] = []
+    all_components: list[dict[str, Any]] = []
     for case, reference_path, prediction_paths in iterator:
-        reference, predictions = read_case(reference_path, prediction_paths)
-        results = evaluate_volumes(reference, predictions, label=label, all_labels=all_labels, **options)
-        component_rows = [{"case": case, **row} for result in results for row in result.component_rows()]
-        rows_to_csv(component_rows, out_dir / "cases" / f"{case}.csv")
-        dataset_rows.extend({"case": case, **row} for result in results for row in result.summary_rows())
-    rows_to_csv(dataset_rows, out_dir / "dataset.csv")
-    rows_to_csv(dataset_summary(dataset_rows), out_dir / "dataset_summary.csv")
+        record_path = out_dir / "cases" / f"{case}.json"
+        record = _read_record(record_path, settings) if resume else None
+        if record is None:
+            try:
+                problem = _case_problem(reference_path, prediction_paths)
+                if problem:
+                    raise UnmatchedCaseError(problem)
+                record = _evaluate_case(case, reference_path, prediction_paths, label, all_labels, options)
+                record["settings"] = settings
+                with StagedOutputs() as staged:
+                    rows_to_csv(record["components"], staged.path(out_dir / "cases" / f"{case}.csv"))
+                    write_json(record, staged.path(record_path))
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:  # each case on its own: name it with its reason, go on
+                for stale in (record_path, out_dir / "cases" / f"{case}.csv"):
+                    stale.unlink(missing_ok=True)
+                reason = _one_line(error)
+                dataset_rows.extend(
+                    {"case": case, "prediction": name, "status": "failed", "error": reason} for name in names
+                )
+                continue
+        dataset_rows.extend({**row, "status": "ok", "error": ""} for row in record["summary"])
+        all_components.extend(record["components"])
+    summary = summarize_dataset(dataset_rows, all_components, resamples=bootstrap_resamples, seed=seed)
+    with StagedOutputs() as staged:
+        rows_to_csv(dataset_rows, staged.path(out_dir / "dataset.csv"))
+        rows_to_csv(summary, staged.path(out_dir / "dataset_summary.csv"))
+        write_json(
+            {
+                "settings": settings,
+                "bootstrap": {"method": "percentile", "resamples": bootstrap_resamples, "seed": seed},
+                "cases": dataset_rows,
+                "summary": summary,
+            },
+            staged.path(out_dir / "dataset.json"),
+        )
     return dataset_rows
 
 
-def dataset_summary(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean of every numeric column over cases, per prediction (and label)."""
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["prediction"], row.get("label")), []).append(row)
-    summary = []
-    for (prediction, label), members in groups.items():
-        out: dict[str, Any] = {"prediction": prediction, "label": label, "cases": len(members)}
-        for key, value in members[0].items():
-            if (
-                key in out
-                or key in ("case", "prediction", "label")
-                or isinstance(value, (str, bool))
-                or value is None
-            ):
-                continue
-            out[key] = float(np.mean([float(m[key]) for m in members]))
-        summary.append(out)
-    return summary
+def _run_settings(names, label, all_labels, options) -> dict[str, Any]:
+    return {
+        "predictions": list(names),
+        "label": label,
+        "all_labels": bool(all_labels),
+        **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in sorted(options.items())},
+    }
+
+
+def _read_record(path: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The finished case's record, if it exists; refuses records of other settings."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # unreadable record: evaluate the case again
+    if json_value(record.get("settings")) != json_value(dict(settings)):
+        raise InvalidParameterError(
+            f"{path} was computed with other settings ({record.get('settings')}); resume with the same "
+            "options, or pass --overwrite to recompute every case."
+        )
+    return {"summary": _restore(record["summary"]), "components": _restore(record["components"])}
+
+
+def _restore(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """JSON rows back to numbers ("inf"/"nan" strings become floats again)."""
+    special = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+    text_keys = {"case", "prediction", "status", "error"}
+    return [
+        {k: special.get(v, v) if isinstance(v, str) and k not in text_keys else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def _evaluate_case(case, reference_path, prediction_paths, label, all_labels, options) -> dict[str, Any]:
+    reference, predictions = read_case(reference_path, prediction_paths)
+    results = evaluate_volumes(reference, predictions, label=label, all_labels=all_labels, **options)
+    return {
+        "case": case,
+        "summary": [{"case": case, **row} for result in results for row in result.summary_rows()],
+        "components": [{"case": case, **row} for result in results for row in result.component_rows()],
+    }
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    if not isinstance(error, (AnatomyToolkitError, OSError, ValueError)):
+        text = f"{type(error).__name__}: {text}"
+    return " ".join(text.split())
+
+
+def dataset_summary(rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+    """Per prediction (and label): per-case mean, SD, median and bootstrap CI of every score
+    (:func:`CCMetricsLib.aggregation.summarize_dataset` without pooled means)."""
+    return summarize_dataset(rows, **kwargs)
 
 
 def _cell(value: Any) -> str:
@@ -192,6 +320,7 @@ def format_summary_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[st
     columns += [
         ("lesions", lambda r: r.get("n_reference_components")),
         ("found", lambda r: r.get("n_detected")),
+        ("missed", lambda r: r.get("n_missed")),
         ("FP", lambda r: r.get("n_false_positive_components")),
     ]
     for metric in metrics:

@@ -20,9 +20,18 @@ Differences from the authors' package (CCMetrics 0.0.3), on purpose:
 - distances and the NSD tolerance are in mm (the package works in voxel units, no spacing);
 - equidistant voxels go to the lowest component id (the package's feature transform breaks ties
   arbitrarily);
-- a missed component's distances are ``distance_worst`` if given, else inf, always reported; a
-  finite distance larger than ``distance_worst`` is kept unless ``clamp_distances=True`` (the package
-  replaces only NaN/inf by its worst score, so it keeps e.g. 52.2 with worst 50 as well);
+- a component without any prediction in its region gets ``distance_worst`` as its distances; by
+  default that is the image diagonal in mm (the length of the grid's extent, an upper bound of every
+  distance inside the grid), so one missed lesion no longer makes the mean inf; pass
+  ``distance_worst=math.inf`` for the old behaviour. A finite distance larger than
+  ``distance_worst`` is kept unless ``clamp_distances=True`` (the package replaces only NaN/inf by its
+  worst score, so it keeps e.g. 52.2 with worst 50 as well);
+- detection rule (one rule, every reference component is exactly one of them): a component is
+  *detected* when at least one predicted voxel overlaps it, else *missed* (the "any overlap" criterion
+  of Lesion Dice, dissertation 5.1.1.2; the dissertation's Voronoi matching itself assigns every
+  prediction to a region but defines no detection threshold). A missed component may still have a
+  non-overlapping prediction in its Voronoi region (``n_missed_with_prediction_nearby``): its Dice
+  is 0 and its distances are the real, finite ones;
 - reference empty: best scores when the prediction is empty too, worst otherwise (as the package).
 """
 
@@ -39,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import GeometryMismatchError, InvalidParameterError, UnknownMetricError
+from .exceptions import GeometryMismatchError, InvalidParameterError, LabelNotFoundError, UnknownMetricError
 from .instance_metrics import ComponentOverlaps, lesion_dice, panoptic_quality
 from .overlap import dice_from_counts, iou_from_counts
 from .surface_distance import SURFACE_METRICS, directed_distances_mm, kd_tree, surface_scores
@@ -109,10 +118,34 @@ def _check_same_grid(reference: MaskInput, prediction: MaskInput, name: str) -> 
         )
 
 
-def _resolve_spacing(spacing, reference: MaskInput) -> np.ndarray:
+SPACING_ORDERS = ("kji", "xyz")
+
+
+def _resolve_spacing(spacing, reference: MaskInput, spacing_order: str | None = None) -> np.ndarray:
+    """Spacing in array axis order (k, j, i).
+
+    An anisotropic spacing given with raw arrays is ambiguous (numpy's array order (z, y, x) versus
+    SimpleITK's ``GetSpacing()`` order (x, y, z)) and silently changes CC-NSD and the distances if
+    misread, so it needs ``spacing_order``; isotropic spacing and Volumes need nothing.
+    """
+    if spacing_order is not None and spacing_order not in SPACING_ORDERS:
+        raise InvalidParameterError(
+            f"spacing_order must be 'kji' (array axis order) or 'xyz' (SimpleITK GetSpacing() order), "
+            f"got {spacing_order!r}."
+        )
     if spacing is None:
         return reference.spacing_kji if reference.spacing_kji is not None else np.ones(3)
     values = spacing_array(spacing)
+    if spacing_order == "xyz":
+        values = values[::-1].copy()
+    anisotropic = not np.allclose(values, values[0], rtol=1e-6, atol=0)
+    if anisotropic and spacing_order is None and reference.spacing_kji is None:
+        raise InvalidParameterError(
+            f"spacing={tuple(float(v) for v in values)} is anisotropic and the masks are raw arrays, so "
+            "its axis order is ambiguous; pass spacing_order='kji' (one value per numpy array axis, "
+            "e.g. (sz, sy, sx) for sitk.GetArrayFromImage arrays) or spacing_order='xyz' (SimpleITK "
+            "GetSpacing() order), or pass AnatomyCommonLib Volumes that carry their geometry."
+        )
     if reference.spacing_kji is not None and not np.allclose(values, reference.spacing_kji, atol=1e-4):
         raise GeometryMismatchError(
             f"spacing={tuple(values)} disagrees with the reference volume's spacing "
@@ -224,11 +257,11 @@ class PreparedReference:
 
 
 # ---------------------------------------------------------------------------- result objects
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
+        return {k: json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -280,7 +313,7 @@ def _csv_value(value: Any) -> Any:
 
 def write_json(data: Any, path: str | Path | None) -> str:
     """``data`` as indented JSON text (numpy values converted), also written to ``path`` if given."""
-    text = json.dumps(_json_value(data), indent=2)
+    text = json.dumps(json_value(data), indent=2)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n", encoding="utf-8")
@@ -297,9 +330,12 @@ class CCMetricsResult:
     - ``mean``: the CC score of each metric (mean over components);
     - ``standard``: the usual global metric of each kind on the whole volume;
     - ``instance``: Panoptic Quality (pq, sq, rq) and Lesion Dice with their TP/FP/FN counts;
-    - ``counts``: components of reference and prediction, detected, missed, false positives.
+    - ``counts``: components of reference and prediction, detected, missed (detected + missed =
+      reference components; missed split into with/without a prediction in the region), false
+      positives.
 
-    Distances are in mm; a missed component's distances are ``distance_worst`` or inf.
+    Distances are in mm; a component without prediction in its region gets ``distance_worst``
+    (default: the image diagonal, see ``settings["distance_worst_rule"]``).
     """
 
     name: str
@@ -320,6 +356,9 @@ class CCMetricsResult:
         for metric in self.metrics:
             row[f"standard_{metric}"] = self.standard[metric]
             row[f"cc_{metric}"] = self.mean[metric]
+            if metric in DISTANCE_METRICS:
+                # how many components of this mean are missed (their distance may be the worst value)
+                row[f"cc_{metric}_n_missed"] = self.counts["n_missed"]
         row.update({k: self.instance[k] for k in INSTANCE_KEYS})
         return row
 
@@ -381,6 +420,12 @@ class ComparisonResult:
 
 
 # ---------------------------------------------------------------------------- evaluation
+def image_diagonal_mm(shape: Sequence[int], spacing_kji: Sequence[float]) -> float:
+    """Length of the grid's extent in mm (``norm(shape * spacing)``): the default worst distance,
+    larger than any distance between two voxels of the grid."""
+    return float(np.linalg.norm(np.asarray(shape, dtype=float) * np.asarray(spacing_kji, dtype=float)))
+
+
 def _worst(metric: str, distance_worst: float | None) -> float:
     if metric in HIGHER_IS_BETTER:
         return 0.0
@@ -480,7 +525,8 @@ def _evaluate_prepared(
         edges = np.searchsorted(bd_regions, np.arange(1, n + 2))
     for index, row in enumerate(per_component):
         component = index + 1
-        row["detected"] = bool(intersection[index] > 0)
+        row["detected"] = bool(intersection[index] > 0)  # the detection rule (module docstring)
+        row["prediction_nearby"] = bool(in_region[index] > 0)
         row["n_pred_components"] = int(pred_components_per_region[index])
         row["prediction_voxels"] = int(in_region[index])
         scores: dict[str, float] = {"dice": float(dice[index]), "iou": float(iou[index])}
@@ -537,7 +583,9 @@ def _evaluate_prepared(
     counts = {
         "n_reference_components": n,
         "n_detected": int(np.count_nonzero(intersection)),
-        "n_missed": int(np.count_nonzero(in_region == 0)) if n else 0,
+        "n_missed": int(n - np.count_nonzero(intersection)),
+        "n_missed_with_prediction_nearby": int(np.count_nonzero((intersection == 0) & (in_region > 0))),
+        "n_missed_without_prediction": int(np.count_nonzero(in_region == 0)),
         "n_prediction_components": m,
         "n_false_positive_components": int(m - touching[1:].sum()),
     }
@@ -556,15 +604,33 @@ def _settings(metrics, nsd_tolerance, connectivity, distance_worst, clamp_distan
     }
 
 
+def _raw_array(data: Any) -> np.ndarray:
+    return np.asarray(data.array if hasattr(data, "array") and hasattr(data, "ijk_to_ras") else data)
+
+
+def require_label_present(label: int, masks: Mapping[str, Any]) -> None:
+    """LabelNotFoundError when no voxel of any mask has the value ``label`` (it would score a perfect
+    empty-versus-empty match: Dice 1, HD95 0, PQ 1)."""
+    present: set = set()
+    for data in masks.values():
+        array = _raw_array(data)
+        if np.any(array == label):
+            return
+        present |= set(np.unique(array).tolist())
+    values = sorted(int(v) if float(v).is_integer() else float(v) for v in present - {0})
+    raise LabelNotFoundError(
+        f"label {label} occurs in none of {', '.join(masks)}; the labels present are "
+        f"{values if values else 'none (all masks are empty)'}; choose one of them."
+    )
+
+
 def _check_parameters(nsd_tolerance: float, distance_worst: float | None, clamp_distances: bool) -> None:
     if not (math.isfinite(nsd_tolerance) and nsd_tolerance >= 0):
         raise InvalidParameterError(
             f"nsd_tolerance must be a finite distance >= 0 mm, got {nsd_tolerance!r}."
         )
-    if distance_worst is not None and not (math.isfinite(distance_worst) and distance_worst >= 0):
-        raise InvalidParameterError(
-            f"distance_worst must be a finite distance >= 0 mm, got {distance_worst!r}."
-        )
+    if distance_worst is not None and not (distance_worst >= 0):  # also refuses NaN
+        raise InvalidParameterError(f"distance_worst must be a distance >= 0 mm, got {distance_worst!r}.")
     if clamp_distances and distance_worst is None:
         raise InvalidParameterError(
             "clamp_distances=True needs distance_worst (the largest distance to report)."
@@ -582,6 +648,7 @@ def compare(
     *,
     label: int | None = None,
     clamp_distances: bool = False,
+    spacing_order: str | None = None,
 ) -> ComparisonResult:
     """Evaluate several predictions against one reference (the reference is prepared once).
 
@@ -596,12 +663,21 @@ def compare(
         predictions = {f"prediction_{i}": p for i, p in enumerate(predictions, start=1)}
     if not predictions:
         raise InvalidParameterError("Give at least one prediction to evaluate.")
+    if label is not None:
+        require_label_present(label, {"reference": reference, **predictions})
     reference_mask = as_mask(reference, label, "reference")
-    spacing_kji = _resolve_spacing(spacing, reference_mask)
+    spacing_kji = _resolve_spacing(spacing, reference_mask, spacing_order)
     prepared = PreparedReference(reference_mask.array, spacing_kji, connectivity, reference_mask.ijk_to_ras)
+    worst_rule = "given"
+    if distance_worst is None:
+        distance_worst, worst_rule = (
+            image_diagonal_mm(reference_mask.array.shape, spacing_kji),
+            "image diagonal",
+        )
     settings = _settings(
         metrics, nsd_tolerance, connectivity, distance_worst, clamp_distances, label, spacing_kji
     )
+    settings["distance_worst_rule"] = worst_rule
     results = {}
     for name, prediction in predictions.items():
         prediction_mask = as_mask(prediction, label, str(name))
@@ -631,6 +707,7 @@ def evaluate(
     label: int | None = None,
     clamp_distances: bool = False,
     name: str = "prediction",
+    spacing_order: str | None = None,
 ) -> CCMetricsResult:
     """CC-Metrics of ``prediction`` against ``reference``.
 
@@ -638,15 +715,19 @@ def evaluate(
         reference, prediction: binary 3D masks (numpy arrays indexed like the image, or
             AnatomyCommonLib Volumes, whose spacing and geometry are then used and checked), or
             label maps with ``label=N``.
-        spacing: mm per array axis in array axis order (None: from the Volume, else 1).
+        spacing: mm per axis (None: from the Volume, else 1 mm); a number is isotropic. An
+            anisotropic spacing with raw arrays needs ``spacing_order``.
+        spacing_order: "kji" (numpy array axis order) or "xyz" (SimpleITK ``GetSpacing()`` order).
         metrics: any of "dice", "iou", "nsd", "hd95", "hd", "assd".
         nsd_tolerance: normalized surface Dice tolerance in mm.
         connectivity: 6, 18 or 26 for the connected components of reference and prediction.
-        distance_worst: distance reported for a missed component (None: inf).
+        distance_worst: distances of a component without prediction in its region and of a case
+            with an empty reference but a prediction (None: the image diagonal in mm; may be inf).
         clamp_distances: also cap finite distances at ``distance_worst``.
 
     Returns a :class:`CCMetricsResult`. Raises GeometryMismatchError for different grids,
-    NonBinaryMaskError for label maps without ``label``.
+    NonBinaryMaskError for label maps without ``label``, LabelNotFoundError for a ``label`` no mask
+    holds, InvalidParameterError for an anisotropic raw-array spacing without ``spacing_order``.
     """
     result = compare(
         reference,
@@ -658,6 +739,7 @@ def evaluate(
         distance_worst,
         label=label,
         clamp_distances=clamp_distances,
+        spacing_order=spacing_order,
     )
     return result[name]
 

@@ -26,17 +26,27 @@ class InvalidParameterError(AnatomyToolkitError, ValueError):
     """A parameter outside its valid range (connectivity, tolerance, worst distance ...)."""
 
 
+class LabelNotFoundError(AnatomyToolkitError, ValueError):
+    """A ``label`` value that no voxel of the given masks holds (the message lists those present)."""
+
+
+class CommandError(AnatomyToolkitError):
+    """A command-line failure, reduced to its one-line reason."""
+
+
 class UnmatchedCaseError(AnatomyToolkitError, FileNotFoundError):
     """Folder mode found a reference without a prediction of the same name (or the reverse)."""
 
 
 __all__ = [
     "AnatomyToolkitError",
+    "CommandError",
     "EmptyMaskError",
     "GeometryMismatchError",
     "ImageDimensionError",
     "InputNotFoundError",
     "InvalidParameterError",
+    "LabelNotFoundError",
     "NonBinaryMaskError",
     "OutputExistsError",
     "UnknownMetricError",

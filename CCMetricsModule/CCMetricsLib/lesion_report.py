@@ -20,6 +20,7 @@ from .batch import format_component_table, format_summary_table
 from .evaluation import METRICS, ComparisonResult, compare, rows_to_csv
 from .exceptions import OutputExistsError
 from .report_png import render_component_report
+from .staged_outputs import StagedOutputs
 from .voronoi import voronoi_regions
 
 
@@ -69,16 +70,24 @@ def write_lesion_report(
     rows = comparison.component_rows()
     if component_notes:
         rows = [{**row, "note": component_notes.get(row["component_id"], "")} for row in rows]
-    rows_to_csv(rows, paths["components"])
-    rows_to_csv(comparison.summary_rows(), paths["summary"])
-    comparison.to_json(paths["json"])
-    render_component_report(
-        reference, predictions, comparison, paths["png"], overwrite=overwrite, background=background
-    )
     mask = np.asarray(reference.array) != 0
     regions, n = voronoi_regions(mask, reference.spacing_kji_mm)
     dtype = np.uint8 if n < 256 else np.uint16
-    write_volume(reference.with_array(regions.astype(dtype)), paths["regions"], overwrite=overwrite)
+    with StagedOutputs() as staged:  # all five files, or none
+        rows_to_csv(rows, staged.path(paths["components"]))
+        rows_to_csv(comparison.summary_rows(), staged.path(paths["summary"]))
+        comparison.to_json(staged.path(paths["json"]))
+        render_component_report(
+            reference,
+            predictions,
+            comparison,
+            staged.path(paths["png"]),
+            overwrite=True,
+            background=background,
+        )
+        write_volume(
+            reference.with_array(regions.astype(dtype)), staged.path(paths["regions"]), overwrite=True
+        )
     shown = [m for m in ("dice", "nsd", "hd95") if m in metrics]
     return LesionReport(
         comparison,

@@ -129,7 +129,7 @@ def test_folder_mode_matches_cases_by_name_and_writes_per_case_and_dataset_table
     assert len(per_case) == 2 * 5
 
 
-def test_folder_mode_refuses_unmatched_cases(tmp_path, capsys):
+def test_folder_mode_reports_unmatched_cases_and_completes_the_others(tmp_path, capsys):
     reference, prediction, _ = case(1)
     for sub in ("refs", "model"):
         (tmp_path / sub).mkdir()
@@ -147,8 +147,10 @@ def test_folder_mode_refuses_unmatched_cases(tmp_path, capsys):
             str(tmp_path / "out"),
         ]
     )
-    assert code == 2
-    assert "model lacks b" in capsys.readouterr().err
+    assert code == 1
+    assert "b: no prediction in model" in capsys.readouterr().err
+    dataset = list(csv.DictReader((tmp_path / "out" / "dataset.csv").open()))
+    assert [(r["case"], r["status"]) for r in dataset] == [("a", "ok"), ("b", "failed")]
 
 
 def test_label_maps_need_a_label_and_all_labels_evaluates_each(files, capsys, tmp_path):

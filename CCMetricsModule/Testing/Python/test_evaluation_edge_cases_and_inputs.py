@@ -40,7 +40,9 @@ def test_empty_reference_with_a_prediction_scores_worst():
     prediction[2:4, 2:4, 2:4] = True
     result = evaluate(empty, prediction)
     assert result.mean["dice"] == 0.0 and result.mean["nsd"] == 0.0
-    assert all(math.isinf(result.mean[m]) for m in DISTANCES)
+    # default worst distance: the image diagonal, 8 voxels of 1 mm per axis
+    assert all(result.mean[m] == pytest.approx(math.sqrt(3 * 8.0**2)) for m in DISTANCES)
+    assert all(math.isinf(evaluate(empty, prediction, distance_worst=math.inf).mean[m]) for m in DISTANCES)
     assert evaluate(empty, prediction, distance_worst=50).mean["hd95"] == 50.0
     assert result.counts["n_false_positive_components"] == 1
     assert result.instance["pq"] == 0.0 and result.instance["lesion_dice"] == 0.0
@@ -50,7 +52,7 @@ def test_a_missed_component_scores_zero_and_worst_distance_and_is_reported():
     reference = two_spheres()
     prediction = reference.copy()
     prediction[22:] = False  # the second sphere is missed
-    result = evaluate(reference, prediction)
+    result = evaluate(reference, prediction, distance_worst=math.inf)
     missed = result.per_component[1]
     assert (missed["detected"], missed["prediction_voxels"], missed["n_pred_components"]) == (False, 0, 0)
     assert missed["dice"] == missed["iou"] == missed["nsd"] == 0.0
@@ -63,6 +65,8 @@ def test_a_missed_component_scores_zero_and_worst_distance_and_is_reported():
         "n_reference_components": 2,
         "n_detected": 1,
         "n_missed": 1,
+        "n_missed_with_prediction_nearby": 0,
+        "n_missed_without_prediction": 1,
         "n_prediction_components": 1,
         "n_false_positive_components": 0,
     }
@@ -155,7 +159,7 @@ def test_json_and_csv_exports_hold_every_component_and_report_infinity():
     reference = two_spheres()
     prediction = reference.copy()
     prediction[22:] = False
-    result = evaluate(reference, prediction, name="model")
+    result = evaluate(reference, prediction, name="model", distance_worst=math.inf)
     data = json.loads(result.to_json())
     assert data["prediction"] == "model"
     assert len(data["per_component"]) == 2

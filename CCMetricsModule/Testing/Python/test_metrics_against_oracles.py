@@ -133,7 +133,7 @@ def test_single_component_metrics_equal_monai_with_anisotropic_spacing():
     reference = sphere_mask(shape, random_spheres(shape, 1, (8.0, 12.0), spacing=spacing, seed=2), spacing)
     prediction = np.roll(reference, (1, 3, -2), axis=(0, 1, 2))
     prediction[10:12] = False
-    result = evaluate(reference, prediction, spacing=spacing, nsd_tolerance=1.5)
+    result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji", nsd_tolerance=1.5)
     expected = monai_global(prediction, reference, spacing, 1.5)
     (row,) = result.per_component
     for metric, value in expected.items():
@@ -156,7 +156,7 @@ def test_standard_metrics_equal_monai_global_metrics_on_anisotropic_multi_compon
         spacing=spacing,
         seed=1,
     )
-    result = evaluate(reference, prediction, spacing=spacing, nsd_tolerance=2.0)
+    result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji", nsd_tolerance=2.0)
     expected = monai_global(prediction, reference, spacing, 2.0)
     for metric, value in expected.items():
         assert result.standard[metric] == pytest.approx(value, rel=1e-5), metric
@@ -167,7 +167,7 @@ def test_surface_metrics_use_millimetres():
     reference[3:7, 3:7, 5:10] = True
     shifted = np.roll(reference, 4, axis=2)  # 4 voxels along i
     in_voxels = evaluate(reference, shifted, metrics=["hd"])
-    in_mm = evaluate(reference, shifted, spacing=(1.0, 1.0, 0.5), metrics=["hd"])
+    in_mm = evaluate(reference, shifted, spacing=(1.0, 1.0, 0.5), spacing_order="kji", metrics=["hd"])
     assert in_voxels.mean["hd"] == pytest.approx(4.0)
     assert in_mm.mean["hd"] == pytest.approx(2.0)
 

@@ -40,7 +40,7 @@ def test_each_perturbation_changes_its_component_as_named(spheres_case):
         assert not prediction[labels == component].any()
     for component in plan.unchanged:
         assert prediction[labels == component].all()
-    result = evaluate(reference, prediction, spacing=spacing)
+    result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji")
     rows = {row["component_id"]: row for row in result.per_component}
     (dilated,) = plan.dilated
     (eroded,) = plan.eroded
