@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--regions", type=Path, help="write the Voronoi region map (image on the reference grid)"
     )
     single.add_argument("--png", type=Path, help="write the per-component slices with regions and scores")
+    single.add_argument(
+        "--anatomy",
+        type=Path,
+        metavar="LABELMAP",
+        help="DAP Atlas label map of the case: CC scores per structure and system (printed)",
+    )
+    single.add_argument(
+        "--anatomy-csv", type=Path, help="with --anatomy: write the per-structure/system table"
+    )
     folder = evaluate.add_argument_group("folder mode")
     folder.add_argument("--reference-dir", type=Path, help="folder of reference files")
     folder.add_argument(
@@ -125,6 +134,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     folder_mode = args.reference_dir is not None or args.prediction_dir
     if folder_mode:
+        if args.anatomy:
+            raise InvalidParameterError("--anatomy works on one case (--reference/--prediction).")
         if args.reference is not None or args.prediction:
             raise InvalidParameterError(
                 "Use either --reference/--prediction or --reference-dir/--prediction-dir."
@@ -154,7 +165,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.reference is None or not args.prediction:
         raise InvalidParameterError("Give --reference and at least one --prediction (or use folder mode).")
-    _refuse_existing([args.json, args.csv, args.summary_csv, args.regions, args.png], args.overwrite)
+    if args.anatomy_csv and not args.anatomy:
+        raise InvalidParameterError("--anatomy-csv needs --anatomy LABELMAP.")
+    _refuse_existing(
+        [args.json, args.csv, args.summary_csv, args.regions, args.png, args.anatomy_csv], args.overwrite
+    )
     names = prediction_names(args.prediction)
     reference, predictions = read_case(args.reference, dict(zip(names, args.prediction, strict=True)))
     results = evaluate_volumes(
@@ -163,6 +178,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     summary = [row for result in results for row in result.summary_rows()]
     print(format_summary_table(summary, args.metrics))
     components = [row for result in results for row in result.component_rows()]
+    strata_rows = _anatomy_strata(args, reference, results) if args.anatomy else []
     if args.csv:
         rows_to_csv(components, args.csv)
     if args.summary_csv:
@@ -173,6 +189,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         _write_json({"predictions": [r.to_dict() for result in results for r in result]}, args.json)
     if args.regions:
         _write_regions(reference, results[0], args)
+    if args.anatomy_csv:
+        rows_to_csv(strata_rows, args.anatomy_csv)
     if args.png:
         from .report_png import render_component_report
 
@@ -184,10 +202,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ("JSON", args.json),
         ("regions", args.regions),
         ("PNG", args.png),
+        ("anatomy strata", args.anatomy_csv),
     ):
         if path:
             print(f"{what}: {path}", file=sys.stderr)
     return 0
+
+
+def _anatomy_strata(args: argparse.Namespace, reference, results) -> list[dict]:
+    """Print the CC scores per DAP Atlas structure and system of every prediction; the CSV rows."""
+    from AnatomyCommonLib import read_volume
+
+    from .anatomy_strata import anatomy_strata, format_strata_table
+
+    anatomy = read_volume(args.anatomy)
+    rows = []
+    for comparison in results:
+        for result in comparison:
+            strata = anatomy_strata(result, reference, anatomy)
+            print(
+                f"\n{result.name}"
+                + (f" (label {result.settings['label']})" if result.settings["label"] else "")
+            )
+            print(format_strata_table(strata, tuple(args.metrics)))
+            rows += [
+                {"prediction": result.name, "label": result.settings["label"], **row} for row in strata.rows()
+            ]
+    return rows
 
 
 def _write_regions(reference, result, args: argparse.Namespace) -> None:

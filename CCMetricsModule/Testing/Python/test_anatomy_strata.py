@@ -85,3 +85,32 @@ def test_a_label_map_on_another_grid_or_with_foreign_values_is_refused(case):
         anatomy_strata(result, reference, bad)
     with pytest.raises(InvalidParameterError, match="assignment"):
         anatomy_strata(result, reference, atlas, assignment="most")
+
+
+def test_cli_anatomy_flag_prints_and_writes_the_strata(case, tmp_path, capsys):
+    import csv
+
+    from AnatomyCommonLib import Volume, write_volume
+    from CCMetricsLib.__main__ import main
+
+    reference, atlas, prediction, _ = case
+    geometry = {"spacing_mm": (0.8, 0.8, 2.0), "origin_ras": (1.0, 2.0, 3.0)}
+    write_volume(Volume.from_geometry(reference, **geometry), tmp_path / "ref.nii.gz")
+    write_volume(Volume.from_geometry(prediction, **geometry), tmp_path / "model.nii.gz")
+    write_volume(Volume.from_geometry(atlas.astype(np.uint8), **geometry), tmp_path / "atlas.nii.gz")
+    out = tmp_path / "strata.csv"
+    arguments = ["evaluate", "--reference", str(tmp_path / "ref.nii.gz")]
+    arguments += ["--prediction", str(tmp_path / "model.nii.gz"), "--metrics", "dice"]
+    arguments += ["--anatomy", str(tmp_path / "atlas.nii.gz"), "--anatomy-csv", str(out)]
+    assert main(arguments) == 0
+    assert "system: urinary" in capsys.readouterr().out
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    liver = next(r for r in rows if r["level"] == "structure" and r["structure"] == "liver")
+    assert float(liver["cc_dice"]) == pytest.approx(1.0) and liver["prediction"] == "model"
+    urinary = next(r for r in rows if r["level"] == "system" and r["system"] == "urinary")
+    assert int(urinary["n_missed"]) == 1
+    assert main(arguments[:-2]) == 0  # without --anatomy-csv: printed only
+    out.unlink()
+    assert main([*arguments[:-4], "--anatomy-csv", str(out)]) == 2  # the CSV needs --anatomy
+    assert "needs --anatomy" in capsys.readouterr().err and not out.exists()
