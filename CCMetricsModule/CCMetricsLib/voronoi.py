@@ -280,6 +280,10 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     nearest for any voxel of the block. Blocks with one candidate are filled; the others are split
     into eight (an octree) down to single voxels, whose exact distances (within
     :data:`TIE_RELATIVE_TOLERANCE`) decide.
+
+    Before querying a child block's candidates, bounds from the parent prune without a query:
+    the parent's nearest point of each candidate gives an upper bound of its distance at the
+    child's centre, the parent's distance minus the centre offset a lower bound.
     """
     shape_arr = np.asarray(shape, dtype=np.int64)
     regions = np.empty(shape, dtype=np.int32)
@@ -287,29 +291,50 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     top = np.stack(np.meshgrid(*[np.arange(0, s, TOP_BLOCK) for s in shape], indexing="ij"), axis=-1).reshape(
         -1, 3
     )
+    tolerance = 1.0 + TIE_RELATIVE_TOLERANCE
     for batch in range(0, top.shape[0], TOP_BLOCKS_PER_BATCH):
         starts = top[batch : batch + TOP_BLOCKS_PER_BATCH]
         blocks = np.repeat(np.arange(starts.shape[0]), n)
         components = np.tile(np.arange(1, n + 1), starts.shape[0])
+        parent_distance = parent_point = parent_centre = None
         size = TOP_BLOCK
         while blocks.size:
             extent = np.minimum(size, shape_arr - starts)
             centres_mm = (starts + (extent - 1) / 2.0) * sites.spacing
             radius = 0.5 * np.linalg.norm((extent - 1) * sites.spacing, axis=1)
+            slack = 1e-9 * (size > 1) + 1e-12
+            if parent_distance is not None:  # prune with the parent's bounds, no query
+                centre = centres_mm[blocks]
+                upper = np.linalg.norm(centre - parent_point, axis=1)
+                lower = parent_distance - np.linalg.norm(centre - parent_centre, axis=1)
+                smallest_upper = np.full(starts.shape[0], np.inf)
+                np.minimum.at(smallest_upper, blocks, upper)
+                keep = lower <= (smallest_upper[blocks] + 2.0 * radius[blocks]) * tolerance + slack
+                blocks, components = blocks[keep], components[keep]
+                count = np.bincount(blocks, minlength=starts.shape[0])
+                single = count == 1
+                if single.any():
+                    lone = single[blocks]
+                    decided = np.flatnonzero(single)
+                    value = np.zeros(starts.shape[0], dtype=np.int64)
+                    value[blocks[lone]] = components[lone]
+                    _fill_blocks(regions, starts[decided], extent[decided], value[decided], size)
+                    blocks, components = blocks[~lone], components[~lone]
             distance = np.empty(blocks.size)
+            point = np.empty((blocks.size, 3))
             order = np.argsort(components, kind="stable")
             edges = np.searchsorted(components[order], np.arange(1, n + 2))
             for component in range(1, n + 1):
                 rows = order[edges[component - 1] : edges[component]]
                 if rows.size:
-                    distance[rows] = sites.component_tree(component).query(
+                    distance[rows], index = sites.component_tree(component).query(
                         centres_mm[blocks[rows]], k=1, workers=-1 if rows.size > 20000 else 1
-                    )[0]
+                    )
+                    point[rows] = sites.component_points_mm(component)[index]
             nearest = np.full(starts.shape[0], np.inf)
             np.minimum.at(nearest, blocks, distance)
-            limit = (nearest + 2.0 * radius) * (1.0 + TIE_RELATIVE_TOLERANCE) + 1e-9 * (size > 1) + 1e-12
-            keep = distance <= limit[blocks]
-            blocks, components = blocks[keep], components[keep]
+            keep = distance <= (nearest[blocks] + 2.0 * radius[blocks]) * tolerance + slack
+            blocks, components, distance, point = blocks[keep], components[keep], distance[keep], point[keep]
             count = np.bincount(blocks, minlength=starts.shape[0])
             lowest = np.full(starts.shape[0], n + 1, dtype=np.int64)
             np.minimum.at(lowest, blocks, components)
@@ -325,15 +350,18 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
             valid = np.all(children < shape_arr, axis=1)
             member = remap[blocks] >= 0
             pair_parent = remap[blocks[member]]
-            pair_component = components[member]
             # every surviving (parent, component) pair goes to each of the parent's valid children
             child_index = np.full(children.shape[0], -1, dtype=np.int64)
             child_index[valid] = np.arange(int(valid.sum()))
             slots = pair_parent[:, None] * 8 + np.arange(8)[None, :]
             pair_child = child_index[slots]
             ok = pair_child >= 0
+            rows = np.broadcast_to(np.arange(pair_parent.size)[:, None], slots.shape)[ok]
+            parent_distance = distance[member][rows]
+            parent_point = point[member][rows]
+            parent_centre = centres_mm[blocks[member]][rows]
             blocks = pair_child[ok]
-            components = np.broadcast_to(pair_component[:, None], slots.shape)[ok]
+            components = components[member][rows]
             starts = children[valid]
             size = child_size
     return regions
