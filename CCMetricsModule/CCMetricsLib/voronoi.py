@@ -292,6 +292,17 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
         -1, 3
     )
     tolerance = 1.0 + TIE_RELATIVE_TOLERANCE
+    # per component: its bounding box (mm) and one of its points, for bounds at the top level
+    box_lo = np.array([sites.component_points_mm(c).min(axis=0) for c in range(1, n + 1)])
+    box_hi = np.array([sites.component_points_mm(c).max(axis=0) for c in range(1, n + 1)])
+    anchor = np.array(
+        [
+            sites.component_points_mm(c)[
+                sites.component_tree(c).query((box_lo[c - 1] + box_hi[c - 1]) / 2)[1]
+            ]
+            for c in range(1, n + 1)
+        ]
+    )
     for batch in range(0, top.shape[0], TOP_BLOCKS_PER_BATCH):
         starts = top[batch : batch + TOP_BLOCKS_PER_BATCH]
         blocks = np.repeat(np.arange(starts.shape[0]), n)
@@ -303,10 +314,17 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
             centres_mm = (starts + (extent - 1) / 2.0) * sites.spacing
             radius = 0.5 * np.linalg.norm((extent - 1) * sites.spacing, axis=1)
             slack = 1e-9 * (size > 1) + 1e-12
-            if parent_distance is not None:  # prune with the parent's bounds, no query
+            if n > 1:  # prune with bounds, no query: from the parent, or (top) from the boxes
                 centre = centres_mm[blocks]
-                upper = np.linalg.norm(centre - parent_point, axis=1)
-                lower = parent_distance - np.linalg.norm(centre - parent_centre, axis=1)
+                if parent_distance is None:
+                    gap = np.maximum(box_lo[components - 1] - centre, 0) + np.maximum(
+                        centre - box_hi[components - 1], 0
+                    )
+                    lower = np.linalg.norm(gap, axis=1)
+                    upper = np.linalg.norm(centre - anchor[components - 1], axis=1)
+                else:
+                    upper = np.linalg.norm(centre - parent_point, axis=1)
+                    lower = parent_distance - np.linalg.norm(centre - parent_centre, axis=1)
                 smallest_upper = np.full(starts.shape[0], np.inf)
                 np.minimum.at(smallest_upper, blocks, upper)
                 keep = lower <= (smallest_upper[blocks] + 2.0 * radius[blocks]) * tolerance + slack
