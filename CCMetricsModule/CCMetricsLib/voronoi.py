@@ -8,9 +8,9 @@ component's first voxel in array (C) order, as ``scipy.ndimage.label`` numbers t
 Two ways to get regions, both exact:
 
 - :func:`voronoi_regions` builds the full region map (the ``--regions`` output, the Slicer
-  overlay). It runs scipy's Euclidean feature transform (Algorithm 2) and then re-decides, with
-  exact distances, every non-reference voxel that touches a region of lower id, because the
-  feature transform breaks ties arbitrarily.
+  overlay) with :func:`nearest_component_map`: an octree of blocks, each filled at once when the
+  distance bounds at its centre leave one possible nearest component, split otherwise, down to
+  single voxels decided by exact distances (work grows with the area of the region borders).
 - :class:`ComponentSites` answers "which region is this voxel in" for a few voxels only (the
   predicted ones). The nearest voxel of a set seen from outside it is always one of its
   6-neighbourhood boundary voxels (an interior voxel has a neighbour one step closer), so a k-d
@@ -260,14 +260,11 @@ def voronoi_regions(
     return regions, n
 
 
-#: Block edge (voxels) of the octree's top level in :func:`nearest_component_map`.
+#: Block edge (voxels) of the octree's top level along the finest axis (:func:`nearest_component_map`).
 TOP_BLOCK = 32
 
 #: Top-level blocks processed together (bounds the memory of the candidate lists).
 TOP_BLOCKS_PER_BATCH = 512
-
-#: The eight child offsets of an octree block, in units of the child's edge.
-_CHILD_OFFSETS = np.array([(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.int64)
 
 
 def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) -> np.ndarray:
@@ -288,9 +285,14 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     shape_arr = np.asarray(shape, dtype=np.int64)
     regions = np.empty(shape, dtype=np.int32)
     n = sites.n_components
-    top = np.stack(np.meshgrid(*[np.arange(0, s, TOP_BLOCK) for s in shape], indexing="ij"), axis=-1).reshape(
-        -1, 3
+    # blocks about as long in mm along every axis: fewer voxels along coarsely sampled axes
+    top_size = np.maximum(
+        1, 2 ** np.round(np.log2(TOP_BLOCK * sites.spacing.min() / sites.spacing)).astype(np.int64)
     )
+    top = np.stack(
+        np.meshgrid(*[np.arange(0, s, b) for s, b in zip(shape, top_size, strict=True)], indexing="ij"),
+        axis=-1,
+    ).reshape(-1, 3)
     tolerance = 1.0 + TIE_RELATIVE_TOLERANCE
     # per component: its bounding box (mm) and one of its points, for bounds at the top level
     box_lo = np.array([sites.component_points_mm(c).min(axis=0) for c in range(1, n + 1)])
@@ -308,12 +310,13 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
         blocks = np.repeat(np.arange(starts.shape[0]), n)
         components = np.tile(np.arange(1, n + 1), starts.shape[0])
         parent_distance = parent_point = parent_centre = None
-        size = TOP_BLOCK
+        size = top_size.copy()
         while blocks.size:
             extent = np.minimum(size, shape_arr - starts)
             centres_mm = (starts + (extent - 1) / 2.0) * sites.spacing
             radius = 0.5 * np.linalg.norm((extent - 1) * sites.spacing, axis=1)
-            slack = 1e-9 * (size > 1) + 1e-12
+            leaf = bool(np.all(size == 1))
+            slack = 1e-9 * (not leaf) + 1e-12
             if n > 1:  # prune with bounds, no query: from the parent, or (top) from the boxes
                 centre = centres_mm[blocks]
                 if parent_distance is None:
@@ -328,7 +331,7 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
                 smallest_upper = np.full(starts.shape[0], np.inf)
                 np.minimum.at(smallest_upper, blocks, upper)
                 keep = lower <= (smallest_upper[blocks] + 2.0 * radius[blocks]) * tolerance + slack
-                blocks, components = blocks[keep], components[keep]
+                blocks, components, upper = blocks[keep], components[keep], upper[keep]
                 count = np.bincount(blocks, minlength=starts.shape[0])
                 single = count == 1
                 if single.any():
@@ -337,18 +340,11 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
                     value = np.zeros(starts.shape[0], dtype=np.int64)
                     value[blocks[lone]] = components[lone]
                     _fill_blocks(regions, starts[decided], extent[decided], value[decided], size)
-                    blocks, components = blocks[~lone], components[~lone]
-            distance = np.empty(blocks.size)
-            point = np.empty((blocks.size, 3))
-            order = np.argsort(components, kind="stable")
-            edges = np.searchsorted(components[order], np.arange(1, n + 2))
-            for component in range(1, n + 1):
-                rows = order[edges[component - 1] : edges[component]]
-                if rows.size:
-                    distance[rows], index = sites.component_tree(component).query(
-                        centres_mm[blocks[rows]], k=1, workers=-1 if rows.size > 20000 else 1
-                    )
-                    point[rows] = sites.component_points_mm(component)[index]
+                    blocks, components, upper = blocks[~lone], components[~lone], upper[~lone]
+                if leaf:
+                    _decide_voxels(regions, sites, starts, blocks, components, upper, tolerance)
+                    break
+            distance, point = _distances(sites, components, centres_mm[blocks])
             nearest = np.full(starts.shape[0], np.inf)
             np.minimum.at(nearest, blocks, distance)
             keep = distance <= (nearest[blocks] + 2.0 * radius[blocks]) * tolerance + slack
@@ -356,22 +352,29 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
             count = np.bincount(blocks, minlength=starts.shape[0])
             lowest = np.full(starts.shape[0], n + 1, dtype=np.int64)
             np.minimum.at(lowest, blocks, components)
-            decided = (count == 1) | ((count > 0) & (size == 1))
+            decided = (count == 1) | ((count > 0) & leaf)
             _fill_blocks(regions, starts[decided], extent[decided], lowest[decided], size)
-            if size == 1:
+            if leaf:
                 break
             split = np.flatnonzero(count > 1)
-            child_size = size // 2
+            # split the axes longer than half the longest (in mm) into two
+            length_mm = np.where(size > 1, size * sites.spacing, 0.0)
+            halve = (size > 1) & (2 * length_mm > length_mm.max())
+            child_size = np.where(halve, size // 2, size)
+            offsets = np.stack(
+                np.meshgrid(*[np.arange(2 if h else 1) for h in halve], indexing="ij"), axis=-1
+            ).reshape(-1, 3)
+            n_children = offsets.shape[0]
             remap = np.full(starts.shape[0], -1, dtype=np.int64)
             remap[split] = np.arange(split.size)
-            children = (starts[split][:, None, :] + _CHILD_OFFSETS[None] * child_size).reshape(-1, 3)
+            children = (starts[split][:, None, :] + offsets[None] * child_size).reshape(-1, 3)
             valid = np.all(children < shape_arr, axis=1)
             member = remap[blocks] >= 0
             pair_parent = remap[blocks[member]]
             # every surviving (parent, component) pair goes to each of the parent's valid children
             child_index = np.full(children.shape[0], -1, dtype=np.int64)
             child_index[valid] = np.arange(int(valid.sum()))
-            slots = pair_parent[:, None] * 8 + np.arange(8)[None, :]
+            slots = pair_parent[:, None] * n_children + np.arange(n_children)[None, :]
             pair_child = child_index[slots]
             ok = pair_child >= 0
             rows = np.broadcast_to(np.arange(pair_parent.size)[:, None], slots.shape)[ok]
@@ -385,15 +388,70 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     return regions
 
 
-def _fill_blocks(regions: np.ndarray, starts: np.ndarray, extents: np.ndarray, values: np.ndarray, size: int):
+def _distances(sites: ComponentSites, components: np.ndarray, points_mm: np.ndarray):
+    """Exact distance (mm) from each point to its component, and that component's nearest point."""
+    distance = np.empty(components.size)
+    nearest = np.empty((components.size, 3))
+    order = np.argsort(components, kind="stable")
+    edges = np.searchsorted(components[order], np.arange(1, sites.n_components + 2))
+    for component in range(1, sites.n_components + 1):
+        rows = order[edges[component - 1] : edges[component]]
+        if rows.size:
+            distance[rows], index = sites.component_tree(component).query(
+                points_mm[rows], k=1, workers=-1 if rows.size > 20000 else 1
+            )
+            nearest[rows] = sites.component_points_mm(component)[index]
+    return distance, nearest
+
+
+def _decide_voxels(regions, sites, starts, blocks, components, upper, tolerance) -> None:
+    """Single voxels with several candidate components (pairs ``blocks``/``components``).
+
+    Every candidate but the one with the smallest upper bound is queried; that one wins without a
+    query when all others are farther than its bound (beyond the tie tolerance, so no tie);
+    otherwise it is queried too and the lowest id among the equidistant wins.
+    """
+    if blocks.size == 0:
+        return
+    n_blocks = starts.shape[0]
+    centres_mm = starts * sites.spacing
+    order = np.lexsort((components, upper, blocks))
+    ordered = blocks[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    guess, others = order[first], order[~first]
+    exact = np.full(blocks.size, np.nan)
+    exact[others] = _distances(sites, components[others], centres_mm[blocks[others]])[0]
+    others_nearest = np.full(n_blocks, np.inf)
+    np.minimum.at(others_nearest, blocks[others], exact[others])
+    sure = others_nearest[blocks[guess]] > upper[guess] * tolerance + 1e-12
+    winner = np.zeros(n_blocks, dtype=np.int64)
+    winner[blocks[guess[sure]]] = components[guess[sure]]
+    unsure = guess[~sure]
+    if unsure.size:
+        exact[unsure] = _distances(sites, components[unsure], centres_mm[blocks[unsure]])[0]
+        open_block = np.zeros(n_blocks, dtype=bool)
+        open_block[blocks[unsure]] = True
+        rows = np.flatnonzero(open_block[blocks])
+        nearest = np.full(n_blocks, np.inf)
+        np.minimum.at(nearest, blocks[rows], exact[rows])
+        tied = rows[exact[rows] <= nearest[blocks[rows]] * tolerance + 1e-12]
+        lowest = np.full(n_blocks, np.iinfo(np.int64).max)
+        np.minimum.at(lowest, blocks[tied], components[tied])
+        winner[open_block] = lowest[open_block]
+    decided = np.flatnonzero(winner > 0)
+    regions.ravel()[np.ravel_multi_index(tuple(starts[decided].T), regions.shape)] = winner[decided]
+
+
+def _fill_blocks(regions: np.ndarray, starts: np.ndarray, extents: np.ndarray, values: np.ndarray, size):
     """Write one value into each block (slices for large blocks, flat indices for small ones)."""
     if starts.shape[0] == 0:
         return
-    if size >= 8:
+    if np.prod(size) >= 256:
         for (k, j, i), (dk, dj, di), value in zip(starts, extents, values, strict=True):
             regions[k : k + dk, j : j + dj, i : i + di] = value
         return
-    grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    grid = np.stack(np.meshgrid(*[np.arange(int(b)) for b in size], indexing="ij"), axis=-1).reshape(-1, 3)
     voxels = starts[:, None, :] + grid[None]
     inside = np.all(grid[None] < extents[:, None, :], axis=2)
     flat = np.ravel_multi_index(tuple(voxels[inside].T), regions.shape)
