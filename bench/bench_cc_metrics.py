@@ -5,7 +5,8 @@ Run: ``PYTHONPATH=AnatomyCommon:CCMetricsModule .venv/bin/python bench/bench_cc_
 ``--cases small`` / ``large``, ``--quick``: only the large case, only ours (metrics and region
 map), one repeat).
 
-How long it takes (2 shared CPU cores): ``--quick`` 1-3 minutes (the region map is most of it); the full run about 25 minutes, most of it the reference package on the large case
+How long it takes (2 shared CPU cores): ``--quick`` 1-3 minutes (the region map is most of it);
+the full run about 25 minutes, most of it the reference package on the large case
 (``--skip-reference-large``: about 6 minutes).
 
 Cases
