@@ -283,8 +283,10 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     child's centre, the parent's distance minus the centre offset a lower bound.
     """
     shape_arr = np.asarray(shape, dtype=np.int64)
-    regions = np.empty(shape, dtype=np.int32)
     n = sites.n_components
+    if n <= 1:
+        return np.full(shape, n, dtype=np.int32)
+    regions = np.empty(shape, dtype=np.int32)
     # blocks about as long in mm along every axis: fewer voxels along coarsely sampled axes
     top_size = np.maximum(
         1, 2 ** np.round(np.log2(TOP_BLOCK * sites.spacing.min() / sites.spacing)).astype(np.int64)
