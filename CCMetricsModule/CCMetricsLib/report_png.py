@@ -349,8 +349,11 @@ def _render_page(plt, content, page_number, n_pages, report, **context):
     n_cols = min(context["columns"], max(len(content), 1))
     n_rows = max(1, math.ceil(len(content) / n_cols))
     header_in = 0.5 + 0.22 * (len(header_lines) + 1) + 0.25 * math.ceil(len(colors) / 3 + 1)
-    height = 3.6 * n_rows + header_in
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(max(3.3 * n_cols, 9.0), height), squeeze=False)
+    height = 3.8 * n_rows + header_in
+    figure, axes = plt.subplots(
+        n_rows, n_cols, figsize=(max(3.3 * n_cols, 9.0), height), squeeze=False, layout="constrained"
+    )
+    figure.get_layout_engine().set(rect=(0, 0, 1, 1 - (header_in + 0.2) / height), h_pad=0.08, w_pad=0.05)
     figure.patch.set_facecolor("black")
     for ax in axes.ravel():
         ax.set_axis_off()
@@ -363,13 +366,13 @@ def _render_page(plt, content, page_number, n_pages, report, **context):
         figure.text(0.01, 1 - (0.2 + 0.22 * number) / height, text, color=color, fontsize=9, va="top")
     figure.legend(
         handles=_legend_handles(colors),
-        loc="upper right",
+        loc="upper left",
         ncol=3,
         fontsize=7,
         facecolor="black",
         edgecolor="#444444",
         labelcolor="white",
-        bbox_to_anchor=(1.0, 1 - (0.25 + 0.22 * len(header_lines)) / height),
+        bbox_to_anchor=(0.005, 1 - (0.3 + 0.22 * len(header_lines)) / height),
     )
     if not content:
         message = "The reference has no foreground: there are no lesions to show.\n" + (
@@ -380,7 +383,6 @@ def _render_page(plt, content, page_number, n_pages, report, **context):
         axes[0, 0].text(0.5, 0.5, message, color="white", fontsize=12, ha="center", va="center", wrap=True)
     for panel, item in zip(axes.ravel(), content, strict=False):
         report.panels.append(_draw_panel(panel, item, page_number, **context))
-    figure.tight_layout(rect=(0, 0, 1, 1 - (header_in + 0.3) / height))
     return figure
 
 
@@ -477,7 +479,7 @@ def _draw_panel(panel, item, page_number, **context) -> Panel:
     for number, (text, color) in enumerate(reversed(texts)):
         panel.text(
             0.02,
-            0.02 + 0.09 * number,
+            0.075 + 0.085 * number,
             text,
             color=color,
             fontsize=7,
