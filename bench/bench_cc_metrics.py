@@ -2,7 +2,12 @@
 
 Run: ``PYTHONPATH=AnatomyCommon:CCMetricsModule .venv/bin/python bench/bench_cc_metrics.py``
 (options: ``--skip-reference-large`` to leave out the slow reference run on the large case,
-``--cases small`` / ``large``).
+``--cases small`` / ``large``, ``--quick``: only the large case, only ours (metrics and region
+map), one repeat).
+
+How long it takes (2 shared CPU cores): ``--quick`` 1-3 minutes (the region map is most of it);
+the full run about 25 minutes, most of it the reference package on the large case
+(``--skip-reference-large``: about 6 minutes).
 
 Cases
 - small: the case of shared/reference/notes_cc_metrics_reference.md: 256x256x200 voxels (1 mm),
@@ -20,6 +25,9 @@ Timings (one process, same run, so the ratios compare like with like):
   voxel units);
 - MONAI: global ``DiceMetric``, ``SurfaceDiceMetric``, ``HausdorffDistanceMetric(percentile=95)``
   with ``spacing=``.
+- region map: ``CCMetricsLib.voronoi_regions`` (the ``--regions`` output, the Slicer overlay), timed
+  against the metrics run of the same case (target <= 5x) with its own peak memory growth (target
+  < 1.5 GB over the input masks on the large case).
 Peak memory growth of ours: the larger of the resident set size growth (sampled every 2 ms by a
 thread, inputs already allocated, first call of the process) and tracemalloc's peak of the
 allocations made during the call.
@@ -41,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for folder in ("AnatomyCommon", "CCMetricsModule"):
     sys.path.insert(0, str(ROOT / folder))
 
-from CCMetricsLib import evaluate  # noqa: E402
+from CCMetricsLib import evaluate, voronoi_regions  # noqa: E402
 from CCMetricsLib.synthetic import benchmark_case, perturb_prediction, random_spheres, sphere_mask  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -118,6 +126,21 @@ def time_ours(reference, prediction, spacing, repeats: int):
     return (float(np.median(times)), float(np.median(cpu_times))), result, max(memory.growth, traced_peak)
 
 
+def time_region_map(reference, spacing):
+    """Peak memory growth and wall/CPU time of one full region map (a fresh call, like the metrics)."""
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with PeakRss() as memory:
+        _, n = voronoi_regions(reference, spacing)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, cpu, max(memory.growth, traced_peak), n
+
+
 def time_reference_package(reference, prediction):
     import torch
     from CCMetrics import (
@@ -175,7 +198,9 @@ def time_monai(reference, prediction, spacing):
     return rows
 
 
-def run_case(name, reference, prediction, spacing, *, with_reference: bool, repeats: int):
+def run_case(
+    name, reference, prediction, spacing, *, with_reference: bool, repeats: int, with_monai: bool = True
+):
     print(f"\n== {name}: {reference.shape} voxels, spacing {spacing} mm (array order)")
     (ours_s, ours_cpu), result, growth = time_ours(reference, prediction, spacing, repeats)
     print(
@@ -189,14 +214,22 @@ def run_case(name, reference, prediction, spacing, *, with_reference: bool, repe
         f"| Dice {std['dice']:.5f}  NSD {std['nsd']:.5f}  HD95 {std['hd95']:.3f}  "
         f"({result.counts['n_reference_components']} components)"
     )
-    monai = time_monai(reference, prediction, spacing)
-    monai_s = sum(row[0] for row in monai.values())
-    monai_cpu = sum(row[1] for row in monai.values())
+    region_s, region_cpu, region_growth, n = time_region_map(reference, spacing)
     print(
-        "MONAI global: "
-        + ", ".join(f"{k} {t:.2f} s ({v:.5f})" for k, (t, _, v) in monai.items())
-        + f"; sum {monai_s:.2f} s (CPU {monai_cpu:.2f} s)"
+        f"region map ({n} regions): {region_s:.2f} s (CPU {region_cpu:.2f} s), "
+        f"peak memory growth {region_growth / 2**20:.0f} MiB; "
+        f"{region_s / ours_s:.1f}x the metrics run (target <= 5x, < 1536 MiB)"
     )
+    monai_s = monai_cpu = float("nan")
+    if with_monai:
+        monai = time_monai(reference, prediction, spacing)
+        monai_s = sum(row[0] for row in monai.values())
+        monai_cpu = sum(row[1] for row in monai.values())
+        print(
+            "MONAI global: "
+            + ", ".join(f"{k} {t:.2f} s ({v:.5f})" for k, (t, _, v) in monai.items())
+            + f"; sum {monai_s:.2f} s (CPU {monai_cpu:.2f} s)"
+        )
     summary = {
         "case": name,
         "ours_s": ours_s,
@@ -204,6 +237,8 @@ def run_case(name, reference, prediction, spacing, *, with_reference: bool, repe
         "monai_s": monai_s,
         "monai_cpu_s": monai_cpu,
         "memory_mib": growth / 2**20,
+        "regions_s": region_s,
+        "regions_mib": region_growth / 2**20,
     }
     if with_reference:
         reference_rows = time_reference_package(reference, prediction)
@@ -232,7 +267,13 @@ def main(argv=None) -> int:
         "--skip-reference-large", action="store_true", help="do not run the package on the large case"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true", help="large case, ours only (metrics, region map), one repeat"
+    )
     args = parser.parse_args(argv)
+    began = time.perf_counter()
+    if args.quick:
+        args.cases, args.skip_reference_large, args.repeats = ["large"], True, 1
     summaries = []
     if "small" in args.cases:
         reference, prediction, _ = benchmark_case()
@@ -254,10 +295,14 @@ def main(argv=None) -> int:
                 spacing,
                 with_reference=not args.skip_reference_large,
                 repeats=max(1, args.repeats - 1),
+                with_monai=not args.quick,
             )
         )
     print("\nwall seconds (CPU seconds in brackets; CPU time is less disturbed by other processes)")
-    print("case      ours          MONAI          ours/MONAI    reference         speed-up       peak_MiB")
+    print(
+        "case      ours          MONAI          ours/MONAI    reference         speed-up       peak_MiB"
+        "  regions_s  regions_MiB"
+    )
     for s in summaries:
         ref, ref_cpu = s.get("reference_s"), s.get("reference_cpu_s")
         ours = f"{s['ours_s']:6.2f} ({s['ours_cpu_s']:5.2f})"
@@ -268,7 +313,11 @@ def main(argv=None) -> int:
             speedup = f"{ref / s['ours_s']:5.0f}x ({ref_cpu / s['ours_cpu_s']:4.0f}x)"
         else:
             reference, speedup = f"{'-':>17}", f"{'-':>13}"
-        print(f"{s['case']:6s} {ours}  {monai}  {ratio}  {reference}  {speedup}  {s['memory_mib']:9.0f}")
+        print(
+            f"{s['case']:6s} {ours}  {monai}  {ratio}  {reference}  {speedup}  {s['memory_mib']:9.0f}"
+            f"  {s['regions_s']:9.2f}  {s['regions_mib']:11.0f}"
+        )
+    print(f"\nthe benchmark took {time.perf_counter() - began:.0f} s")
     return 0
 
 

@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--regions", type=Path, help="write the Voronoi region map (image on the reference grid)"
     )
     single.add_argument("--png", type=Path, help="write the per-component slices with regions and scores")
+    single.add_argument(
+        "--anatomy",
+        type=Path,
+        metavar="LABELMAP",
+        help="DAP Atlas label map of the case: CC scores per structure and system (printed)",
+    )
+    single.add_argument(
+        "--anatomy-csv", type=Path, help="with --anatomy: write the per-structure/system table"
+    )
     folder = evaluate.add_argument_group("folder mode")
     folder.add_argument("--reference-dir", type=Path, help="folder of reference files")
     folder.add_argument(
@@ -243,6 +252,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     folder_mode = args.reference_dir is not None or args.prediction_dir
     if folder_mode:
+        if args.anatomy:
+            raise InvalidParameterError("--anatomy works on one case (--reference/--prediction).")
         if args.reference is not None or args.prediction:
             raise InvalidParameterError(
                 "Use either --reference/--prediction or --reference-dir/--prediction-dir."
@@ -291,7 +302,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.reference is None or not args.prediction:
         raise InvalidParameterError("Give --reference and at least one --prediction (or use folder mode).")
-    _refuse_existing([args.json, args.csv, args.summary_csv, args.regions, args.png], args.overwrite)
+    if args.anatomy_csv and not args.anatomy:
+        raise InvalidParameterError("--anatomy-csv needs --anatomy LABELMAP.")
+    _refuse_existing(
+        [args.json, args.csv, args.summary_csv, args.regions, args.png, args.anatomy_csv], args.overwrite
+    )
     names = prediction_names(args.prediction)
     reference, predictions = read_case(args.reference, dict(zip(names, args.prediction, strict=True)))
     results = evaluate_volumes(
@@ -299,6 +314,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     summary = [row for result in results for row in result.summary_rows()]
     components = [row for result in results for row in result.component_rows()]
+    strata_rows = _anatomy_strata(args, reference, results) if args.anatomy else []
     # every output is staged and appears only once all of them were produced
     with StagedOutputs() as staged:
         if args.csv:
@@ -312,6 +328,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             write_json(data, staged.path(args.json))
         if args.regions:
             _write_regions(reference, results[0], args, staged.path(args.regions))
+        if args.anatomy_csv:
+            rows_to_csv(strata_rows, staged.path(args.anatomy_csv))
         if args.png:
             from . import report_png
 
@@ -325,10 +343,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ("JSON", args.json),
         ("regions", args.regions),
         ("PNG", args.png),
+        ("anatomy strata", args.anatomy_csv),
     ):
         if path:
             print(f"{what}: {path}", file=sys.stderr)
     return 0
+
+
+def _anatomy_strata(args: argparse.Namespace, reference, results) -> list[dict]:
+    """Print the CC scores per DAP Atlas structure and system of every prediction; the CSV rows."""
+    from AnatomyCommonLib import read_volume
+
+    from .anatomy_strata import anatomy_strata, format_strata_table
+
+    anatomy = read_volume(args.anatomy)
+    rows = []
+    for comparison in results:
+        for result in comparison:
+            strata = anatomy_strata(result, reference, anatomy)
+            print(
+                f"\n{result.name}"
+                + (f" (label {result.settings['label']})" if result.settings["label"] else "")
+            )
+            print(format_strata_table(strata, tuple(args.metrics)))
+            rows += [
+                {"prediction": result.name, "label": result.settings["label"], **row} for row in strata.rows()
+            ]
+    return rows
 
 
 def _write_regions(reference, result, args: argparse.Namespace, path: Path) -> None:

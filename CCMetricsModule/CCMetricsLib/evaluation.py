@@ -258,6 +258,7 @@ class PreparedReference:
 
 # ---------------------------------------------------------------------------- result objects
 def json_value(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays as plain Python and inf/NaN as the strings "inf"/"nan"."""
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

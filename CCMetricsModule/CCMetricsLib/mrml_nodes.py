@@ -227,7 +227,7 @@ def evaluate_nodes(
 
 def add_regions(evaluation: NodeEvaluation, *, name: str = "CC-Metrics regions", scene=None, node=None):
     """Build the Voronoi region overlay of an evaluation (the exact full map: on a whole-body CT
-    grid this takes about a minute and ~3 GB, see :func:`~CCMetricsLib.voronoi.voronoi_regions`)."""
+    grid this takes about half a minute and ~1 GB, see :func:`~CCMetricsLib.voronoi.voronoi_regions`)."""
     reference = evaluation.reference
     region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, evaluation.connectivity)
     if n:

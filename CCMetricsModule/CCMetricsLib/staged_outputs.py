@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from AnatomyCommonLib.atomic_output import output_mode
 from AnatomyCommonLib.image_io import SUPPORTED_SUFFIXES, image_suffix
 
 
@@ -31,6 +32,7 @@ class StagedOutputs:
         suffix = image_suffix(name) if name.lower().endswith(SUPPORTED_SUFFIXES) else target.suffix
         handle, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial{suffix}", dir=target.parent)
         os.close(handle)
+        os.chmod(tmp_name, output_mode())  # mkstemp makes 0600; a user output gets the umask's mode
         self._pending.append((Path(tmp_name), target))
         return Path(tmp_name)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID, default_colors_rgb, label_by_id
 from AnatomyCommonLib.anatomy.label_terminology import terminology_entry
+from AnatomyCommonLib.atomic_output import output_mode
 from AnatomyCommonLib.volume import Volume
 
 from .exceptions import (
@@ -53,6 +54,7 @@ def _atomic_target(path: Path, overwrite: bool) -> Iterator[Path]:
     suffix = "".join(path.suffixes[-2:]) or ".tmp"
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{suffix}", dir=path.parent)
     os.close(handle)
+    os.chmod(tmp_name, output_mode())  # mkstemp makes 0600; a user output gets the umask's mode
     try:
         yield Path(tmp_name)
         os.replace(tmp_name, path)
