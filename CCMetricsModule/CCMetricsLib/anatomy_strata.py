@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from AnatomyCommonLib.anatomy import label_schema
+
 from .evaluation import CCMetricsResult, as_mask
 from .exceptions import GeometryMismatchError, InvalidParameterError
 from .voronoi import label_components
@@ -48,18 +50,12 @@ class AnatomyStrata:
         }
 
 
-def _schema():
-    from DAPAtlasLib import label_schema
-
-    return label_schema
-
-
 def tag_components(reference: Any, anatomy: Any, connectivity: int = 26, label: int | None = None):
     """For each reference component (ids as :func:`~CCMetricsLib.evaluate` numbers them): the
     structures it lies on, ranked by overlap. Returns a list of dicts (component_id, voxels,
     structures = [{label_id, name, system, voxels, fraction}], primary_structure, primary_system).
     """
-    schema = _schema()
+    schema = label_schema
     mask = as_mask(reference, label, "reference")
     atlas = np.asarray(anatomy.array if hasattr(anatomy, "array") else anatomy)
     if atlas.shape != mask.array.shape:
@@ -172,7 +168,7 @@ def anatomy_strata(
                 **{metric: scores[metric] for metric in metrics},
             }
         )
-    schema = _schema()
+    schema = label_schema
     structure_rows = []
     for name in sorted(by_structure):
         row = _stratum_row("structure", name, by_structure[name], metrics)

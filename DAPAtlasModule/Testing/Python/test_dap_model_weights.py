@@ -128,7 +128,8 @@ def test_models_list_and_verify_commands(cache, capsys):
     assert "missing 11 file(s)" in listing
     assert main(["models", "verify"]) == 1  # nothing installed: says so, per model, and fails
     verified = capsys.readouterr().out
-    assert "dap-atlas-v2: not installed" in verified and "0 of" in verified
+    assert "dap-atlas-v2: missing: 11 of 11 file(s) absent (not installed)" in verified
+    assert "0 of 2 model(s) installed" in verified
 
 
 def test_uninstalled_model_error_names_the_download_and_the_command(cache):
