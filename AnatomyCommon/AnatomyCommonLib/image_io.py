@@ -68,6 +68,8 @@ def volume_from_sitk(image, metadata: dict | None = None) -> Volume:
             f"The image has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
             "only scalar (grey-value or label) images are supported. Convert colour images to grey first."
         )
+    # GetArrayFromImage returns [k, j, i] (the reverse of ITK's index order), the order Slicer's
+    # arrayFromVolume uses, so arrays cross the boundary without a transpose
     array = sitk.GetArrayFromImage(image)
     spacing = list(image.GetSpacing())
     origin = list(image.GetOrigin())
@@ -96,6 +98,8 @@ def volume_to_sitk(volume: Volume):
         )
     image = sitk.GetImageFromArray(np.ascontiguousarray(array))
     image.SetSpacing(volume.spacing_mm)
+    # files and ITK are LPS, Slicer and Volume are RAS: negating x and y maps one to the other
+    # (RAS_FROM_LPS is its own inverse)
     image.SetOrigin(tuple(float(v) for v in RAS_FROM_LPS @ np.asarray(volume.origin_ras)))
     direction_lps = RAS_FROM_LPS @ volume.direction_ras
     image.SetDirection(tuple(float(v) for v in direction_lps.ravel()))

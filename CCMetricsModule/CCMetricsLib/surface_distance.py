@@ -46,6 +46,7 @@ def directed_distances_mm(from_points_mm: np.ndarray, to_tree) -> np.ndarray:
         return np.zeros(0)
     if to_tree is None or to_tree.n == 0:
         return np.full(from_points_mm.shape[0], np.inf)
+    # threads cost more than they save on the small boundaries of single lesions
     workers = -1 if from_points_mm.shape[0] > 20000 else 1
     return to_tree.query(from_points_mm, k=1, workers=workers)[0]
 
@@ -53,6 +54,8 @@ def directed_distances_mm(from_points_mm: np.ndarray, to_tree) -> np.ndarray:
 def kd_tree(points_mm: np.ndarray):
     from scipy.spatial import cKDTree
 
+    # boundary points lie on a lattice: the sliding-midpoint split (balanced_tree=False) builds several
+    # times faster than the median split there and queries as fast
     return cKDTree(points_mm, leafsize=32, balanced_tree=False) if points_mm.shape[0] else None
 
 
@@ -80,13 +83,14 @@ def surface_scores(
 
 
 def _max(values: np.ndarray) -> float:
+    # -inf for an empty direction so that max() over both directions takes the other one
     return float(values.max()) if values.size else float("-inf")
 
 
 def _percentile95(values: np.ndarray) -> float:
     if not values.size:
         return float("-inf")
-    if np.isinf(values).any():
+    if np.isinf(values).any():  # np.quantile would give nan when interpolating next to an inf
         return float("inf")
     return float(np.quantile(values, 0.95))
 
