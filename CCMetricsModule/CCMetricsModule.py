@@ -369,7 +369,7 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
         """Inter/intra-rater agreement, STAPLE consensus (a label-map node usable as the reference)
         and the predictions against the band; returns CCMetricsLib's NodeAgreement."""
         self.ensureDependencies()
-        from CCMetricsLib.multirater_scene import multirater_nodes
+        from CCMetricsLib.mrml_nodes import multirater_nodes
 
         return multirater_nodes(raterNodes, predictionNodes, repeatNodes, label=label, grid_node=gridNode)
 

@@ -7,7 +7,7 @@ from scipy import ndimage
 from AnatomyCommonLib import Volume
 from AnatomyCommonLib import slicer_bridge as bridge
 from CCMetricsLib import multirater_agreement
-from CCMetricsLib.multirater_scene import multirater_nodes
+from CCMetricsLib.mrml_nodes import multirater_nodes
 from CCMetricsLib.synthetic import Sphere, sphere_mask
 
 pytestmark = pytest.mark.mrml
