@@ -69,7 +69,7 @@ class CCMetricsModuleParameterNode:
     useAssd: bool = True
     nsdToleranceMm: Annotated[float, WithinRange(0.0, 100.0)] = 1.0
     distanceWorstMm: Annotated[float, WithinRange(0.0, 10000.0)] = 0.0
-    showRegions: bool = True
+    showRegions: bool = False  # the full region map is a whole-grid computation: on request only
     regionsOutline: bool = True
 
 
@@ -304,7 +304,7 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
         metrics=("dice", "iou", "nsd", "hd95", "hd", "assd"),
         nsdToleranceMm=1.0,
         distanceWorstMm=None,
-        showRegions=True,
+        showRegions=False,
         regionsOutline=True,
     ):
         """Evaluate ``predictionNodes`` against ``referenceNode``; returns CCMetricsLib's NodeEvaluation
@@ -368,7 +368,9 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
     def processMultiRater(self, raterNodes, predictionNodes=(), repeatNodes=(), label=None, gridNode=None):
         """Inter/intra-rater agreement, STAPLE consensus (a label-map node usable as the reference)
         and the predictions against the band; returns CCMetricsLib's NodeAgreement."""
-        self.ensureDependencies()
+        from AnatomyCommonLib.dependencies import check_requirements
+
+        check_requirements(self.requirements(), "CC-Metrics")
         from CCMetricsLib.multirater_scene import multirater_nodes
 
         return multirater_nodes(raterNodes, predictionNodes, repeatNodes, label=label, grid_node=gridNode)

@@ -427,10 +427,11 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata)
         self.loadTerminologyAndColors()
         name = outputName or f"{modelOutputNode.GetName()} post-processed"
+        key = f"DAP post-processed|{modelOutputNode.GetID()}"  # applying again refills the same nodes
         segmentationNode = mrml_nodes.create_dap_segmentation(
-            result.labels, name, reference_volume_node=ctNode
+            result.labels, name, reference_volume_node=ctNode, key=key
         )
-        tableNode, chartNode = self._statistics(result.labels, ct, name)
+        tableNode, chartNode = mrml_nodes.statistics_nodes(result.labels, ct, name, key=key)
         return {
             "segmentationNode": segmentationNode,
             "report": result.report,
@@ -504,19 +505,12 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         from DAPAtlasLib import mrml_nodes
 
         labels = mrml_nodes.dap_labels_from_node(segmentationNode, ctNode)
-        return self._statistics(labels, slicer_bridge.node_to_volume(ctNode), segmentationNode.GetName())
-
-    @staticmethod
-    def _statistics(labels, ct, name: str):
-        from DAPAtlasLib import mrml_nodes
-        from DAPAtlasLib.statistics import statistics_rows, structure_statistics, volumes_by_system
-
-        stats = structure_statistics(labels, ct)
-        tableNode = mrml_nodes.statistics_table_node(statistics_rows(stats), f"{name} statistics")
-        chartNode, _, _ = mrml_nodes.volume_by_system_plot(
-            volumes_by_system(stats), f"{name} volume by system"
+        return mrml_nodes.statistics_nodes(
+            labels,
+            slicer_bridge.node_to_volume(ctNode),
+            segmentationNode.GetName(),
+            key=f"DAP statistics|{segmentationNode.GetID()}",
         )
-        return tableNode, chartNode
 
     @staticmethod
     def showResults(segmentationNode, tableNode, chartNode) -> None:

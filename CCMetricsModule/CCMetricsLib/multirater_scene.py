@@ -70,11 +70,25 @@ def multirater_nodes(
     raters = masks(rater_nodes)
     repeats = {next(iter(raters)): list(masks(repeat_nodes).values())} if repeat_nodes else {}
     result = multirater_agreement(raters, repeats, masks(prediction_nodes), connectivity=connectivity)
-    pair_table = slicer_bridge.rows_to_table_node(result.pair_rows(), f"{name} pairs", scene=scene)
+    # one set of result nodes per first rater: computing again refills them
+    key = f"{name}|{rater_nodes[0].GetID()}"
+
+    def result_node(class_name: str, role: str):
+        return slicer_bridge.result_node(class_name, f"{key}|{role}", f"{name} {role}", scene=scene)
+
+    pair_table = slicer_bridge.rows_to_table_node(
+        result.pair_rows(), f"{name} pairs", scene=scene, node=result_node("vtkMRMLTableNode", "pairs")
+    )
     model_rows = result.model_rows() or [{"model": "(none)"}]
-    model_table = slicer_bridge.rows_to_table_node(model_rows, f"{name} models", scene=scene)
+    model_table = slicer_bridge.rows_to_table_node(
+        model_rows, f"{name} models", scene=scene, node=result_node("vtkMRMLTableNode", "models")
+    )
     consensus = result.consensus.with_array(np.asarray(result.consensus.array, dtype=np.uint8))
     consensus_node = slicer_bridge.volume_to_node(
-        consensus, f"{name} STAPLE consensus", scene=scene, labelmap=True
+        consensus,
+        f"{name} STAPLE consensus",
+        scene=scene,
+        labelmap=True,
+        node=result_node("vtkMRMLLabelMapVolumeNode", "STAPLE consensus"),
     )
     return NodeAgreement(result, pair_table, model_table, consensus_node)
