@@ -145,11 +145,24 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
         self.ui.computeButton.setEnabled(ready)
 
-    def onCompute(self) -> None:
-        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
-            from AnatomyCommonLib.dependencies import ensure_requirements
+    def _installRequirements(self) -> bool:
+        """Ask, then install what is missing (no wait cursor under the dialog); False if not installed."""
+        from AnatomyCommonLib.dependencies import InstallDeclined, ensure_requirements
 
-            ensure_requirements(self.logic.requirements(), "CC-Metrics")  # asks before installing
+        try:
+            with slicer.util.tryWithErrorDisplay("CC-Metrics: the Python packages could not be installed."):
+                ensure_requirements(self.logic.requirements(), "CC-Metrics")
+            return True
+        except InstallDeclined as declined:
+            self.ui.statusLabel.text = declined.message  # a choice, not an error
+        except Exception:  # shown by tryWithErrorDisplay
+            pass
+        return False
+
+    def onCompute(self) -> None:
+        if not self._installRequirements():
+            return
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
             p = self._parameterNode
             metrics = [metric for metric, field in METRIC_CHECKBOXES.items() if getattr(p, field)]
             segmentId = None  # the (disabled) segment selector may still show a segmentation
@@ -257,6 +270,8 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.multiRaterButton.connect("clicked(bool)", self.onMultiRater)
 
     def onMultiRater(self) -> None:
+        if not self._installRequirements():
+            return
         with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the agreement.", waitCursor=True):
             p = self._parameterNode
             out = self.logic.processMultiRater(

@@ -191,12 +191,23 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
 
     @staticmethod
-    def _installRequirements(requirements) -> None:
-        """Ask the user to install what is missing (a dialog; raises MissingDependencyError if declined)."""
-        from AnatomyCommonLib.dependencies import ensure_requirements
+    def _installRequirements(self, requirements) -> bool:
+        """Ask the user to install what is missing, then install (no wait cursor under the dialog).
+
+        False when the user declined (a calm status line) or the install failed (an error dialog).
+        """
+        from AnatomyCommonLib.dependencies import InstallDeclined, ensure_requirements
 
         names, requester, needTorch = requirements
-        ensure_requirements(names, requester, need_torch=needTorch)
+        try:
+            with slicer.util.tryWithErrorDisplay(f"{requester}: the Python packages could not be installed."):
+                ensure_requirements(names, requester, need_torch=needTorch)
+            return True
+        except InstallDeclined as declined:
+            self.ui.statusLabel.text = declined.message
+        except Exception:  # shown by tryWithErrorDisplay
+            pass
+        return False
 
     def _confirmWeights(self, model: str) -> bool:
         """Make sure ``model``'s weights are there; else ask for the unpacked download. False: declined."""
@@ -222,8 +233,9 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return True
 
     def onApply(self) -> None:
+        if not self._installRequirements(self.logic.postprocessRequirements()):
+            return
         with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed.", waitCursor=True):
-            self._installRequirements(self.logic.postprocessRequirements())
             p = self._parameterNode
             result = self.logic.postprocessNodes(
                 p.inputVolume, p.modelOutput, sex=p.sex, steps=self.selectedSteps()
@@ -240,12 +252,13 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.showResults(result["segmentationNode"], result["tableNode"], result["chartNode"])
 
     def onShowStatistics(self) -> None:
+        if not self._installRequirements(self.logic.postprocessRequirements()):
+            return
         with slicer.util.tryWithErrorDisplay("Could not compute the statistics.", waitCursor=True):
             p = self._parameterNode
             segmentationNode = p.outputSegmentation or p.modelOutput
             if segmentationNode is None or p.inputVolume is None:
                 raise ValueError("Select the CT volume and a DAP segmentation (or run Apply) first.")
-            self._installRequirements(self.logic.postprocessRequirements())
             tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
             self.logic.showResults(None, tableNode, chartNode)
 
@@ -262,13 +275,17 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.segmentProgressBar.value = 0
 
     def onSegment(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
-            p = self._parameterNode
-            if p.segmentVolume is None:
-                raise ValueError("Select the CT volume to segment first.")
-            self._installRequirements(self.logic.inferenceRequirements())
+        p = self._parameterNode
+        if p.segmentVolume is None:
+            slicer.util.warningDisplay("Select the CT volume to segment first.")
+            return
+        # dialogs first (install, weights), without a wait cursor
+        if not self._installRequirements(self.logic.inferenceRequirements()):
+            return
+        with slicer.util.tryWithErrorDisplay("Could not use the DAP Atlas weights."):
             if not self._confirmWeights(p.segmentModel):
                 return
+        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
             self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
             self._segmentCtNode = p.segmentVolume
             self._setSegmentRunning(True)

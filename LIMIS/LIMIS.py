@@ -261,11 +261,15 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onLoadModels(self):
         choice = self._parameterNode.modelChoice
         semantic = self._parameterNode.useSemanticMatcher  # read here: the worker never touches MRML
-        from AnatomyCommonLib.dependencies import ensure_requirements
+        from AnatomyCommonLib.dependencies import InstallDeclined, ensure_requirements
 
         # asks before installing (a dialog: main thread, before the job starts)
         requirements, needTorch = self.logic.requirements(neural=choice == NEURAL_CHOICE, semantic=semantic)
-        ensure_requirements(requirements, "LIMIS", need_torch=needTorch)
+        try:
+            ensure_requirements(requirements, "LIMIS", need_torch=needTorch)
+        except InstallDeclined as declined:
+            self._log(declined.message)  # the user's choice: a calm line, not an error
+            return
 
         def load(job):
             models = self.logic.loadModels(baseline=choice == BASELINE_CHOICE)
