@@ -18,7 +18,9 @@ the PyPI ``slicer-core`` package:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from AnatomyCommonLib import slicer_bridge
 from AnatomyCommonLib.anatomy.label_schema import SYSTEM_TITLES, SYSTEMS, label_by_id, segment_descriptions
@@ -176,14 +178,55 @@ def statistics_nodes(labels: Volume, ct: Volume, name: str, *, key: str, scene=N
     ``key`` names the input (e.g. the segmentation node's ID): showing the statistics of the same
     input again refills the same nodes.
     """
-    from .statistics import statistics_rows, structure_statistics, volumes_by_system
+    from .statistics import structure_statistics
 
-    stats = structure_statistics(labels, ct)
+    return statistics_result_nodes(structure_statistics(labels, ct), name, key=key, scene=scene)
+
+
+def statistics_result_nodes(stats, name: str, *, key: str, scene=None):
+    """Table and chart nodes of already computed structure statistics (main-thread, MRML only)."""
+    from .statistics import statistics_rows, volumes_by_system
+
     table = statistics_table_node(statistics_rows(stats), f"{name} statistics", scene=scene, key=key)
     chart, _, _ = volume_by_system_plot(
         volumes_by_system(stats), f"{name} volume by system", scene=scene, key=key
     )
     return table, chart
+
+
+@dataclass(frozen=True)
+class ApplyComputation:
+    """What the background half of the module's Apply computed (numpy only; no MRML)."""
+
+    result: Any  # PostprocessResult: the repaired labels and the report
+    statistics: list  # StructureStatistics of the repaired labels
+
+
+def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata, job) -> ApplyComputation:
+    """The part of Apply that runs in the job runner: the rules, then the statistics.
+
+    ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
+    honoured between rules and before the statistics by raising CancelledError). Only the MRML reads
+    before and the import after (:func:`create_dap_segmentation`, :func:`statistics_result_nodes`)
+    stay on the main thread.
+    """
+    from AnatomyCommonLib.errors import CancelledError
+
+    from .postprocess import postprocess
+    from .statistics import structure_statistics
+
+    def progress(step: str, index: int, total: int) -> None:
+        if job.should_cancel():
+            raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
+        job.report_progress(0.9 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
+
+    result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
+    if job.should_cancel():
+        raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
+    job.report_progress(0.9, "statistics")
+    statistics = structure_statistics(result.labels, ct)
+    job.report_progress(1.0, "done")
+    return ApplyComputation(result, statistics)
 
 
 def load_color_table_node(path: str | Path | None = None, *, scene=None):
