@@ -80,3 +80,28 @@ def test_multirater_twice_adds_nothing(nodes):
     before = node_counts(scene)
     multirater_nodes([reference_node, rater_b], [prediction_node], scene=scene)
     assert node_counts(scene) == before
+
+
+def test_regions_computed_in_the_job_runner_then_shown_twice_keep_one_overlay(nodes):
+    """The module's path: compute_region_map on the worker thread, show_region_map on this one."""
+    from AnatomyCommonLib.background_jobs import SUCCEEDED, JobWorker
+
+    scene, reference_node, prediction_node, _ = nodes
+    worker = JobWorker("regions")
+    try:
+        counts = []
+        for _ in range(2):
+            evaluation = evaluate_nodes(reference_node, [prediction_node], metrics=["dice"], scene=scene)
+            update = worker.submit(lambda job, e=evaluation: compute_region_map(e)).wait(timeout_s=120)
+            assert update.state == SUCCEEDED
+            overlay = show_region_map(evaluation, *update.result, scene=scene)
+            counts.append(node_counts(scene))
+    finally:
+        worker.stop(timeout_s=30)
+    assert counts[1] == counts[0]
+    # each reference lesion lies inside the region with its own index (an independent check)
+    labels, _ = bridge.segmentation_node_to_labelmap(overlay, evaluation.grid, scene=scene)
+    reference = evaluation.reference.array.astype(bool)
+    assert set(np.unique(labels.array[reference])) == {1, 2} and (labels.array > 0).all()
+    first, second = labels.array[3, 5, 5], labels.array[8, 14, 12]  # centres of the two lesions
+    assert {int(first), int(second)} == {1, 2}
