@@ -644,6 +644,12 @@ class DAPAtlasModuleTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        from AnatomyCommonLib.dependencies import skip_reason
+
+        names, requester, needTorch = DAPAtlasModuleLogic.postprocessRequirements()
+        reason = skip_reason(names, requester, need_torch=needTorch)
+        if reason:  # self-tests never install packages
+            self.skipTest(reason)
         self.setUp()
         self.test_phantom_loads_with_dap_names()
         self.setUp()

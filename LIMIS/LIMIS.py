@@ -640,6 +640,12 @@ class LIMISTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        from AnatomyCommonLib.dependencies import skip_reason
+
+        requirements, needTorch = LIMISLogic.requirements(neural=False, semantic=False)
+        reason = skip_reason(requirements, "LIMIS", need_torch=needTorch)
+        if reason:  # self-tests never install packages (the baseline needs no neural models)
+            self.skipTest(reason)
         self.setUp()
         self.test_module_logic_creates_parameter_node()
         self.setUp()

@@ -360,3 +360,16 @@ def check_requirements(requirements: list[str], requester: str, *, need_torch: b
             f"{requester} needs {', '.join(missing)}; install with: pip install "
             + " ".join(f'"{m}"' for m in missing)
         )
+
+
+def skip_reason(requirements: list[str], requester: str, *, need_torch: bool = False) -> str | None:
+    """Why a self-test cannot run here (what is missing and how to install it), or None.
+
+    Module self-tests call this and skip instead of installing: a test run never changes the
+    Python environment.
+    """
+    try:
+        check_requirements(requirements, requester, need_torch=need_torch)
+    except MissingDependencyError as error:
+        return f"skipped, a dependency is missing: {error}"
+    return None

@@ -188,3 +188,9 @@ def test_slicer_installer_is_none_where_slicer_has_no_packaging_module(monkeypat
 
 def _no_module(name):
     raise ImportError(name)
+
+
+def test_self_tests_get_a_skip_reason_instead_of_an_install():
+    assert dependencies.skip_reason(["numpy"], "Tester") is None
+    reason = dependencies.skip_reason(["numpy", MISSING], "Tester")
+    assert reason.startswith("skipped, a dependency is missing") and MISSING in reason
