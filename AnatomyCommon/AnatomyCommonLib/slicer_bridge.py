@@ -295,6 +295,13 @@ def segmentation_node_to_labelmap(
             values[segment_id] = next_value
             next_value += 1
 
+    dtype = np.uint16 if next_value > 255 else np.uint8
+    names = {values[s]: segmentation.GetSegment(s).GetName() for s in ids}
+    reference_volume = reference if isinstance(reference, Volume) else node_to_volume(reference)
+    fast = _shared_layer_labelmap(segmentation_node, ids, values, reference_volume, reference, dtype)
+    if fast is not None:
+        return reference_volume.with_array(fast, segment_names=names), names
+
     # scratch_nodes also removes what the export adds itself (display nodes, "<name>_ColorTable")
     with scratch_nodes(scene):
         if isinstance(reference, Volume):
@@ -316,14 +323,67 @@ def segmentation_node_to_labelmap(
         ):
             raise RuntimeError(f"Slicer could not export {segmentation_node.GetName()} to a label map.")
         exported = node_to_volume(output)
-    lookup = np.zeros(len(ids) + 1, dtype=np.uint16 if next_value > 255 else np.uint8)
+    lookup = np.zeros(len(ids) + 1, dtype=dtype)
     for position, segment_id in enumerate(ids, start=1):
         lookup[position] = values[segment_id]
-    names = {values[s]: segmentation.GetSegment(s).GetName() for s in ids}
-    reference_volume = reference if isinstance(reference, Volume) else node_to_volume(reference)
     if not exported.same_grid_as(reference_volume):
         raise GeometryMismatchError("The exported label map does not lie on the reference grid.")
     return exported.with_array(lookup[exported.array], segment_names=names), names
+
+
+def _shared_layer_labelmap(segmentation_node, ids, values, reference_volume: Volume, reference, dtype):
+    """The label map read straight from one shared binary-labelmap layer, or None (use Slicer's export).
+
+    The common case (a segmentation imported from a label map, then exported on the same grid)
+    holds every segment in one layer on the reference grid: one table lookup over that layer gives
+    the result in a fraction of the time Slicer's per-segment export takes (2 s for 142 segments on
+    5 M voxels). Anything else (several layers, i.e. overlapping segments; another grid; a parent
+    transform; a non-labelmap source representation) returns None.
+    """
+    import vtk
+    from vtk.util import numpy_support
+
+    segmentation = segmentation_node.GetSegmentation()
+    name = _binary_labelmap_name()
+    source = (
+        segmentation.GetSourceRepresentationName()
+        if hasattr(segmentation, "GetSourceRepresentationName")
+        else segmentation.GetMasterRepresentationName()
+    )
+    if source != name or not ids or segmentation_node.GetParentTransformNode() is not None:
+        return None
+    if not isinstance(reference, Volume) and reference.GetParentTransformNode() is not None:
+        return None
+    layers = {segmentation.GetLayerIndex(segment_id) for segment_id in ids}
+    if len(layers) != 1:
+        return None
+    image = segmentation.GetSegment(ids[0]).GetRepresentation(name)
+    if image is None or image.GetScalarType() not in (vtk.VTK_UNSIGNED_CHAR, vtk.VTK_UNSIGNED_SHORT):
+        return None
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    if not np.allclose(_numpy_matrix(matrix), reference_volume.ijk_to_ras, atol=1e-4):
+        return None
+    out = np.zeros(reference_volume.shape, dtype=dtype)
+    extent = image.GetExtent()
+    if extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4]:
+        return out  # every segment is empty
+    shape = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    layer = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(shape)
+    lookup = np.zeros(int(layer.max()) + 1, dtype=dtype)
+    for segment_id in ids:
+        label_value = int(segmentation.GetSegment(segment_id).GetLabelValue())
+        if label_value < lookup.size:
+            lookup[label_value] = values[segment_id]
+    lo = np.array([extent[4], extent[2], extent[0]])
+    src_lo = np.maximum(lo, 0)
+    src_hi = np.minimum(lo + np.array(shape), np.array(reference_volume.shape))
+    if np.any(src_hi <= src_lo):
+        return out
+    target = tuple(slice(a, b) for a, b in zip(src_lo, src_hi, strict=True))
+    source_block = tuple(slice(a - o, b - o) for a, b, o in zip(src_lo, src_hi, lo, strict=True))
+    out[target] = lookup[layer[source_block]]
+    return out
 
 
 def segment_to_mask(segmentation_node, segment_id: str, reference, *, scene=None) -> Volume:

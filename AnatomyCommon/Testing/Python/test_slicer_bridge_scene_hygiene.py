@@ -93,3 +93,27 @@ def test_scratch_nodes_removes_what_the_block_added_even_on_error(scene):
         slicer_bridge.volume_to_node(_labels(), "tmp", scene=scene, labelmap=True)
         raise RuntimeError("boom")
     assert node_counts(scene) == before
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "oblique"])
+def test_the_shared_layer_read_equals_slicers_own_export(scene, monkeypatch, orientation):
+    """The fast path (one lookup over the shared layer) against Slicer's per-segment export."""
+    from AnatomyCommonLib.anatomy.phantom import make_phantom
+
+    if orientation == "oblique":
+        c, s = np.cos(0.3), np.sin(0.3)
+        p = make_phantom("tiny", seed=2, direction_ras=np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]))
+    else:
+        p = make_phantom("tiny", seed=2, orientation=orientation)
+    ct_node = slicer_bridge.volume_to_node(p.ct, "CT", scene=scene)
+    segmentation = slicer_bridge.labelmap_to_segmentation_node(
+        p.labels, name="DAP", scene=scene, reference_volume_node=ct_node
+    )
+    ids = [segmentation.GetSegmentation().GetNthSegmentID(n) for n in range(0, 40, 3)]
+    fast, fast_names = slicer_bridge.segmentation_node_to_labelmap(segmentation, ct_node, segment_ids=ids)
+    monkeypatch.setattr(slicer_bridge, "_shared_layer_labelmap", lambda *args: None)
+    slow, slow_names = slicer_bridge.segmentation_node_to_labelmap(segmentation, ct_node, segment_ids=ids)
+    assert fast_names == slow_names and fast.same_grid_as(slow)
+    np.testing.assert_array_equal(fast.array, slow.array)
+    wanted = [int(v) for v in fast_names]
+    np.testing.assert_array_equal(fast.array, np.where(np.isin(p.labels.array, wanted), p.labels.array, 0))
