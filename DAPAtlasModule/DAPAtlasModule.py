@@ -133,7 +133,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        self.onCancelSegment()
+        self.onCancelSegment(wait=True)  # closing: make sure no child process outlives the module
         self.onCancelApply()
         self.removeObservers()
 
@@ -367,12 +367,19 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if p.postprocessAfterSegment:  # the rules and import of the Post-processing section
                 self.onApply()
 
-    def onCancelSegment(self) -> None:
+    def onCancelSegment(self, _checked=None, wait: bool = False) -> None:
         if self._segmentJob is None:
             return
         self._segmentTimer.stop()
         job, self._segmentJob = self._segmentJob, None
-        job.cancel()  # kills the process tree and deletes its temporary folder
+        # kills the process tree (up to seconds for a busy child) and deletes its folder: off the main
+        # thread, so the button returns at once; the widget never touches this job again
+        if wait:
+            job.cancel()
+        else:
+            import threading
+
+            threading.Thread(target=job.cancel, name="DAP Atlas cancel", daemon=True).start()
         self._setSegmentRunning(False)
         self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
 
