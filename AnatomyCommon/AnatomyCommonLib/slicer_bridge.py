@@ -336,9 +336,9 @@ def _shared_layer_labelmap(segmentation_node, ids, values, reference_volume: Vol
 
     The common case (a segmentation imported from a label map, then exported on the same grid)
     holds every segment in one layer on the reference grid: one table lookup over that layer gives
-    the result in a fraction of the time Slicer's per-segment export takes (2 s for 142 segments on
-    5 M voxels). Anything else (several layers, i.e. overlapping segments; another grid; a parent
-    transform; a non-labelmap source representation) returns None.
+    the result in a fraction of the time of Slicer's per-segment export (0.1 s instead of 2.2 s for
+    the 123 DAP segments of the 5 M-voxel phantom). Anything else (several layers, i.e. overlapping
+    segments; another grid; a parent transform; a non-labelmap source) returns None.
     """
     import vtk
     from vtk.util import numpy_support
