@@ -69,7 +69,7 @@ class CCMetricsModuleParameterNode:
     useAssd: bool = True
     nsdToleranceMm: Annotated[float, WithinRange(0.0, 100.0)] = 1.0
     distanceWorstMm: Annotated[float, WithinRange(0.0, 10000.0)] = 0.0
-    showRegions: bool = True
+    showRegions: bool = False  # the full region map is a whole-grid computation: on request only
     regionsOutline: bool = True
 
 
@@ -101,9 +101,18 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportCsvButton.connect("clicked(bool)", self.onExportCsv)
         self.ui.exportJsonButton.connect("clicked(bool)", self.onExportJson)
         self.setupMultiRaterSection()
+        import qt
+
+        self._regionsJob = None  # the region map being computed in the background
+        self._regionsTimer = qt.QTimer()
+        self._regionsTimer.setInterval(200)
+        self._regionsTimer.connect("timeout()", self.onPollRegions)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        if self._regionsJob is not None:
+            self._regionsJob.cancel()
+        self._regionsTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -145,11 +154,24 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
         self.ui.computeButton.setEnabled(ready)
 
-    def onCompute(self) -> None:
-        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
-            from AnatomyCommonLib.dependencies import ensure_requirements
+    def _installRequirements(self) -> bool:
+        """Ask, then install what is missing (no wait cursor under the dialog); False if not installed."""
+        from AnatomyCommonLib.dependencies import InstallDeclined, ensure_requirements
 
-            ensure_requirements(self.logic.requirements(), "CC-Metrics")  # asks before installing
+        try:
+            with slicer.util.tryWithErrorDisplay("CC-Metrics: the Python packages could not be installed."):
+                ensure_requirements(self.logic.requirements(), "CC-Metrics")
+            return True
+        except InstallDeclined as declined:
+            self.ui.statusLabel.text = declined.message  # a choice, not an error
+        except Exception:  # shown by tryWithErrorDisplay
+            pass
+        return False
+
+    def onCompute(self) -> None:
+        if not self._installRequirements():
+            return
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
             p = self._parameterNode
             metrics = [metric for metric, field in METRIC_CHECKBOXES.items() if getattr(p, field)]
             segmentId = None  # the (disabled) segment selector may still show a segmentation
@@ -164,7 +186,6 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 metrics=metrics,
                 nsdToleranceMm=p.nsdToleranceMm,
                 distanceWorstMm=p.distanceWorstMm or None,
-                showRegions=p.showRegions,
                 regionsOutline=p.regionsOutline,
             )
             self.ui.summaryTableView.setMRMLTableNode(result.summary_table)
@@ -176,6 +197,8 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 f"{first.counts['n_reference_components']} reference components, "
                 f"{len(result.comparison)} prediction(s) evaluated."
             )
+        if self.ui.showRegionsCheckBox.checked:
+            self.onRegionsDisplayChanged()  # the new result's regions, computed in the background
 
     def onComponentSelected(self) -> None:
         view = self.ui.componentsTableView
@@ -191,11 +214,33 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.centerViewsOnComponent(row)
 
     def onRegionsDisplayChanged(self, _checked=None) -> None:
-        # showing the regions the first time computes them (a full-grid computation)
-        with slicer.util.tryWithErrorDisplay("Could not compute the Voronoi regions.", waitCursor=True):
-            self.logic.setRegionsDisplay(
-                self.ui.showRegionsCheckBox.checked, self.ui.regionsOutlineCheckBox.checked
-            )
+        visible, outline = self.ui.showRegionsCheckBox.checked, self.ui.regionsOutlineCheckBox.checked
+        with slicer.util.tryWithErrorDisplay("Could not show the Voronoi regions."):
+            self.logic.setRegionsDisplay(visible, outline)
+            if visible and self._regionsJob is None and self.logic.regionsMissing():
+                # a whole-grid computation: in the background; the overlay appears when it is done
+                self._regionsJob = self.logic.startRegions()
+                self.ui.statusLabel.text = "Computing the Voronoi regions in the background ..."
+                self._regionsTimer.start()
+
+    def onPollRegions(self) -> None:
+        if self._regionsJob is None:
+            self._regionsTimer.stop()
+            return
+        update = self._regionsJob.poll()
+        if not update.ended:
+            return
+        self._regionsTimer.stop()
+        job, self._regionsJob = self._regionsJob, None
+        with slicer.util.tryWithErrorDisplay("Could not compute the Voronoi regions."):
+            if update.state != "succeeded":
+                raise RuntimeError(update.error or f"The region map ended as {update.state}.")
+            evaluation, regionMap, n = update.result
+            self.logic.showRegionMap(evaluation, regionMap, n, outline=self.ui.regionsOutlineCheckBox.checked)
+            self.ui.statusLabel.text = f"{n} Voronoi regions shown."
+            if not self.ui.showRegionsCheckBox.checked or evaluation is not self.logic.lastResult:
+                self.logic.setRegionsDisplay(self.ui.showRegionsCheckBox.checked, True)
+        del job
 
     def onExportCsv(self) -> None:
         import qt
@@ -257,6 +302,8 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.multiRaterButton.connect("clicked(bool)", self.onMultiRater)
 
     def onMultiRater(self) -> None:
+        if not self._installRequirements():
+            return
         with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the agreement.", waitCursor=True):
             p = self._parameterNode
             out = self.logic.processMultiRater(
@@ -304,17 +351,23 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
         metrics=("dice", "iou", "nsd", "hd95", "hd", "assd"),
         nsdToleranceMm=1.0,
         distanceWorstMm=None,
-        showRegions=True,
+        showRegions=False,
         regionsOutline=True,
     ):
         """Evaluate ``predictionNodes`` against ``referenceNode``; returns CCMetricsLib's NodeEvaluation
-        (``.comparison``, ``.component_table``, ``.summary_table``, ``.regions``)."""
+        (``.comparison``, ``.component_table``, ``.summary_table``, ``.regions``).
+
+        ``showRegions`` computes the region overlay here, on the calling thread (console use); the
+        widget leaves it off and computes the overlay in the background (:meth:`startRegions`)."""
         from AnatomyCommonLib.dependencies import check_requirements
 
         check_requirements(self.requirements(), "CC-Metrics")  # raises naming what is missing; no dialog
         from CCMetricsLib.mrml_nodes import evaluate_nodes, show_regions
 
         previous = self.lastResult
+        if previous is not None and self._stillInScene(previous.regions):
+            show_regions(previous.regions, visible=False)  # stale until the new map is computed
+        # the tables and overlay of an earlier evaluation of the same reference are refilled
         result = evaluate_nodes(
             referenceNode,
             predictionNodes,
@@ -325,9 +378,6 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
             nsd_tolerance=nsdToleranceMm,
             distance_worst=distanceWorstMm,
             with_regions=showRegions,
-            component_table=self._stillInScene(previous and previous.component_table),
-            summary_table=self._stillInScene(previous and previous.summary_table),
-            regions_node=self._stillInScene(previous and previous.regions),
         )
         if result.regions is not None:
             show_regions(result.regions, visible=showRegions, outline=regionsOutline)
@@ -349,15 +399,38 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
             slicer.modules.markups.logic().JumpSlicesToLocation(*position, True)
 
     def setRegionsDisplay(self, visible: bool, outline: bool) -> None:
-        """Show/hide the region overlay; it is computed on first show (a full-grid computation)."""
-        from CCMetricsLib.mrml_nodes import add_regions, show_regions
+        """Show/hide the region overlay of the last result if it exists (it is never computed here)."""
+        from CCMetricsLib.mrml_nodes import show_regions
 
-        if self.lastResult is None:
-            return
-        if visible and not self._stillInScene(self.lastResult.regions):
-            add_regions(self.lastResult)
-        if self._stillInScene(self.lastResult.regions):
+        if self.lastResult is not None and self._stillInScene(self.lastResult.regions):
             show_regions(self.lastResult.regions, visible=visible, outline=outline)
+
+    def regionsMissing(self) -> bool:
+        """True when the last result has no region overlay yet."""
+        return self.lastResult is not None and not self._stillInScene(self.lastResult.regions)
+
+    def startRegions(self):
+        """Compute the last result's region map in the module's job runner; returns the job (poll it).
+
+        The job's result is ``(evaluation, region map Volume, n)`` for :meth:`showRegionMap`.
+        """
+        from AnatomyCommonLib.background_jobs import JobWorker
+        from CCMetricsLib.mrml_nodes import compute_region_map
+
+        if getattr(self, "_worker", None) is None:
+            self._worker = JobWorker("CC-Metrics regions")
+        evaluation = self.lastResult
+        return self._worker.submit(
+            lambda job: (evaluation, *compute_region_map(evaluation)), "CC-Metrics Voronoi regions"
+        )
+
+    def showRegionMap(self, evaluation, regionMap, n: int, outline: bool = True) -> None:
+        """Main thread: the computed region map into the overlay of its evaluation (replacing it)."""
+        from CCMetricsLib.mrml_nodes import show_region_map, show_regions
+
+        regions = show_region_map(evaluation, regionMap, n)
+        if regions is not None:
+            show_regions(regions, visible=True, outline=outline)
 
     def exportCsv(self, path: str) -> None:
         self.lastResult.comparison.to_csv(path)
@@ -368,7 +441,9 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
     def processMultiRater(self, raterNodes, predictionNodes=(), repeatNodes=(), label=None, gridNode=None):
         """Inter/intra-rater agreement, STAPLE consensus (a label-map node usable as the reference)
         and the predictions against the band; returns CCMetricsLib's NodeAgreement."""
-        self.ensureDependencies()
+        from AnatomyCommonLib.dependencies import check_requirements
+
+        check_requirements(self.requirements(), "CC-Metrics")
         from CCMetricsLib.mrml_nodes import multirater_nodes
 
         return multirater_nodes(raterNodes, predictionNodes, repeatNodes, label=label, grid_node=gridNode)
@@ -381,6 +456,11 @@ class CCMetricsModuleTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        from AnatomyCommonLib.dependencies import skip_reason
+
+        reason = skip_reason(CCMetricsModuleLogic.requirements(), "CC-Metrics")
+        if reason:  # self-tests never install packages
+            self.skipTest(reason)
         self.setUp()
         self.test_module_logic_creates_parameter_node()
         self.setUp()

@@ -98,6 +98,8 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._lastResult = None
         self._segmentJob = None  # the running background segmentation (DAPAtlasLib.segmentation_job)
         self._segmentCtNode = None
+        self._applyJob = None  # the running post-processing (a ThreadJob of the logic's worker)
+        self._applyInputs = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -111,6 +113,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadPhantomButton.connect("clicked(bool)", self.onLoadPhantom)
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.cancelApplyButton.connect("clicked(bool)", self.onCancelApply)
         self.ui.showStatisticsButton.connect("clicked(bool)", self.onShowStatistics)
         self.ui.systemsListWidget.connect("itemChanged(QListWidgetItem*)", self.onSystemToggled)
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSystemList)
@@ -124,10 +127,14 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._segmentTimer = qt.QTimer()
         self._segmentTimer.setInterval(200)  # poll the background process; the GUI never blocks on it
         self._segmentTimer.connect("timeout()", self.onPollSegmentation)
+        self._applyTimer = qt.QTimer()
+        self._applyTimer.setInterval(100)  # poll the post-processing job
+        self._applyTimer.connect("timeout()", self.onPollApply)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        self.onCancelSegment()
+        self.onCancelSegment(wait=True)  # closing: make sure no child process outlives the module
+        self.onCancelApply()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -191,12 +198,23 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
 
     @staticmethod
-    def _installRequirements(requirements) -> None:
-        """Ask the user to install what is missing (a dialog; raises MissingDependencyError if declined)."""
-        from AnatomyCommonLib.dependencies import ensure_requirements
+    def _installRequirements(self, requirements) -> bool:
+        """Ask the user to install what is missing, then install (no wait cursor under the dialog).
+
+        False when the user declined (a calm status line) or the install failed (an error dialog).
+        """
+        from AnatomyCommonLib.dependencies import InstallDeclined, ensure_requirements
 
         names, requester, needTorch = requirements
-        ensure_requirements(names, requester, need_torch=needTorch)
+        try:
+            with slicer.util.tryWithErrorDisplay(f"{requester}: the Python packages could not be installed."):
+                ensure_requirements(names, requester, need_torch=needTorch)
+            return True
+        except InstallDeclined as declined:
+            self.ui.statusLabel.text = declined.message
+        except Exception:  # shown by tryWithErrorDisplay
+            pass
+        return False
 
     def _confirmWeights(self, model: str) -> bool:
         """Make sure ``model``'s weights are there; else ask for the unpacked download. False: declined."""
@@ -222,13 +240,54 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return True
 
     def onApply(self) -> None:
-        with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed.", waitCursor=True):
-            self._installRequirements(self.logic.postprocessRequirements())
+        if self._applyJob is not None or not self._installRequirements(self.logic.postprocessRequirements()):
+            return
+        with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing could not start.", waitCursor=True):
             p = self._parameterNode
-            result = self.logic.postprocessNodes(
-                p.inputVolume, p.modelOutput, sex=p.sex, steps=self.selectedSteps()
+            # main thread: read the nodes; the rules and statistics run in the job runner
+            steps = self.selectedSteps()
+            self._applyInputs = self.logic.readApplyInputs(
+                p.inputVolume, p.modelOutput, sex=p.sex, steps=steps
             )
+            self._applyJob = self.logic.startApply(self._applyInputs, steps=steps)
+            self._setApplyRunning(True)
+            self._applyTimer.start()
+
+    def _setApplyRunning(self, running: bool) -> None:
+        self.ui.applyButton.enabled = not running
+        self.ui.cancelApplyButton.enabled = running
+        self.ui.applyProgressBar.visible = running
+        if running:
+            self.ui.applyProgressBar.value = 0
+
+    def onCancelApply(self) -> None:
+        if self._applyJob is not None:
+            self._applyJob.cancel()  # returns at once; the rule in progress finishes in the background
+            self.ui.statusLabel.text = "Cancelling after the current rule ..."
+
+    def onPollApply(self) -> None:
+        if self._applyJob is None:
+            self._applyTimer.stop()
+            return
+        update = self._applyJob.poll()
+        self.ui.applyProgressBar.value = round(100 * update.fraction)
+        self.ui.applyProgressBar.format = f"%p%  {update.message}"
+        if not update.ended:
+            return
+        self._applyTimer.stop()
+        inputs, self._applyInputs, self._applyJob = self._applyInputs, None, None
+        self._setApplyRunning(False)
+        if update.state == "cancelled":
+            self.ui.statusLabel.text = "Post-processing cancelled; nothing was added to the scene."
+            return
+        with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed.", waitCursor=True):
+            if update.state != "succeeded":
+                if update.failure is not None:
+                    logging.error("DAP Atlas post-processing failed:\n%s", update.failure.traceback)
+                raise RuntimeError(update.error or f"The post-processing ended as {update.state}.")
+            result = self.logic.importApplyResult(inputs, update.result)
             self._lastResult = result
+            p = self._parameterNode
             p.outputSegmentation = result["segmentationNode"]
             report = result["report"]
             self.ui.reportTextEdit.plainText = report.to_text()
@@ -240,12 +299,13 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.showResults(result["segmentationNode"], result["tableNode"], result["chartNode"])
 
     def onShowStatistics(self) -> None:
+        if not self._installRequirements(self.logic.postprocessRequirements()):
+            return
         with slicer.util.tryWithErrorDisplay("Could not compute the statistics.", waitCursor=True):
             p = self._parameterNode
             segmentationNode = p.outputSegmentation or p.modelOutput
             if segmentationNode is None or p.inputVolume is None:
                 raise ValueError("Select the CT volume and a DAP segmentation (or run Apply) first.")
-            self._installRequirements(self.logic.postprocessRequirements())
             tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
             self.logic.showResults(None, tableNode, chartNode)
 
@@ -262,13 +322,17 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.segmentProgressBar.value = 0
 
     def onSegment(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
-            p = self._parameterNode
-            if p.segmentVolume is None:
-                raise ValueError("Select the CT volume to segment first.")
-            self._installRequirements(self.logic.inferenceRequirements())
+        p = self._parameterNode
+        if p.segmentVolume is None:
+            slicer.util.warningDisplay("Select the CT volume to segment first.")
+            return
+        # dialogs first (install, weights), without a wait cursor
+        if not self._installRequirements(self.logic.inferenceRequirements()):
+            return
+        with slicer.util.tryWithErrorDisplay("Could not use the DAP Atlas weights."):
             if not self._confirmWeights(p.segmentModel):
                 return
+        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
             self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
             self._segmentCtNode = p.segmentVolume
             self._setSegmentRunning(True)
@@ -303,12 +367,19 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if p.postprocessAfterSegment:  # the rules and import of the Post-processing section
                 self.onApply()
 
-    def onCancelSegment(self) -> None:
+    def onCancelSegment(self, _checked=None, wait: bool = False) -> None:
         if self._segmentJob is None:
             return
         self._segmentTimer.stop()
         job, self._segmentJob = self._segmentJob, None
-        job.cancel()  # kills the process tree and deletes its temporary folder
+        # kills the process tree (up to seconds for a busy child) and deletes its folder: off the main
+        # thread, so the button returns at once; the widget never touches this job again
+        if wait:
+            job.cancel()
+        else:
+            import threading
+
+            threading.Thread(target=job.cancel, name="DAP Atlas cancel", daemon=True).start()
         self._setSegmentRunning(False)
         self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
 
@@ -403,7 +474,9 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
     def postprocessNodes(
         self, ctNode, modelOutputNode, sex: str = "auto", steps=None, outputName=None, force=False
     ) -> dict:
-        """Apply the anatomical rules to a DAP model output; results go to new nodes.
+        """Apply the anatomical rules to a DAP model output (console; the widget runs the same halves).
+
+        The result replaces the previous post-processed result of the same model output.
 
         ``modelOutputNode`` is a label-map volume or a segmentation; ``sex`` is "auto" (DICOM
         PatientSex of the CT's patient, else unknown), "M" or "F"; ``steps`` the step names
@@ -411,32 +484,76 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         reads it (``ImplausibleCTError``) unless ``force``. Returns a dict with segmentationNode,
         report, tableNode, chartNode and inputWarnings.
         """
+        inputs = self.readApplyInputs(ctNode, modelOutputNode, sex=sex, steps=steps, force=force)
+        update = self.startApply(inputs, steps).wait()  # console: waits (the widget polls instead)
+        if update.state != "succeeded":
+            raise RuntimeError(update.error or f"The post-processing ended as {update.state}.")
+        return self.importApplyResult(inputs, update.result, outputName=outputName)
+
+    def readApplyInputs(self, ctNode, modelOutputNode, sex: str = "auto", steps=None, force=False) -> dict:
+        """Main thread: the CT, the DAP labels and the DICOM sex read from the nodes (MRML only)."""
         self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
         from DAPAtlasLib.input_checks import check_ct
-        from DAPAtlasLib.postprocess import postprocess, validate_steps
+        from DAPAtlasLib.postprocess import validate_steps
 
         ct = slicer_bridge.node_to_volume(ctNode)
         inputWarnings = []
         if "skull_from_ct" in validate_steps(steps):
             inputWarnings = check_ct(ct, name=ctNode.GetName(), force=force)
-        labels = mrml_nodes.dap_labels_from_node(modelOutputNode, ctNode)
         dicomSex = mrml_nodes.patient_sex_of_node(ctNode)
-        metadata = {"PatientSex": dicomSex} if dicomSex else {}
-        result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata)
+        return {
+            "ctNode": ctNode,
+            "modelOutputNode": modelOutputNode,
+            "ct": ct,
+            "labels": mrml_nodes.dap_labels_from_node(modelOutputNode, ctNode),
+            "sex": sex,
+            "metadata": {"PatientSex": dicomSex} if dicomSex else {},
+            "inputWarnings": inputWarnings,
+        }
+
+    def startApply(self, inputs: dict, steps=None):
+        """Run the rules and statistics in the module's job runner; returns the job (poll it)."""
+        from AnatomyCommonLib.background_jobs import JobWorker
+
+        if getattr(self, "_worker", None) is None:
+            self._worker = JobWorker("DAP Atlas post-processing")
+        return self._worker.submit(
+            lambda job: self._applyComputation(inputs, steps, job), "DAP Atlas post-processing"
+        )
+
+    @staticmethod
+    def _applyComputation(inputs: dict, steps, job):
+        from DAPAtlasLib.mrml_nodes import apply_in_background
+
+        return apply_in_background(
+            inputs["labels"],
+            inputs["ct"],
+            sex=inputs["sex"],
+            steps=steps,
+            metadata=inputs["metadata"],
+            job=job,
+        )
+
+    def importApplyResult(self, inputs: dict, computation, outputName=None) -> dict:
+        """Main thread: the computed labels and statistics as nodes, replacing the previous result."""
+        from DAPAtlasLib import mrml_nodes
+
+        modelOutputNode = inputs["modelOutputNode"]
         self.loadTerminologyAndColors()
         name = outputName or f"{modelOutputNode.GetName()} post-processed"
+        key = f"DAP post-processed|{modelOutputNode.GetID()}"  # applying again refills the same nodes
         segmentationNode = mrml_nodes.create_dap_segmentation(
-            result.labels, name, reference_volume_node=ctNode
+            computation.result.labels, name, reference_volume_node=inputs["ctNode"], key=key
         )
-        tableNode, chartNode = self._statistics(result.labels, ct, name)
+        tableNode, chartNode = mrml_nodes.statistics_result_nodes(computation.statistics, name, key=key)
         return {
             "segmentationNode": segmentationNode,
-            "report": result.report,
+            "report": computation.result.report,
             "tableNode": tableNode,
             "chartNode": chartNode,
-            "inputWarnings": inputWarnings,
+            "inputWarnings": inputs["inputWarnings"],
         }
 
     @staticmethod
@@ -504,19 +621,12 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         from DAPAtlasLib import mrml_nodes
 
         labels = mrml_nodes.dap_labels_from_node(segmentationNode, ctNode)
-        return self._statistics(labels, slicer_bridge.node_to_volume(ctNode), segmentationNode.GetName())
-
-    @staticmethod
-    def _statistics(labels, ct, name: str):
-        from DAPAtlasLib import mrml_nodes
-        from DAPAtlasLib.statistics import statistics_rows, structure_statistics, volumes_by_system
-
-        stats = structure_statistics(labels, ct)
-        tableNode = mrml_nodes.statistics_table_node(statistics_rows(stats), f"{name} statistics")
-        chartNode, _, _ = mrml_nodes.volume_by_system_plot(
-            volumes_by_system(stats), f"{name} volume by system"
+        return mrml_nodes.statistics_nodes(
+            labels,
+            slicer_bridge.node_to_volume(ctNode),
+            segmentationNode.GetName(),
+            key=f"DAP statistics|{segmentationNode.GetID()}",
         )
-        return tableNode, chartNode
 
     @staticmethod
     def showResults(segmentationNode, tableNode, chartNode) -> None:
@@ -541,6 +651,12 @@ class DAPAtlasModuleTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        from AnatomyCommonLib.dependencies import skip_reason
+
+        names, requester, needTorch = DAPAtlasModuleLogic.postprocessRequirements()
+        reason = skip_reason(names, requester, need_torch=needTorch)
+        if reason:  # self-tests never install packages
+            self.skipTest(reason)
         self.setUp()
         self.test_phantom_loads_with_dap_names()
         self.setUp()

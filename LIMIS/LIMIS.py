@@ -261,11 +261,15 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onLoadModels(self):
         choice = self._parameterNode.modelChoice
         semantic = self._parameterNode.useSemanticMatcher  # read here: the worker never touches MRML
-        from AnatomyCommonLib.dependencies import ensure_requirements
+        from AnatomyCommonLib.dependencies import InstallDeclined, ensure_requirements
 
         # asks before installing (a dialog: main thread, before the job starts)
         requirements, needTorch = self.logic.requirements(neural=choice == NEURAL_CHOICE, semantic=semantic)
-        ensure_requirements(requirements, "LIMIS", need_torch=needTorch)
+        try:
+            ensure_requirements(requirements, "LIMIS", need_torch=needTorch)
+        except InstallDeclined as declined:
+            self._log(declined.message)  # the user's choice: a calm line, not an error
+            return
 
         def load(job):
             models = self.logic.loadModels(baseline=choice == BASELINE_CHOICE)
@@ -636,6 +640,12 @@ class LIMISTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        from AnatomyCommonLib.dependencies import skip_reason
+
+        requirements, needTorch = LIMISLogic.requirements(neural=False, semantic=False)
+        reason = skip_reason(requirements, "LIMIS", need_torch=needTorch)
+        if reason:  # self-tests never install packages (the baseline needs no neural models)
+            self.skipTest(reason)
         self.setUp()
         self.test_module_logic_creates_parameter_node()
         self.setUp()

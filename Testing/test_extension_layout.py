@@ -45,6 +45,26 @@ def test_top_level_cmake_declares_the_extension():
     assert (ROOT / "Resources/Icons/SlicerAnatomyToolkit.png").exists()
 
 
+def test_extension_metadata_points_at_files_that_exist_and_explains_the_pytorch_dependency():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    # the range of Slicer 5.10's extension template (Utilities/Templates/Extensions/Default)
+    assert text.startswith("cmake_minimum_required(VERSION 3.16.3...3.19.7 FATAL_ERROR)")
+    homepage = re.search(r'set\(EXTENSION_HOMEPAGE "(https://github\.com/[^"]+)"\)', text).group(1)
+    raw = homepage.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    for variable in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        urls = re.search(rf'set\({variable} "([^"]+)"\)', text).group(1).split()
+        assert urls, f"{variable} is empty"
+        for url in urls:
+            assert url.startswith(raw), f"{variable} {url} is not a file of {homepage}"
+            path = ROOT / url[len(raw) :]
+            assert path.is_file(), f"{variable} points to {path.relative_to(ROOT)}, which does not exist"
+            with Image.open(path) as image:
+                assert image.format == "PNG" and min(image.size) >= 128
+    assert re.search(r'set\(EXTENSION_CONTRIBUTORS "[^"]+"\)', text)
+    description = re.search(r'set\(EXTENSION_DESCRIPTION "(.*?)"\)', text).group(1)
+    assert "PyTorch extension" in description and "never installs or replaces torch" in description
+
+
 @pytest.mark.parametrize("folder", list(ALL_FOLDERS))
 def test_every_script_and_resource_is_listed_in_the_module_cmake(folder):
     module, lib, _ = ALL_FOLDERS[folder]

@@ -12,7 +12,8 @@ Input nodes are never modified: results go to new nodes (or a node the caller pa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,13 @@ from .volume import Volume
 
 #: Segment tag holding the label value a segment came from (round-trips label maps exactly).
 LABEL_VALUE_TAG = "AnatomyToolkit.LabelValue"
+
+#: Node attribute naming which result a node holds (see :func:`result_node`).
+RESULT_KEY_ATTRIBUTE = "AnatomyToolkit.ResultKey"
+
+# Singleton nodes Slicer creates lazily on first use (e.g. on the first export); they belong to
+# the scene, not to the operation that happened to create them.
+_SCENE_SINGLETONS = ("vtkMRMLSubjectHierarchyNode",)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,58 @@ def _node_to_world(node) -> np.ndarray:
     matrix = vtk.vtkMatrix4x4()
     slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(parent, None, matrix)
     return _numpy_matrix(matrix)
+
+
+def _node_ids(scene) -> set[str]:
+    return {scene.GetNthNode(n).GetID() for n in range(scene.GetNumberOfNodes())}
+
+
+def _with_dependents(node) -> set[str]:
+    """IDs of ``node``, its display nodes and its storage node."""
+    ids = {node.GetID()}
+    if node.IsA("vtkMRMLDisplayableNode"):
+        ids |= {node.GetNthDisplayNodeID(n) for n in range(node.GetNumberOfDisplayNodes())}
+    if node.IsA("vtkMRMLStorableNode") and node.GetStorageNodeID():
+        ids.add(node.GetStorageNodeID())
+    return {i for i in ids if i}
+
+
+@contextmanager
+def scratch_nodes(scene=None) -> Iterator[list]:
+    """Remove every node added to the scene inside the block, except those appended to the list.
+
+    A kept node keeps its display and storage nodes. Catches what Slicer adds behind the scenes
+    too (display nodes of temporary volumes, the ``<segmentation>_ColorTable`` node of a
+    label-map export), so a conversion leaves the scene as it found it plus its result.
+    """
+    scene = mrml_scene(scene)
+    before = _node_ids(scene)
+    keep: list = []
+    try:
+        yield keep
+    finally:
+        kept = set().union(*(_with_dependents(node) for node in keep if node is not None))
+        for node_id in sorted(_node_ids(scene) - before - kept):
+            node = scene.GetNodeByID(node_id)
+            if node is not None and not any(node.IsA(c) for c in _SCENE_SINGLETONS):
+                scene.RemoveNode(node)
+
+
+def result_node(class_name: str, key: str, name: str, *, scene=None):
+    """The node of ``class_name`` holding result ``key`` (e.g. ``"CC-Metrics summary|<reference id>"``).
+
+    Reused when present, so repeating an action replaces its previous result instead of adding
+    another node; created with ``name`` (made unique) otherwise.
+    """
+    scene = mrml_scene(scene)
+    nodes = scene.GetNodesByClass(class_name)
+    for n in range(nodes.GetNumberOfItems()):
+        node = nodes.GetItemAsObject(n)
+        if node.GetAttribute(RESULT_KEY_ATTRIBUTE) == key:
+            return node
+    node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
+    node.SetAttribute(RESULT_KEY_ATTRIBUTE, key)
+    return node
 
 
 # ---------------------------------------------------------------------------- volumes
@@ -132,13 +192,16 @@ def labelmap_to_segmentation_node(
     scene=None,
     reference_volume_node=None,
     segmentation_node=None,
+    replace_segments: bool = False,
 ):
     """Import a label map as segments named, coloured and tagged from ``descriptions``.
 
     One segment per label value present in ``labels`` (values without a description become
     "Label N"). Each segment carries its label value in the ``LABEL_VALUE_TAG`` tag and, when
     given, its terminology entry, so :func:`segmentation_node_to_labelmap` restores the same
-    values. Temporary nodes are removed from the scene.
+    values. Every node the import adds besides the segmentation (the temporary label map, its
+    display node, the colour table) is removed. ``replace_segments`` first empties a passed-in
+    ``segmentation_node`` (a refreshed result replaces the previous one instead of adding to it).
     """
     slicer = _slicer()
     scene = mrml_scene(scene)
@@ -146,28 +209,31 @@ def labelmap_to_segmentation_node(
     present = [int(v) for v in np.unique(labels.array) if v != 0]
     full = [by_value.get(v, LabelDescription(v, f"Label {v}")) for v in present]
 
-    temporary = []
-    try:
+    with scratch_nodes(scene) as keep:
         labelmap_node = volume_to_node(labels, f"{name}_import", scene=scene, labelmap=True)
-        temporary.append(labelmap_node)
         colors = color_table_node(full, f"{name}_colors", scene=scene)
-        temporary.append(colors)
         labelmap_node.GetDisplayNode().SetAndObserveColorNodeID(colors.GetID())
         if segmentation_node is None:
             segmentation_node = scene.AddNewNodeByClass(
                 "vtkMRMLSegmentationNode", scene.GenerateUniqueName(name)
             )
             segmentation_node.CreateDefaultDisplayNodes()
+        keep.append(segmentation_node)
+        segmentation = segmentation_node.GetSegmentation()
+        if replace_segments:
+            segmentation.RemoveAllSegments()
         if reference_volume_node is not None:
             segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume_node)
         segmentation_node.SetLabelmapConversionColorTableNodeID(colors.GetID())
-        segmentation = segmentation_node.GetSegmentation()
         before = {segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())}
-        if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
-            labelmap_node, segmentation_node
-        ):
+        try:
+            imported = slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
+                labelmap_node, segmentation_node
+            )
+        finally:
+            segmentation_node.SetLabelmapConversionColorTableNodeID("")
+        if not imported:
             raise RuntimeError(f"Slicer could not import the label map into {segmentation_node.GetName()}.")
-        segmentation_node.SetLabelmapConversionColorTableNodeID("")
         for n in range(segmentation.GetNumberOfSegments()):
             segment_id = segmentation.GetNthSegmentID(n)
             if segment_id in before:
@@ -184,9 +250,6 @@ def labelmap_to_segmentation_node(
                 segment.SetTag(
                     segment.GetTerminologyEntryTagName(), description.terminology.to_slicer_string()
                 )
-    finally:
-        for node in temporary:
-            scene.RemoveNode(node)
     return segmentation_node
 
 
@@ -232,15 +295,20 @@ def segmentation_node_to_labelmap(
             values[segment_id] = next_value
             next_value += 1
 
-    temporary = []
-    try:
+    dtype = np.uint16 if next_value > 255 else np.uint8
+    names = {values[s]: segmentation.GetSegment(s).GetName() for s in ids}
+    reference_volume = reference if isinstance(reference, Volume) else node_to_volume(reference)
+    fast = _shared_layer_labelmap(segmentation_node, ids, values, reference_volume, reference, dtype)
+    if fast is not None:
+        return reference_volume.with_array(fast, segment_names=names), names
+
+    # scratch_nodes also removes what the export adds itself (display nodes, "<name>_ColorTable")
+    with scratch_nodes(scene):
         if isinstance(reference, Volume):
             reference_node = volume_to_node(reference, "reference_grid", scene=scene)
-            temporary.append(reference_node)
         else:
             reference_node = reference
         output = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "export_labelmap")
-        temporary.append(output)
         id_array = vtk.vtkStringArray()
         for segment_id in ids:
             id_array.InsertNextValue(segment_id)
@@ -255,17 +323,67 @@ def segmentation_node_to_labelmap(
         ):
             raise RuntimeError(f"Slicer could not export {segmentation_node.GetName()} to a label map.")
         exported = node_to_volume(output)
-    finally:
-        for node in temporary:
-            scene.RemoveNode(node)
-    lookup = np.zeros(len(ids) + 1, dtype=np.uint16 if next_value > 255 else np.uint8)
+    lookup = np.zeros(len(ids) + 1, dtype=dtype)
     for position, segment_id in enumerate(ids, start=1):
         lookup[position] = values[segment_id]
-    names = {values[s]: segmentation.GetSegment(s).GetName() for s in ids}
-    reference_volume = reference if isinstance(reference, Volume) else node_to_volume(reference)
     if not exported.same_grid_as(reference_volume):
         raise GeometryMismatchError("The exported label map does not lie on the reference grid.")
     return exported.with_array(lookup[exported.array], segment_names=names), names
+
+
+def _shared_layer_labelmap(segmentation_node, ids, values, reference_volume: Volume, reference, dtype):
+    """The label map read straight from one shared binary-labelmap layer, or None (use Slicer's export).
+
+    The common case (a segmentation imported from a label map, then exported on the same grid)
+    holds every segment in one layer on the reference grid: one table lookup over that layer gives
+    the result in a fraction of the time of Slicer's per-segment export (0.1 s instead of 2.2 s for
+    the 123 DAP segments of the 5 M-voxel phantom). Anything else (several layers, i.e. overlapping
+    segments; another grid; a parent transform; a non-labelmap source) returns None.
+    """
+    import vtk
+    from vtk.util import numpy_support
+
+    segmentation = segmentation_node.GetSegmentation()
+    name = _binary_labelmap_name()
+    source = (
+        segmentation.GetSourceRepresentationName()
+        if hasattr(segmentation, "GetSourceRepresentationName")
+        else segmentation.GetMasterRepresentationName()
+    )
+    if source != name or not ids or segmentation_node.GetParentTransformNode() is not None:
+        return None
+    if not isinstance(reference, Volume) and reference.GetParentTransformNode() is not None:
+        return None
+    layers = {segmentation.GetLayerIndex(segment_id) for segment_id in ids}
+    if len(layers) != 1:
+        return None
+    image = segmentation.GetSegment(ids[0]).GetRepresentation(name)
+    if image is None or image.GetScalarType() not in (vtk.VTK_UNSIGNED_CHAR, vtk.VTK_UNSIGNED_SHORT):
+        return None
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    if not np.allclose(_numpy_matrix(matrix), reference_volume.ijk_to_ras, atol=1e-4):
+        return None
+    out = np.zeros(reference_volume.shape, dtype=dtype)
+    extent = image.GetExtent()
+    if extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4]:
+        return out  # every segment is empty
+    shape = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    layer = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(shape)
+    lookup = np.zeros(int(layer.max()) + 1, dtype=dtype)
+    for segment_id in ids:
+        label_value = int(segmentation.GetSegment(segment_id).GetLabelValue())
+        if label_value < lookup.size:
+            lookup[label_value] = values[segment_id]
+    lo = np.array([extent[4], extent[2], extent[0]])
+    src_lo = np.maximum(lo, 0)
+    src_hi = np.minimum(lo + np.array(shape), np.array(reference_volume.shape))
+    if np.any(src_hi <= src_lo):
+        return out
+    target = tuple(slice(a, b) for a, b in zip(src_lo, src_hi, strict=True))
+    source_block = tuple(slice(a - o, b - o) for a, b, o in zip(src_lo, src_hi, lo, strict=True))
+    out[target] = lookup[layer[source_block]]
+    return out
 
 
 def segment_to_mask(segmentation_node, segment_id: str, reference, *, scene=None) -> Volume:

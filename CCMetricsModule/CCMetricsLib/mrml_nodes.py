@@ -46,6 +46,7 @@ class NodeEvaluation:
     regions: Any | None  # vtkMRMLSegmentationNode with one segment per Voronoi region
     reference: Any = None  # AnatomyCommonLib Volume: the binary reference mask that was evaluated
     connectivity: int = 26
+    key: str | None = None  # result key of the nodes (one set of result nodes per reference node)
 
 
 def _is_segmentation(node) -> bool:
@@ -141,6 +142,7 @@ def regions_segmentation(regions, n: int, name: str, *, scene=None, node=None, r
         scene=scene,
         segmentation_node=node,
         reference_volume_node=reference_volume_node,
+        replace_segments=True,  # a refreshed overlay replaces the old regions, never adds to them
     )
     show_regions(node, visible=True, outline=True)
     return node
@@ -170,7 +172,7 @@ def evaluate_nodes(
     nsd_tolerance: float = 1.0,
     distance_worst: float | None = None,
     connectivity: int = 26,
-    with_regions: bool = True,
+    with_regions: bool = False,
     name: str = "CC-Metrics",
     scene=None,
     component_table=None,
@@ -180,8 +182,9 @@ def evaluate_nodes(
     """Evaluate predictions (segmentation or label-map nodes) against a reference segment or label map.
 
     A prediction segmentation is read through its segment with the reference segment's name, or its
-    only segment. Tables (and the region overlay when ``with_regions``) are new nodes unless nodes
-    to refill are passed.
+    only segment. Tables (and the region overlay when ``with_regions``, off by default: the full
+    region map is a whole-grid computation) are refilled when nodes are passed, else the nodes of
+    an earlier evaluation of the same reference node are reused, else new nodes are added.
     """
     from AnatomyCommonLib import slicer_bridge
 
@@ -212,6 +215,13 @@ def evaluate_nodes(
         distance_worst=distance_worst,
         connectivity=connectivity,
     )
+    key = result_key(name, reference_node)
+    component_table = component_table or slicer_bridge.result_node(
+        "vtkMRMLTableNode", f"{key}|components", f"{name} components", scene=scene
+    )
+    summary_table = summary_table or slicer_bridge.result_node(
+        "vtkMRMLTableNode", f"{key}|summary", f"{name} summary", scene=scene
+    )
     component_table = slicer_bridge.rows_to_table_node(
         component_table_rows(comparison), f"{name} components", scene=scene, node=component_table
     )
@@ -221,22 +231,55 @@ def evaluate_nodes(
     evaluation = NodeEvaluation(
         comparison, grid, component_table, summary_table, None, reference, connectivity
     )
+    evaluation.key = key
     if with_regions:
         add_regions(evaluation, name=f"{name} regions", scene=scene, node=regions_node)
     return evaluation
 
 
-def add_regions(evaluation: NodeEvaluation, *, name: str = "CC-Metrics regions", scene=None, node=None):
-    """Build the Voronoi region overlay of an evaluation (the exact full map: on a whole-body CT
-    grid this takes about half a minute and ~1 GB, see :func:`~CCMetricsLib.voronoi.voronoi_regions`)."""
+def result_key(name: str, reference_node) -> str:
+    """Key of the result nodes of evaluations against ``reference_node`` (``slicer_bridge.result_node``)."""
+    return f"{name}|{reference_node.GetID()}"
+
+
+def compute_region_map(evaluation: NodeEvaluation):
+    """The Voronoi region map of an evaluation's reference: (uint8/uint16 Volume, n regions).
+
+    Pure numpy (no MRML): the module runs it in the background job runner. On a whole-body CT grid
+    this takes tens of seconds, see :func:`~CCMetricsLib.voronoi.voronoi_regions`.
+    """
     reference = evaluation.reference
     region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, evaluation.connectivity)
-    if n:
-        dtype = np.uint8 if n < 256 else np.uint16
-        evaluation.regions = regions_segmentation(
-            reference.with_array(region_map.astype(dtype)), n, name, scene=scene, node=node
+    dtype = np.uint8 if n < 256 else np.uint16
+    return reference.with_array(region_map.astype(dtype)), n
+
+
+def show_region_map(
+    evaluation: NodeEvaluation, region_map, n: int, *, name: str = "CC-Metrics regions", scene=None, node=None
+):
+    """Put a region map from :func:`compute_region_map` into the evaluation's overlay node.
+
+    The overlay of the same reference is refilled (its old regions replaced), never duplicated.
+    """
+    from AnatomyCommonLib import slicer_bridge
+
+    if not n:
+        return evaluation.regions
+    if node is None and evaluation.key is not None:
+        node = slicer_bridge.result_node(
+            "vtkMRMLSegmentationNode", f"{evaluation.key}|regions", name, scene=scene
         )
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
+    evaluation.regions = regions_segmentation(region_map, n, name, scene=scene, node=node)
     return evaluation.regions
+
+
+def add_regions(evaluation: NodeEvaluation, *, name: str = "CC-Metrics regions", scene=None, node=None):
+    """Build the Voronoi region overlay of an evaluation on the calling thread
+    (:func:`compute_region_map` then :func:`show_region_map`)."""
+    region_map, n = compute_region_map(evaluation)
+    return show_region_map(evaluation, region_map, n, name=name, scene=scene, node=node)
 
 
 def table_row_position_ras(table_node, row: int) -> tuple[float, float, float] | None:
@@ -303,11 +346,25 @@ def multirater_nodes(
     raters = masks(rater_nodes)
     repeats = {next(iter(raters)): list(masks(repeat_nodes).values())} if repeat_nodes else {}
     result = multirater_agreement(raters, repeats, masks(prediction_nodes), connectivity=connectivity)
-    pair_table = slicer_bridge.rows_to_table_node(result.pair_rows(), f"{name} pairs", scene=scene)
+    # one set of result nodes per first rater: computing again refills them
+    key = f"{name}|{rater_nodes[0].GetID()}"
+
+    def result_node(class_name: str, role: str):
+        return slicer_bridge.result_node(class_name, f"{key}|{role}", f"{name} {role}", scene=scene)
+
+    pair_table = slicer_bridge.rows_to_table_node(
+        result.pair_rows(), f"{name} pairs", scene=scene, node=result_node("vtkMRMLTableNode", "pairs")
+    )
     model_rows = result.model_rows() or [{"model": "(none)"}]
-    model_table = slicer_bridge.rows_to_table_node(model_rows, f"{name} models", scene=scene)
+    model_table = slicer_bridge.rows_to_table_node(
+        model_rows, f"{name} models", scene=scene, node=result_node("vtkMRMLTableNode", "models")
+    )
     consensus = result.consensus.with_array(np.asarray(result.consensus.array, dtype=np.uint8))
     consensus_node = slicer_bridge.volume_to_node(
-        consensus, f"{name} STAPLE consensus", scene=scene, labelmap=True
+        consensus,
+        f"{name} STAPLE consensus",
+        scene=scene,
+        labelmap=True,
+        node=result_node("vtkMRMLLabelMapVolumeNode", "STAPLE consensus"),
     )
     return NodeAgreement(result, pair_table, model_table, consensus_node)

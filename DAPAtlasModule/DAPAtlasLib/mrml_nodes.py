@@ -18,7 +18,9 @@ the PyPI ``slicer-core`` package:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from AnatomyCommonLib import slicer_bridge
 from AnatomyCommonLib.anatomy.label_schema import SYSTEM_TITLES, SYSTEMS, label_by_id, segment_descriptions
@@ -42,13 +44,19 @@ def create_dap_segmentation(
     scene=None,
     reference_volume_node=None,
     segmentation_node=None,
+    key: str | None = None,
 ):
     """A segmentation node of a DAP label map: DAP names, colours, terminology, system tags.
 
     Segments are ordered by anatomical system (the order of :data:`SYSTEMS`), then by label id,
-    so the segment list reads as groups.
+    so the segment list reads as groups. With ``key`` (e.g. ``"post-processed|<input node id>"``)
+    the segmentation of the same key is refilled (its old segments replaced) instead of adding one.
     """
     scene = slicer_bridge.mrml_scene(scene)
+    if segmentation_node is None and key is not None:
+        segmentation_node = slicer_bridge.result_node("vtkMRMLSegmentationNode", key, name, scene=scene)
+        if segmentation_node.GetDisplayNode() is None:
+            segmentation_node.CreateDefaultDisplayNodes()
     node = slicer_bridge.labelmap_to_segmentation_node(
         labels,
         segment_descriptions(),
@@ -56,6 +64,7 @@ def create_dap_segmentation(
         scene=scene,
         reference_volume_node=reference_volume_node,
         segmentation_node=segmentation_node,
+        replace_segments=key is not None,
     )
     segmentation = node.GetSegmentation()
     entries = []
@@ -106,15 +115,30 @@ def system_visibility(segmentation_node) -> dict[str, bool]:
     }
 
 
-def statistics_table_node(rows: Sequence[dict], name: str = "DAP Atlas statistics", *, scene=None, node=None):
-    """A table node with one row per structure (rows from :func:`~.statistics.statistics_rows`)."""
-    return slicer_bridge.rows_to_table_node(rows, name, scene=slicer_bridge.mrml_scene(scene), node=node)
+def statistics_table_node(
+    rows: Sequence[dict], name: str = "DAP Atlas statistics", *, scene=None, node=None, key: str | None = None
+):
+    """A table node with one row per structure (rows from :func:`~.statistics.statistics_rows`).
+
+    With ``key`` the table of the same key is refilled instead of adding one.
+    """
+    scene = slicer_bridge.mrml_scene(scene)
+    if node is None and key is not None:
+        node = slicer_bridge.result_node("vtkMRMLTableNode", f"{key}|table", name, scene=scene)
+    return slicer_bridge.rows_to_table_node(rows, name, scene=scene, node=node)
 
 
 def volume_by_system_plot(
-    volumes_ml: dict[str, float], name: str = "DAP Atlas volume by system", *, scene=None
+    volumes_ml: dict[str, float],
+    name: str = "DAP Atlas volume by system",
+    *,
+    scene=None,
+    key: str | None = None,
 ):
-    """A bar chart of volume per anatomical system: (chart node, series node, table node)."""
+    """A bar chart of volume per anatomical system: (chart node, series node, table node).
+
+    With ``key`` the chart, series and table of the same key are refilled instead of adding new ones.
+    """
     import slicer
 
     scene = slicer_bridge.mrml_scene(scene)
@@ -122,21 +146,87 @@ def volume_by_system_plot(
         {"system": SYSTEM_TITLES.get(s, s), "index": n, "volume_ml": v}
         for n, (s, v) in enumerate(volumes_ml.items())
     ]
-    table = slicer_bridge.rows_to_table_node(rows, f"{name} table", scene=scene)
-    series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{name} series"))
+
+    def node(class_name: str, role: str, node_name: str):
+        if key is None:
+            return scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(node_name))
+        return slicer_bridge.result_node(class_name, f"{key}|{role}", node_name, scene=scene)
+
+    table = slicer_bridge.rows_to_table_node(
+        rows, f"{name} table", scene=scene, node=node("vtkMRMLTableNode", "plot table", f"{name} table")
+    )
+    series = node("vtkMRMLPlotSeriesNode", "plot series", f"{name} series")
     series.SetAndObserveTableNodeID(table.GetID())
     series.SetXColumnName("index")
     series.SetYColumnName("volume_ml")
     series.SetLabelColumnName("system")
     series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeBar)
     series.SetColor(0.35, 0.55, 0.8)
-    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(name))
-    chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    chart = node("vtkMRMLPlotChartNode", "plot chart", name)
+    if not chart.HasPlotSeriesNodeID(series.GetID()):
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
     chart.SetTitle("Volume by anatomical system")
     chart.SetXAxisTitle("anatomical system")
     chart.SetYAxisTitle("volume (ml)")
     chart.SetLegendVisibility(False)
     return chart, series, table
+
+
+def statistics_nodes(labels: Volume, ct: Volume, name: str, *, key: str, scene=None):
+    """Statistics table and volume-by-system chart of a DAP label map: (table node, chart node).
+
+    ``key`` names the input (e.g. the segmentation node's ID): showing the statistics of the same
+    input again refills the same nodes.
+    """
+    from .statistics import structure_statistics
+
+    return statistics_result_nodes(structure_statistics(labels, ct), name, key=key, scene=scene)
+
+
+def statistics_result_nodes(stats, name: str, *, key: str, scene=None):
+    """Table and chart nodes of already computed structure statistics (main-thread, MRML only)."""
+    from .statistics import statistics_rows, volumes_by_system
+
+    table = statistics_table_node(statistics_rows(stats), f"{name} statistics", scene=scene, key=key)
+    chart, _, _ = volume_by_system_plot(
+        volumes_by_system(stats), f"{name} volume by system", scene=scene, key=key
+    )
+    return table, chart
+
+
+@dataclass(frozen=True)
+class ApplyComputation:
+    """What the background half of the module's Apply computed (numpy only; no MRML)."""
+
+    result: Any  # PostprocessResult: the repaired labels and the report
+    statistics: list  # StructureStatistics of the repaired labels
+
+
+def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata, job) -> ApplyComputation:
+    """The part of Apply that runs in the job runner: the rules, then the statistics.
+
+    ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
+    honoured between rules and before the statistics by raising CancelledError). Only the MRML reads
+    before and the import after (:func:`create_dap_segmentation`, :func:`statistics_result_nodes`)
+    stay on the main thread.
+    """
+    from AnatomyCommonLib.errors import CancelledError
+
+    from .postprocess import postprocess
+    from .statistics import structure_statistics
+
+    def progress(step: str, index: int, total: int) -> None:
+        if job.should_cancel():
+            raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
+        job.report_progress(0.9 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
+
+    result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
+    if job.should_cancel():
+        raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
+    job.report_progress(0.9, "statistics")
+    statistics = structure_statistics(result.labels, ct)
+    job.report_progress(1.0, "done")
+    return ApplyComputation(result, statistics)
 
 
 def load_color_table_node(path: str | Path | None = None, *, scene=None):

@@ -42,9 +42,11 @@ def start_segmentation_job(
 ) -> ProcessJob:
     """Start ``python -m DAPAtlasLib segment`` on ``ct`` in the background; returns the running job.
 
-    A :class:`Volume` is first written into the job folder (``ct.nii.gz``). The label map appears
-    as ``<job folder>/labels.nii.gz`` (the ending update's ``result_path``) when the job succeeded; read it,
-    then call :meth:`~AnatomyCommonLib.background_jobs.ProcessJob.cleanup`.
+    A :class:`Volume` is first written into the job folder (``ct.nii``). The label map appears
+    as ``<job folder>/labels.nii`` (the ending update's ``result_path``) when the job succeeded; read it,
+    then call :meth:`~AnatomyCommonLib.background_jobs.ProcessJob.cleanup`. Both files are
+    uncompressed: they live only for the job, and gzip costs seconds on the GUI thread for a
+    whole-body CT (writing the input, reading the result) for no benefit.
     """
     from AnatomyCommonLib.image_io import write_volume
 
@@ -52,10 +54,10 @@ def start_segmentation_job(
     if isinstance(ct, Volume):
         if sex is None:
             sex = ct.metadata.get("PatientSex") or None
-        ct_path = write_volume(ct, folder / "ct.nii.gz", overwrite=True)
+        ct_path = write_volume(ct, folder / "ct.nii", overwrite=True)
     else:
         ct_path = Path(ct).resolve()
-    out = folder / "labels.nii.gz"
+    out = folder / "labels.nii"
     args = ["-m", "DAPAtlasLib", "segment", str(ct_path), str(out), "--model", str(model), "--device", device]
     args.append("--progress-lines")
     if folds:

@@ -89,7 +89,7 @@ def test_reference_segment_to_table_rows_round_trip_equals_the_library(scene_cas
 
 def test_the_region_overlay_has_one_outlined_segment_per_component_on_the_reference_grid(scene_case):
     scene, reference, _, reference_node, model_a, _, _ = scene_case
-    result = evaluate_nodes(reference_node, [model_a], scene=scene)
+    result = evaluate_nodes(reference_node, [model_a], with_regions=True, scene=scene)
     segmentation = result.regions.GetSegmentation()
     assert segmentation.GetNumberOfSegments() == 4
     display = result.regions.GetDisplayNode()

@@ -10,7 +10,7 @@ import pytest
 
 psutil = pytest.importorskip("psutil")
 
-from AnatomyCommonLib.image_io import read_labelmap  # noqa: E402
+from AnatomyCommonLib.image_io import read_labelmap, read_volume  # noqa: E402
 from DAPAtlasLib.segmentation_job import start_segmentation_job  # noqa: E402
 
 
@@ -57,6 +57,7 @@ def test_segmentation_runs_in_a_child_process_and_returns_labels_on_the_input_gr
     fractions = [fraction for fraction, _ in job.progress_log]
     assert status.fraction == 1.0 and fractions == sorted(fractions)
     assert any(message.startswith("predicting patch") for _, message in job.progress_log)
+    assert status.result_path.read_bytes()[:2] != b"\x1f\x8b"  # uncompressed for a fast import
     labels = read_labelmap(status.result_path)
     assert labels.same_grid_as(ct) and labels.array.max() < 16 and len(np.unique(labels.array)) > 1
     job.cleanup()
@@ -69,7 +70,9 @@ def test_cancelling_a_real_segmentation_leaves_nothing_behind(tmp_path):
 
     ct = make_phantom("tiny", seed=0).ct
     job = start_segmentation_job(ct, tmp_path / "no-model-needed-yet", device="cpu", python=sys.executable)
-    assert (job.work_dir / "ct.nii.gz").exists()
+    written = job.work_dir / "ct.nii"
+    assert written.read_bytes()[:2] != b"\x1f\x8b"  # uncompressed: no gzip magic
+    assert read_volume(written).same_grid_as(ct)
     assert job.cancel() == "cancelled" and is_gone(job.pid)
     assert not job.work_dir.exists()
 
