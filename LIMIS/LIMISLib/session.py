@@ -238,6 +238,7 @@ class InteractionSession:
         self.pixel_spacing_mm = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
         self.slice_index = slice_index
         self.steps: list[Step] = []
+        self.box_margin_applied_px = 0.0  # margin the detector already added to the box (atlas boxes)
         self.current_index: int | None = None
         self.final_index: int | None = None
         self.log: list[tuple[str, str]] = []
@@ -434,6 +435,9 @@ class InteractionSession:
             detection = self.lang2bbox.detect(self.image_hu, self.target)
             box_xyxy = detection.box_xyxy
             detail = f"the box from {self.lang2bbox.name} (score {detection.score:.2f})"
+            self.box_margin_applied_px = float(getattr(self.lang2bbox, "margin_px", 0.0))
+        else:
+            self.box_margin_applied_px = 0.0
         box = clip_box(box_xyxy, self.image_shape)
         self._pending = None
         self._strategy = None
@@ -451,6 +455,8 @@ class InteractionSession:
         )
         self._commit(step)
         message = f"Step {step.index}: segmented the {self.target} ({step.area_px} px) in {_box_text(box)}."
+        if detail != "the given box":
+            message += f" Box source: {detail}."
         reply = Reply(command, message, step=step)
         propose = self.config.propose_default_adaptation if propose_default is None else propose_default
         if propose:
@@ -458,7 +464,7 @@ class InteractionSession:
             self._pending = _Pending(
                 "proposal",
                 f"Default adaptation: {_window_text(candidate.window)} and the box enlarged by "
-                f"{self.config.default_box_enlargement_px:g} px per side -> {candidate.area_px} px "
+                f"{self._default_enlargement_px():g} px per side -> {candidate.area_px} px "
                 f"(now {step.area_px} px). Keep it? (accept / reject)",
                 candidate=candidate,
             )
@@ -466,6 +472,10 @@ class InteractionSession:
             reply.preview = candidate
         reply.pending = self.pending
         return reply
+
+    def _default_enlargement_px(self) -> float:
+        """The default adaptation's box growth: the LIMIS margin less what the detector already added."""
+        return max(0.0, self.config.default_box_enlargement_px - self.box_margin_applied_px)
 
     def set_box(self, box_xyxy: Box, *, text: str = "box drawn") -> Reply:
         """The user dragged/drew the box: a new step with that box (or the first segmentation)."""
@@ -620,14 +630,13 @@ class InteractionSession:
         if kind == "default_adaptation":
             from .bbox2mask import enlarge_box
 
-            box = clip_box(enlarge_box(state.box_xyxy, self.config.default_box_enlargement_px, shape), shape)
+            box = clip_box(enlarge_box(state.box_xyxy, self._default_enlargement_px(), shape), shape)
             window = window_for_structure(self.target)
             return self._make_step(
                 base,
                 state.with_(box_xyxy=box, window=window),
                 command,
-                f"default adaptation: {_window_text(window)}, "
-                f"box +{self.config.default_box_enlargement_px:g} px",
+                f"default adaptation: {_window_text(window)}, box +{self._default_enlargement_px():g} px",
                 origin="default",
             )
         if kind == "threshold":

@@ -64,11 +64,22 @@ class VolumeSession:
         config: SessionConfig | None = None,
         propagation: PropagationConfig | None = None,
         active_slice: int | None = None,
+        labels: Volume | None = None,
     ) -> None:
         ct.require_3d("CT volume").require_finite("CT volume")
         self.ct = ct
         self.geometry = AxialSliceGeometry.from_volume(ct)
         self.bbox2mask = bbox2mask
+        self.labels = labels
+        if labels is not None:
+            from .atlas_lang2bbox import require_same_grid
+
+            require_same_grid(labels, ct)
+        if lang2bbox is None and labels is not None:
+            # no learned detector: the whole-body label map places the box (atlas-prompted Lang2BBox)
+            from .atlas_lang2bbox import AtlasLang2BBox
+
+            lang2bbox = AtlasLang2BBox(labels, geometry=self.geometry)
         self.lang2bbox = lang2bbox
         self.config = config or SessionConfig()
         self.propagation = propagation or PropagationConfig()
@@ -120,12 +131,20 @@ class VolumeSession:
     def segmented_slices(self) -> list[int]:
         return sorted(self.sessions)
 
+    @property
+    def box_source(self) -> str:
+        """Where 'segment X' gets its box: the detector's name, or "drawn box" without one."""
+        return "drawn box" if self.lang2bbox is None else self.lang2bbox.name
+
     def _new_session(self, slice_index: int, *, target: str | None = None) -> InteractionSession:
+        lang2bbox = self.lang2bbox
+        if lang2bbox is not None and hasattr(lang2bbox, "for_slice"):
+            lang2bbox = lang2bbox.for_slice(slice_index)  # slice-bound detectors (the atlas map)
         return InteractionSession(
             self.image(slice_index),
             self.bbox2mask,
             target=target or self.target,
-            lang2bbox=self.lang2bbox,
+            lang2bbox=lang2bbox,
             config=self.config,
             pixel_spacing_mm=self.geometry.pixel_spacing_mm,
             slice_index=slice_index,
