@@ -371,6 +371,14 @@ class VolumeSession:
         self.log.append((command.text or "propagate", message))
         return reply
 
+    def _atlas_slice(self, slice_index: int) -> np.ndarray | None:
+        """The target on a slice of the whole-body label map (display-oriented), None without a map."""
+        if self.labels is None or self.target is None:
+            return None
+        from AnatomyCommonLib.anatomy.label_schema import label_id
+
+        return self.geometry.extract(self.labels.array, slice_index) == label_id(self.target)
+
     def _remaining(self, slice_index: int, direction: str, slices: int | None) -> int:
         sign = self.geometry.slice_sign if direction == "up" else -self.geometry.slice_sign
         remaining = self.geometry.n_slices - 1 - slice_index if sign > 0 else slice_index
@@ -384,7 +392,13 @@ class VolumeSession:
         previous_mask, previous_image, previous_slice = previous_step.mask, source.image_hu, self.active_slice
         pixel_area_mm2 = float(np.prod(self.geometry.pixel_spacing_mm))
         margin = margin_pixels(self.propagation, self.geometry.pixel_spacing_mm)
-        start = SliceSummary.of(previous_mask, previous_image)
+        start = SliceSummary.of(
+            previous_mask,
+            previous_image,
+            atlas_mask=self._atlas_slice(self.active_slice) if self.propagation.use_atlas else None,
+            pixel_spacing_mm=self.geometry.pixel_spacing_mm,
+            config=self.propagation,
+        )
         added = 0
         while slices is None or added < int(slices):
             if should_cancel is not None and should_cancel():
@@ -418,6 +432,8 @@ class VolumeSession:
                 pixel_area_mm2,
                 self.propagation,
                 start,
+                atlas_mask=self._atlas_slice(slice_index),
+                pixel_spacing_mm=self.geometry.pixel_spacing_mm,
             )
             if reason is not None:
                 return f"at slice {slice_index}: {reason}", added
