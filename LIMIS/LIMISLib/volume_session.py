@@ -272,6 +272,18 @@ class VolumeSession:
         reply.changed_slices = (self.active_slice,)
         return reply
 
+    def click(self, x: float, y: float, *, positive: bool = True) -> Reply:
+        """A point placed with the mouse anywhere on the active slice (display pixels): a new step.
+
+        A positive point outside the box grows the box to include it (see
+        :meth:`LIMISLib.session.InteractionSession`'s ``point_click``).
+        """
+        sign = "positive" if positive else "negative"
+        command = api_command(
+            "point_click", f"{sign} click at ({x:.0f}, {y:.0f})", x=x, y=y, positive=positive
+        )
+        return self.apply(command)
+
     def _segment(self, command: Command, *, box_xyxy: Box | None = None) -> Reply:
         target = command.args.get("target")
         if target != self.target:
