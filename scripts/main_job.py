@@ -83,35 +83,65 @@ def step_limis_text_to_mask(out: Path, args: argparse.Namespace, context: dict) 
     print(f"    png       {png.relative_to(out.parent)}")
 
 
+def limis_atlas_labels(context: dict):
+    """The whole-body map LIMIS takes its boxes from: the DAP post-processed phantom labels WITH the
+    injected model errors (never the phantom's truth, so the Dice figures are not circular)."""
+    if "dap_postprocessed_labels" not in context:
+        from DAPAtlasLib.postprocess import postprocess
+        from DAPAtlasLib.simulated_model_errors import inject_model_errors
+
+        phantom = context["phantom"]
+        corrupted = inject_model_errors(phantom.labels, sex=phantom.sex)
+        context["dap_postprocessed_labels"] = postprocess(
+            corrupted.labels, ct=phantom.ct, sex=phantom.sex
+        ).labels
+    return context["dap_postprocessed_labels"]
+
+
 def step_limis_session(out: Path, args: argparse.Namespace, context: dict) -> None:
-    """LIMIS interaction loop: a scripted session (prompt, default adaptation, guided strategy,
-    revert, propagation) on the phantom with the neural models, one PNG per step."""
+    """LIMIS interaction loop: a scripted session of typed commands (segment, default adaptation,
+    guided strategy, click, revert, propagation) on the phantom's liver, one PNG per step, a
+    contact sheet, replay.json and the Dice per step. Without weights: the weight-free baseline."""
     from LIMISLib.model_weights import PIPELINE_MODELS, missing_summary, weights_manager
+    from LIMISLib.scripted_demo import run_scored_session
 
     manager = weights_manager()
     missing = missing_summary(manager, PIPELINE_MODELS)
-    if missing:
-        print(f"  skipped: {missing}")
-        return
-    from LIMISLib.model_weights import build_limis_models
-    from LIMISLib.session_replay import DEMO_SCRIPT, replay
-    from LIMISLib.volume_session import VolumeSession
-
-    try:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        device = "cpu"
     phantom = context["phantom"]
-    lang2bbox, bbox2mask = build_limis_models(manager, device=device)
-    session = VolumeSession(phantom.ct, bbox2mask, lang2bbox=lang2bbox)
-    folder = out / "limis" / "session"
-    records = replay(session, list(DEMO_SCRIPT), folder, labels=phantom.labels, overwrite=True)
-    for record in records:
+    if missing:
+        from LIMISLib.reference_models import IntensityBBox2Mask
+
+        lang2bbox, bbox2mask = None, IntensityBBox2Mask()
+        print("  WEIGHT-FREE BASELINE (IntensityBBox2Mask, not LIMIS's neural model): boxes from the "
+              "DAP post-processed map with injected errors; neural models: " + missing)  # fmt: skip
+    else:
+        from LIMISLib.model_weights import build_limis_models
+
+        try:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            device = "cpu"
+        lang2bbox, bbox2mask = build_limis_models(manager, device=device)
+        print(f"  neural models: {bbox2mask.name}, boxes from {lang2bbox.name}")
+    folder = out / "limis"
+
+    def echo(step) -> None:
+        record = step.record
         mark = "ok" if record.ok else "--"
-        print(f"  {mark} {record.text!r:28} -> {record.message[:110]}")
-    print(f"    pngs      {folder.relative_to(out.parent)}/ ({len(records)} steps, replay.json)")
+        scores = (
+            "" if step.slice_dice is None
+            else f"Dice slice {step.slice_dice:.3f} volume {step.volume_dice:.3f} | "
+        )  # fmt: skip
+        print(f"  {mark} {record.text!r:28} {scores}{record.message[:90]}")
+
+    result = run_scored_session(
+        phantom.ct, limis_atlas_labels(context), phantom.labels, folder,
+        bbox2mask=bbox2mask, lang2bbox=lang2bbox, echo=echo,
+    )  # fmt: skip
+    print(f"    pngs      {folder.relative_to(out.parent)}/ ({len(result.steps)} steps, "
+          "contact_sheet.png, replay.json)")  # fmt: skip
 
 
 def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
@@ -224,6 +254,7 @@ def step_dap_postprocess(out: Path, args: argparse.Namespace, context: dict) -> 
     for error in corrupted.errors:
         print(f"    {error.kind:22s} {error.description} ({error.voxels} voxels) -> {error.step}")
     result = postprocess(corrupted.labels, ct=phantom.ct, sex=phantom.sex)
+    context["dap_postprocessed_labels"] = result.labels  # LIMIS takes its atlas boxes from this map
     write_volume(result.labels, folder / "labels_postprocessed.nii.gz")
     (folder / "report.json").write_text(result.report.to_json() + "\n", encoding="utf-8")
     (folder / "report.txt").write_text(result.report.to_text() + "\n", encoding="utf-8")

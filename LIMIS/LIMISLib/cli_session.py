@@ -57,6 +57,28 @@ def add_commands(commands) -> None:
     replay.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     replay.set_defaults(handler=_replay)
 
+    evaluate = commands.add_parser(
+        "evaluate-interaction",
+        help="simulated-user evaluation: an oracle clinician types commands; Dice per step, summary, plot",
+    )
+    evaluate.add_argument("--phantom-seeds", type=int, nargs="+", help="phantom seeds to use as cases")
+    evaluate.add_argument("--phantom-size", default="tiny", help="phantom size preset (tiny|small|...)")
+    evaluate.add_argument("--ct-dir", help="folder of CT volumes (instead of phantoms)")
+    evaluate.add_argument("--labels-dir", help="folder of label maps in DAP ids, same file names as --ct-dir")
+    evaluate.add_argument(
+        "--structures", nargs="+", default=["liver", "spleen", "kidney left", "aorta"], help="structures"
+    )
+    evaluate.add_argument("--steps", type=int, default=8, help="oracle actions per case")
+    evaluate.add_argument("--slices-per-case", type=int, default=3, help="axial slices per structure")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first-box jitter")
+    evaluate.add_argument("--model", choices=["neural", "baseline"], default="baseline")
+    evaluate.add_argument("--device", default="cpu", help="torch device for the neural models")
+    evaluate.add_argument(
+        "--out", required=True, help="output folder: steps.csv, summary.json, dice_vs_step.png"
+    )
+    evaluate.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    evaluate.set_defaults(handler=_evaluate_interaction)
+
 
 def _parse(args: argparse.Namespace) -> int:
     from .command_grammar import ParseContext, parse_command
@@ -114,3 +136,66 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"  line {record.number} {record.text!r}: {record.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _evaluate_interaction(args: argparse.Namespace) -> int:
+    from AnatomyCommonLib.errors import AnatomyToolkitError
+
+    from .organ_vocabulary import resolve_structure
+    from .simulated_user import evaluate_interaction, phantom_cases, write_outputs
+
+    if args.steps < 1 or args.slices_per_case < 1:
+        raise AnatomyToolkitError("--steps and --slices-per-case must be at least 1.")
+    try:
+        structures = [resolve_structure(s) for s in args.structures]
+    except KeyError as error:
+        raise AnatomyToolkitError(f"--structures: {error.args[0]}") from None
+    if (args.ct_dir is None) == (args.phantom_seeds is None):
+        raise AnatomyToolkitError("Give either --phantom-seeds or --ct-dir with --labels-dir.")
+    if args.ct_dir is not None:
+        if args.labels_dir is None:
+            raise AnatomyToolkitError("--ct-dir needs --labels-dir (label maps with the same file names).")
+        cases = _folder_cases(args.ct_dir, args.labels_dir, structures, args.slices_per_case)
+    else:
+        cases = phantom_cases(args.phantom_seeds, structures, slices_per_case=args.slices_per_case,
+                              size=args.phantom_size)  # fmt: skip
+    if args.model == "baseline":
+        from .reference_models import IntensityBBox2Mask
+
+        bbox2mask = IntensityBBox2Mask()
+    else:
+        from .model_weights import build_limis_models
+
+        _, bbox2mask = build_limis_models(device=args.device)
+    results = evaluate_interaction(cases, bbox2mask, steps=args.steps, seed=args.seed)
+    summary = write_outputs(results, args.out, model_name=bbox2mask.name, overwrite=args.overwrite)
+    print(
+        f"{summary['cases']} cases, model {bbox2mask.name}: mean Dice {summary['mean_dice_first']:.3f} -> "
+        f"{summary['mean_dice_last']:.3f} (change {summary['mean_dice_change']:+.3f} +/- "
+        f"{summary['sd_dice_change']:.3f}); improved {summary['improved']:.0%}, "
+        f"worse {summary['worse']:.0%}, unchanged {summary['unchanged']:.0%}. Written to {args.out}"
+    )
+    return 0
+
+
+def _folder_cases(ct_dir, labels_dir, structures, slices_per_case):
+    from pathlib import Path
+
+    from AnatomyCommonLib.anatomy.label_schema import label_id
+    from AnatomyCommonLib.errors import AnatomyToolkitError
+    from AnatomyCommonLib.image_io import read_labelmap, read_volume
+
+    from .simulated_user import labelled_volume_cases
+
+    cts = sorted(p for p in Path(ct_dir).iterdir() if not p.name.startswith("."))
+    pairs = [(p, Path(labels_dir) / p.name) for p in cts]
+    missing = [str(label) for _, label in pairs if not label.exists()]
+    if not cts or missing:
+        raise AnatomyToolkitError(
+            f"Every CT in {ct_dir} needs a label map of the same name in {labels_dir}; missing: "
+            f"{', '.join(missing[:5]) or 'no CT files found'}."
+        )
+    for ct_path, label_path in pairs:
+        ct, labels = read_volume(ct_path), read_labelmap(label_path)
+        ct.require_same_grid(labels, ("the CT", "the label map"))
+        yield from labelled_volume_cases(ct_path.name, ct, labels, structures, slices_per_case, label_id)

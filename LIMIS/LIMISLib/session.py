@@ -162,6 +162,7 @@ class SessionConfig:
 
     initial_threshold: float = 0.5
     default_box_enlargement_px: float = 10.0
+    point_box_margin_px: float = 5.0
     propose_default_adaptation: bool = True
     feed_previous_prediction: bool = True
     min_threshold: float = 0.01
@@ -238,6 +239,7 @@ class InteractionSession:
         self.pixel_spacing_mm = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
         self.slice_index = slice_index
         self.steps: list[Step] = []
+        self.box_margin_applied_px = 0.0  # margin the detector already added to the box (atlas boxes)
         self.current_index: int | None = None
         self.final_index: int | None = None
         self.log: list[tuple[str, str]] = []
@@ -434,6 +436,9 @@ class InteractionSession:
             detection = self.lang2bbox.detect(self.image_hu, self.target)
             box_xyxy = detection.box_xyxy
             detail = f"the box from {self.lang2bbox.name} (score {detection.score:.2f})"
+            self.box_margin_applied_px = float(getattr(self.lang2bbox, "margin_px", 0.0))
+        else:
+            self.box_margin_applied_px = 0.0
         box = clip_box(box_xyxy, self.image_shape)
         self._pending = None
         self._strategy = None
@@ -451,6 +456,8 @@ class InteractionSession:
         )
         self._commit(step)
         message = f"Step {step.index}: segmented the {self.target} ({step.area_px} px) in {_box_text(box)}."
+        if detail != "the given box":
+            message += f" Box source: {detail}."
         reply = Reply(command, message, step=step)
         propose = self.config.propose_default_adaptation if propose_default is None else propose_default
         if propose:
@@ -458,7 +465,7 @@ class InteractionSession:
             self._pending = _Pending(
                 "proposal",
                 f"Default adaptation: {_window_text(candidate.window)} and the box enlarged by "
-                f"{self.config.default_box_enlargement_px:g} px per side -> {candidate.area_px} px "
+                f"{self._default_enlargement_px():g} px per side -> {candidate.area_px} px "
                 f"(now {step.area_px} px). Keep it? (accept / reject)",
                 candidate=candidate,
             )
@@ -466,6 +473,43 @@ class InteractionSession:
             reply.preview = candidate
         reply.pending = self.pending
         return reply
+
+    def _point_click(self, base: Step, state: SessionState, command: Command) -> Step:
+        """A click placed with the mouse anywhere on the slice (``x``, ``y`` in display pixels).
+
+        A positive click outside the box grows the box to include it (plus
+        ``point_box_margin_px``), since the model sees only what is in the box; a negative click
+        outside the box changes nothing there but is kept (and enforced) like any click.
+        """
+        args = command.args
+        rows, columns = self.image_shape
+        x, y, positive = float(args["x"]), float(args["y"]), bool(args.get("positive", True))
+        if not (0.0 <= x < columns and 0.0 <= y < rows):
+            raise InvalidPromptError(
+                f"The point ({x:.1f}, {y:.1f}) is outside the {columns} x {rows} pixel slice; "
+                "place it on the image."
+            )
+        box = state.box_xyxy
+        x0, y0, x1, y1 = box
+        grown = positive and not (x0 <= x < x1 and y0 <= y < y1)
+        if grown:
+            margin = self.config.point_box_margin_px
+            box = clip_box(
+                (min(x0, x - margin), min(y0, y - margin), max(x1, x + margin), max(y1, y + margin)),
+                self.image_shape,
+            )
+        sign = "positive" if positive else "negative"
+        note = f", box grown to {_box_text(box)} to include it" if grown else ""
+        return self._make_step(
+            base,
+            state.with_(box_xyxy=box, clicks=(*state.clicks, Click(x, y, positive))),
+            command,
+            f"{sign} click at ({x:.0f}, {y:.0f}){note}",
+        )
+
+    def _default_enlargement_px(self) -> float:
+        """The default adaptation's box growth: the LIMIS margin less what the detector already added."""
+        return max(0.0, self.config.default_box_enlargement_px - self.box_margin_applied_px)
 
     def set_box(self, box_xyxy: Box, *, text: str = "box drawn") -> Reply:
         """The user dragged/drew the box: a new step with that box (or the first segmentation)."""
@@ -620,14 +664,13 @@ class InteractionSession:
         if kind == "default_adaptation":
             from .bbox2mask import enlarge_box
 
-            box = clip_box(enlarge_box(state.box_xyxy, self.config.default_box_enlargement_px, shape), shape)
+            box = clip_box(enlarge_box(state.box_xyxy, self._default_enlargement_px(), shape), shape)
             window = window_for_structure(self.target)
             return self._make_step(
                 base,
                 state.with_(box_xyxy=box, window=window),
                 command,
-                f"default adaptation: {_window_text(window)}, "
-                f"box +{self.config.default_box_enlargement_px:g} px",
+                f"default adaptation: {_window_text(window)}, box +{self._default_enlargement_px():g} px",
                 origin="default",
             )
         if kind == "threshold":
@@ -658,6 +701,8 @@ class InteractionSession:
             return self._make_step(
                 base, state.with_(clicks=clicks), command, f"{sign} click in grid cell {cell}"
             )
+        if kind == "point_click":
+            return self._point_click(base, state, command)
         if kind == "center_click":
             x, y = box_center(state.box_xyxy)
             return self._make_step(
@@ -771,6 +816,7 @@ class InteractionSession:
     _do_set_box = _commit_manual
     _do_threshold = _commit_manual
     _do_center_click = _commit_manual
+    _do_point_click = _commit_manual
     _do_window = _commit_manual
     _do_remove_component = _commit_manual
     _do_ensemble = _commit_manual

@@ -20,7 +20,16 @@ kept):
   at once or slice by slice);
 * less than ``min_overlap`` of it overlaps the previous slice's mask (it moved elsewhere);
 * its median HU differs from the previous slice's or from the start slice's by more than
-  ``max_median_shift_hu`` (it is now segmenting another tissue, at once or drifting slowly).
+  ``max_median_shift_hu`` (it is now segmenting another tissue, at once or drifting slowly);
+* its **intensity profile** drifted: more than ``max_outside_profile`` of its pixels lie outside
+  the start slice's HU range (5th..95th percentile widened by ``profile_tolerance_hu``) -- a leak
+  into a neighbour of other density that the median alone does not see (``use_profile``);
+* **the atlas label** (when a whole-body label map is present, ``use_atlas``): the map has no
+  such structure on the slice, or the share of the mask within ``atlas_tolerance_mm`` of the map's
+  structure (the map has errors, hence the tolerance) fell below ``atlas_min_overlap`` times the
+  start slice's share (relative, so that a start mask the user accepted sets the standard).
+
+:meth:`PropagationConfig.slice_to_slice_only` switches the last two off (the rules before issue 12).
 """
 
 from __future__ import annotations
@@ -46,6 +55,17 @@ class PropagationConfig:
     max_area_ratio: float = 3.0
     min_overlap: float = 0.3
     max_median_shift_hu: float = 50.0
+    use_profile: bool = True
+    max_outside_profile: float = 0.35
+    profile_tolerance_hu: float = 20.0
+    use_atlas: bool = True
+    atlas_min_overlap: float = 0.4
+    atlas_tolerance_mm: float = 6.0
+
+    @classmethod
+    def slice_to_slice_only(cls, **overrides) -> PropagationConfig:
+        """Only the slice-to-slice rules (area, overlap, median HU): no profile, no atlas rule."""
+        return cls(**{"use_profile": False, "use_atlas": False, **overrides})
 
 
 def margin_pixels(config: PropagationConfig, pixel_spacing_mm: tuple[float, float]) -> float:
@@ -84,16 +104,48 @@ def prior_from_mask(
 
 @dataclass(frozen=True)
 class SliceSummary:
-    """What the stop rules need to know about an accepted slice: its mask area and median HU."""
+    """What the stop rules need to know about an accepted slice: mask area, median and HU range."""
 
     area_px: int
     median_hu: float
+    low_hu: float = float("nan")  # 5th percentile of the HU inside the mask
+    high_hu: float = float("nan")  # 95th percentile
+    atlas_share: float | None = None  # share of the mask near the atlas structure (None: no map)
 
     @classmethod
-    def of(cls, mask: np.ndarray, image_hu: np.ndarray) -> SliceSummary:
+    def of(
+        cls,
+        mask: np.ndarray,
+        image_hu: np.ndarray,
+        *,
+        atlas_mask: np.ndarray | None = None,
+        pixel_spacing_mm: tuple[float, float] = (1.0, 1.0),
+        config: PropagationConfig | None = None,
+    ) -> SliceSummary:
         mask = np.asarray(mask, dtype=bool)
         area = int(np.count_nonzero(mask))
-        return cls(area, float(np.median(image_hu[mask])) if area else float("nan"))
+        if not area:
+            return cls(0, float("nan"))
+        values = np.asarray(image_hu)[mask]
+        low, median, high = np.percentile(values, [5.0, 50.0, 95.0])
+        share = None
+        if atlas_mask is not None:
+            tolerance = (config or PropagationConfig()).atlas_tolerance_mm
+            share = atlas_share(mask, np.asarray(atlas_mask, dtype=bool), pixel_spacing_mm, tolerance)
+        return cls(area, float(median), float(low), float(high), share)
+
+
+def atlas_share(
+    mask: np.ndarray, atlas_mask: np.ndarray, pixel_spacing_mm: tuple[float, float], tolerance_mm: float
+) -> float:
+    """Share of the mask's pixels within ``tolerance_mm`` of the atlas structure (0 if the map has none)."""
+    if not atlas_mask.any() or not mask.any():
+        return 0.0
+    from scipy import ndimage
+
+    column_mm, row_mm = pixel_spacing_mm
+    distance = ndimage.distance_transform_edt(~atlas_mask, sampling=(row_mm, column_mm))
+    return float(np.mean(distance[mask] <= tolerance_mm))
 
 
 def structure_end_reason(
@@ -104,10 +156,15 @@ def structure_end_reason(
     pixel_area_mm2: float,
     config: PropagationConfig,
     start: SliceSummary | None = None,
+    *,
+    atlas_mask: np.ndarray | None = None,
+    pixel_spacing_mm: tuple[float, float] = (1.0, 1.0),
 ) -> str | None:
     """Why the structure has ended on the new slice (see the module docstring), or None if it goes on.
 
-    ``start`` summarises the slice the propagation started from (None: only slice-to-slice rules).
+    ``start`` summarises the slice the propagation started from (None: only slice-to-slice rules);
+    ``atlas_mask`` is the structure on the new slice in a whole-body label map (None: no map);
+    ``pixel_spacing_mm`` = (column, row) spacing, for the atlas tolerance.
     """
     previous_area = int(np.count_nonzero(previous_mask))
     area = int(np.count_nonzero(new_mask))
@@ -129,4 +186,24 @@ def structure_end_reason(
     if start is not None and abs(median - start.median_hu) > config.max_median_shift_hu:
         drift = abs(median - start.median_hu)
         return f"its median HU drifted {drift:.0f} HU from the start slice's (another tissue)"
+    if config.use_profile and start is not None and np.isfinite(start.low_hu):
+        values = np.asarray(new_image_hu)[new_mask]
+        low, high = start.low_hu - config.profile_tolerance_hu, start.high_hu + config.profile_tolerance_hu
+        outside = float(np.mean((values < low) | (values > high)))
+        if outside > config.max_outside_profile:
+            return (
+                f"{100.0 * outside:.0f} % of its pixels are outside the start slice's HU range "
+                f"({low:.0f}..{high:.0f} HU): the intensity profile drifted"
+            )
+    if config.use_atlas and atlas_mask is not None:
+        atlas_mask = np.asarray(atlas_mask, dtype=bool)
+        if not atlas_mask.any():
+            return "the atlas label map has no such structure on this slice"
+        share = atlas_share(new_mask, atlas_mask, pixel_spacing_mm, config.atlas_tolerance_mm)
+        reference = 1.0 if start is None or start.atlas_share is None else start.atlas_share
+        if share < config.atlas_min_overlap * reference:
+            return (
+                f"only {100.0 * share:.0f} % of the mask lies within {config.atlas_tolerance_mm:g} mm of the "
+                f"atlas label map's structure (start slice: {100.0 * reference:.0f} %)"
+            )
     return None

@@ -64,11 +64,22 @@ class VolumeSession:
         config: SessionConfig | None = None,
         propagation: PropagationConfig | None = None,
         active_slice: int | None = None,
+        labels: Volume | None = None,
     ) -> None:
         ct.require_3d("CT volume").require_finite("CT volume")
         self.ct = ct
         self.geometry = AxialSliceGeometry.from_volume(ct)
         self.bbox2mask = bbox2mask
+        self.labels = labels
+        if labels is not None:
+            from .atlas_lang2bbox import require_same_grid
+
+            require_same_grid(labels, ct)
+        if lang2bbox is None and labels is not None:
+            # no learned detector: the whole-body label map places the box (atlas-prompted Lang2BBox)
+            from .atlas_lang2bbox import AtlasLang2BBox
+
+            lang2bbox = AtlasLang2BBox(labels, geometry=self.geometry)
         self.lang2bbox = lang2bbox
         self.config = config or SessionConfig()
         self.propagation = propagation or PropagationConfig()
@@ -120,12 +131,20 @@ class VolumeSession:
     def segmented_slices(self) -> list[int]:
         return sorted(self.sessions)
 
+    @property
+    def box_source(self) -> str:
+        """Where 'segment X' gets its box: the detector's name, or "drawn box" without one."""
+        return "drawn box" if self.lang2bbox is None else self.lang2bbox.name
+
     def _new_session(self, slice_index: int, *, target: str | None = None) -> InteractionSession:
+        lang2bbox = self.lang2bbox
+        if lang2bbox is not None and hasattr(lang2bbox, "for_slice"):
+            lang2bbox = lang2bbox.for_slice(slice_index)  # slice-bound detectors (the atlas map)
         return InteractionSession(
             self.image(slice_index),
             self.bbox2mask,
             target=target or self.target,
-            lang2bbox=self.lang2bbox,
+            lang2bbox=lang2bbox,
             config=self.config,
             pixel_spacing_mm=self.geometry.pixel_spacing_mm,
             slice_index=slice_index,
@@ -253,6 +272,18 @@ class VolumeSession:
         reply.changed_slices = (self.active_slice,)
         return reply
 
+    def click(self, x: float, y: float, *, positive: bool = True) -> Reply:
+        """A point placed with the mouse anywhere on the active slice (display pixels): a new step.
+
+        A positive point outside the box grows the box to include it (see
+        :meth:`LIMISLib.session.InteractionSession`'s ``point_click``).
+        """
+        sign = "positive" if positive else "negative"
+        command = api_command(
+            "point_click", f"{sign} click at ({x:.0f}, {y:.0f})", x=x, y=y, positive=positive
+        )
+        return self.apply(command)
+
     def _segment(self, command: Command, *, box_xyxy: Box | None = None) -> Reply:
         target = command.args.get("target")
         if target != self.target:
@@ -352,6 +383,14 @@ class VolumeSession:
         self.log.append((command.text or "propagate", message))
         return reply
 
+    def _atlas_slice(self, slice_index: int) -> np.ndarray | None:
+        """The target on a slice of the whole-body label map (display-oriented), None without a map."""
+        if self.labels is None or self.target is None:
+            return None
+        from AnatomyCommonLib.anatomy.label_schema import label_id
+
+        return self.geometry.extract(self.labels.array, slice_index) == label_id(self.target)
+
     def _remaining(self, slice_index: int, direction: str, slices: int | None) -> int:
         sign = self.geometry.slice_sign if direction == "up" else -self.geometry.slice_sign
         remaining = self.geometry.n_slices - 1 - slice_index if sign > 0 else slice_index
@@ -365,7 +404,13 @@ class VolumeSession:
         previous_mask, previous_image, previous_slice = previous_step.mask, source.image_hu, self.active_slice
         pixel_area_mm2 = float(np.prod(self.geometry.pixel_spacing_mm))
         margin = margin_pixels(self.propagation, self.geometry.pixel_spacing_mm)
-        start = SliceSummary.of(previous_mask, previous_image)
+        start = SliceSummary.of(
+            previous_mask,
+            previous_image,
+            atlas_mask=self._atlas_slice(self.active_slice) if self.propagation.use_atlas else None,
+            pixel_spacing_mm=self.geometry.pixel_spacing_mm,
+            config=self.propagation,
+        )
         added = 0
         while slices is None or added < int(slices):
             if should_cancel is not None and should_cancel():
@@ -399,6 +444,8 @@ class VolumeSession:
                 pixel_area_mm2,
                 self.propagation,
                 start,
+                atlas_mask=self._atlas_slice(slice_index),
+                pixel_spacing_mm=self.geometry.pixel_spacing_mm,
             )
             if reason is not None:
                 return f"at slice {slice_index}: {reason}", added

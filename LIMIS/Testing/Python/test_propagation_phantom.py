@@ -10,7 +10,7 @@ from AnatomyCommonLib.anatomy.phantom import make_phantom
 from LIMISLib.reference_models import IntensityBBox2Mask
 from LIMISLib.session import SessionConfig
 from LIMISLib.slice_geometry import box_around_mask
-from LIMISLib.slice_propagation import PropagationConfig, prior_from_mask, structure_end_reason
+from LIMISLib.slice_propagation import PropagationConfig, SliceSummary, prior_from_mask, structure_end_reason
 from LIMISLib.volume_session import VolumeSession
 
 
@@ -185,3 +185,108 @@ def test_a_structure_the_detector_cannot_find_leaves_the_slice_unsegmented(phant
     reply = session.handle("segment the spleen", semantic=False)
     assert not reply.ok and "No spleen" in reply.message
     assert session.segmented_slices() == [] and session.target is None  # a failed switch changes nothing
+
+
+# ---------------------------------------------------------------------------- issue 12: stop in time
+def test_the_intensity_profile_rule_fires_when_40_percent_of_the_mask_is_another_tissue():
+    config = PropagationConfig()
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True
+    start_image = np.where(mask, np.linspace(40.0, 60.0, 400).reshape(20, 20), -100.0)
+    start = SliceSummary.of(mask, start_image)  # HU 5-95 % range about 46..54, widened by 20 HU: 26..74
+    leaking = start_image.copy()
+    leaking[5:9, 5:15] = 200.0  # 40 % of the mask's pixels; the median stays within 10 HU
+    assert "intensity profile" in structure_end_reason(mask, mask, start_image, leaking, 1.0, config, start)
+    slight = start_image.copy()
+    slight[5:7, 5:15] = 200.0  # a fifth
+    assert structure_end_reason(mask, mask, start_image, slight, 1.0, config, start) is None
+    off = PropagationConfig.slice_to_slice_only(max_median_shift_hu=1000.0)
+    assert structure_end_reason(mask, mask, start_image, leaking, 1.0, off, start) is None
+
+
+def test_the_atlas_rule_uses_physical_distance_to_the_map_structure():
+    config = PropagationConfig()  # within 6 mm, at least 40 % of the start slice's share
+    mask = np.zeros((10, 40), bool)
+    mask[:, 0:30] = True
+    image = np.full(mask.shape, 50.0)
+    start = SliceSummary(int(mask.sum()), 50.0, 40.0, 60.0, atlas_share=1.0)
+    narrow = np.zeros_like(mask)
+    narrow[:, 0:4] = True  # within 6 mm at 1 mm pixels: columns 0..9 = 10 of 30 columns (33 %)
+    reason = structure_end_reason(mask, mask, image, image, 1.0, config, start, atlas_mask=narrow)
+    assert reason is not None and "atlas" in reason
+    wide = np.zeros_like(mask)
+    wide[:, 0:10] = True  # columns 0..15 = 16 of 30 (53 %)
+    assert structure_end_reason(mask, mask, image, image, 1.0, config, start, atlas_mask=wide) is None
+    # the same narrow structure on 2 mm wide pixels: columns 0..6 -> 7 of 30 (23 %) still fires,
+    # with 0.5 mm pixels the tolerance covers 0..15 (53 %) and does not
+    assert structure_end_reason(mask, mask, image, image, 1.0, config, start, atlas_mask=narrow,
+                                pixel_spacing_mm=(2.0, 2.0)) is not None  # fmt: skip
+    assert structure_end_reason(mask, mask, image, image, 1.0, config, start, atlas_mask=narrow,
+                                pixel_spacing_mm=(0.5, 0.5)) is None  # fmt: skip
+    empty = np.zeros_like(mask)
+    assert "no such structure" in structure_end_reason(
+        mask, mask, image, image, 1.0, config, start, atlas_mask=empty
+    )
+
+
+def test_propagation_stops_before_the_slice_where_the_atlas_has_no_liver(phantom):
+    value = label_id("liver")
+    truth = phantom.labels.array == value
+    present = np.flatnonzero(truth.any(axis=(1, 2)))  # LPS: axis 0 is the slice axis, up = +1
+    middle = int(present[len(present) // 2])
+    hole = middle + 3
+    atlas = phantom.labels.array.copy()
+    atlas[hole][atlas[hole] == value] = 0
+    session = VolumeSession(
+        phantom.ct, IntensityBBox2Mask(), labels=phantom.labels.with_array(atlas), active_slice=middle
+    )
+    assert session.segment("liver").ok and session.handle("accept", semantic=False).ok
+    reply = session.propagate("up")
+    assert all(k < hole for k in session.segmented_slices())
+    assert f"at slice {hole}: the atlas label map has no such structure" in reply.message
+
+
+def test_propagation_never_adds_a_slice_the_stop_rule_rejects(phantom):
+    import re
+
+    atlas = np.zeros_like(phantom.labels.array)
+    atlas[:, 1:, :] = phantom.labels.array[:, :-1, :]  # an imperfect map: one voxel posterior
+    for structure in ("liver", "spleen", "kidney left"):
+        truth = phantom.labels.array == label_id(structure)
+        present = np.flatnonzero(truth.any(axis=(1, 2)))
+        middle = int(present[len(present) // 2])
+        session = VolumeSession(
+            phantom.ct, IntensityBBox2Mask(), labels=phantom.labels.with_array(atlas), active_slice=middle
+        )
+        session.segment(structure)
+        session.handle("accept", semantic=False)
+        session.propagate("both")
+        config, spacing = session.propagation, session.geometry.pixel_spacing_mm
+        area = float(np.prod(spacing))
+        start = SliceSummary.of(
+            session.slice_mask(middle, displayed=False),
+            session.image(middle),
+            atlas_mask=session._atlas_slice(middle),
+            pixel_spacing_mm=spacing,
+            config=config,
+        )
+        run = session.runs[-1]
+        assert run.slices, structure  # the check below must have slices to check
+        for k in run.slices:
+            previous = k - 1 if k > middle else k + 1
+            reason = structure_end_reason(
+                session.slice_mask(previous, displayed=False),
+                session.slice_mask(k, displayed=False),
+                session.image(previous),
+                session.image(k),
+                area,
+                config,
+                start,
+                atlas_mask=session._atlas_slice(k),
+                pixel_spacing_mm=spacing,
+            )
+            assert reason is None, (structure, k, reason)
+        for text in run.stop_reasons.values():
+            stopped = re.match(r"at slice (\d+):", text)
+            if stopped:
+                assert int(stopped.group(1)) not in session.sessions, (structure, text)

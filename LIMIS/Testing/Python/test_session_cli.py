@@ -105,21 +105,39 @@ def test_replay_with_the_neural_models_names_the_missing_weights(phantom, tmp_pa
     assert "scribbleprompt-unet" in result.stderr and "not installed" in result.stderr
 
 
-def test_the_main_job_step_says_in_one_line_what_is_missing_and_goes_on(
+def test_the_main_job_step_shows_the_loop_with_the_weight_free_baseline(
     phantom, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("SLICER_ANATOMY_WEIGHTS_DIR", str(tmp_path / "weights"))
     spec = importlib.util.spec_from_file_location("limis_main_job", ROOT / "scripts" / "main_job.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.step_limis_session(tmp_path, argparse.Namespace(), {"phantom": phantom})
-    printed = capsys.readouterr().out.strip().splitlines()
-    assert (
-        len(printed) == 1
-        and printed[0].strip().startswith("skipped:")
-        and "scribbleprompt-unet" in printed[0]
-    )
-    assert not (tmp_path / "limis").exists()
+    context = {"phantom": phantom}
+    module.step_limis_session(tmp_path, argparse.Namespace(), context)
+    printed = capsys.readouterr().out
+    assert "WEIGHT-FREE BASELINE" in printed and "scribbleprompt-unet" in printed
+    # the atlas boxes come from the post-processed map WITH injected errors, not the phantom's truth
+    atlas = context["dap_postprocessed_labels"]
+    assert atlas.shape == phantom.labels.shape and (atlas.array != phantom.labels.array).any()
+    folder = tmp_path / "limis"
+    records = json.loads((folder / "replay.json").read_text())
+    assert [r["text"] for r in records] == list(DEMO_SCRIPT)
+    assert all(r["ok"] for r in records), [r["message"] for r in records if not r["ok"]]
+    assert {r["kind"] for r in records} >= {
+        "segment",
+        "accept",
+        "guided",
+        "grid_click",
+        "revert",
+        "propagate",
+    }
+    assert all((folder / r["png"]).is_file() for r in records)
+    assert (folder / "contact_sheet.png").stat().st_size > 10_000
+    assert records[1]["box_source"] == "atlas label map" and "baseline" in records[1]["model"]
+    scored = [r for r in records if r["volume_dice"] is not None]
+    assert len(scored) == len(records) - 1  # every line after the first segmentation has its Dice
+    assert printed.count("Dice slice") == len(scored)
+    assert scored[-1]["volume_dice"] > scored[0]["volume_dice"]  # propagation covered more of the liver
 
 
 def test_replay_pngs_get_the_umask_mode(phantom, tmp_path):
