@@ -34,22 +34,33 @@ Semantics the tests check (and users can rely on):
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
 
 from AnatomyCommonLib.errors import AnatomyToolkitError, NonFiniteValuesError
 
 from . import guided_strategies
 from .click_grid import cell_center, require_cell
-from .command_grammar import Command, ParseContext, api_command, help_text, parse_command
-from .critical_regions import CriticalRegion, find_critical_regions
+from .command_grammar import Command, ParseContext, api_command, parse_command
 from .ct_windows import Window, preset, window_for_structure
 from .exceptions import ImageDimensionError, InvalidPromptError
-from .model_interfaces import BBox2Mask, Box, Lang2BBox, MaskPrediction, Point
+from .model_interfaces import BBox2Mask, Box, Lang2BBox, MaskPrediction
+from .session_dialogue import DialogueMixin
+from .session_state import (
+    Click,
+    PendingDialogue,
+    Reply,
+    SessionConfig,
+    SessionState,
+    Step,
+    box_text,
+    components_by_size,
+    derive_mask,
+    on_mask,
+    same_window,
+    unknown_reply,
+    window_text,
+)
 from .slice_geometry import box_center, box_pixel_slices, clip_box, move_box, resize_box
 
 __all__ = [
@@ -63,154 +74,8 @@ __all__ = [
     "derive_mask",
 ]
 
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
-
-class Click(NamedTuple):
-    """A click in continuous pixel coordinates; ``positive`` = foreground."""
-
-    x: float
-    y: float
-    positive: bool
-
-
-@dataclass(frozen=True, eq=False)
-class SessionState:
-    """What the user controls in a step (the model's inputs plus the mask edits)."""
-
-    box_xyxy: Box
-    window: Window | None
-    threshold: float
-    clicks: tuple[Click, ...] = ()
-    erased: np.ndarray | None = None  # bool (H, W): pixels removed with remove_component
-
-    @property
-    def positive_clicks(self) -> list[Point]:
-        return [(c.x, c.y) for c in self.clicks if c.positive]
-
-    @property
-    def negative_clicks(self) -> list[Point]:
-        return [(c.x, c.y) for c in self.clicks if not c.positive]
-
-    def with_(self, **changes) -> SessionState:
-        return replace(self, **changes)
-
-
-def derive_mask(probabilities: np.ndarray, state: SessionState) -> np.ndarray:
-    """The step's mask: threshold, minus erased components, then every click enforced on its pixel."""
-    mask = np.asarray(probabilities) >= state.threshold
-    if state.erased is not None:
-        mask &= ~state.erased
-    rows, columns = mask.shape
-    for click in state.clicks:
-        r, c = int(np.floor(click.y)), int(np.floor(click.x))
-        if 0 <= r < rows and 0 <= c < columns:
-            mask[r, c] = click.positive
-    return mask
-
-
-def components_by_size(mask: np.ndarray) -> list[np.ndarray]:
-    """The 8-connected components of a 2D mask, largest first (ties: first in raster order)."""
-    labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=_EIGHT_CONNECTED)
-    if count == 0:
-        return []
-    sizes = np.bincount(labels.ravel())[1:]
-    order = sorted(range(count), key=lambda index: (-sizes[index], index))
-    return [labels == index + 1 for index in order]
-
-
-@dataclass(eq=False)
-class Step:
-    """One step of the session (see the module docstring). ``index`` -1 = not committed (a proposal)."""
-
-    index: int
-    parent: int | None
-    command: Command
-    action: str
-    state: SessionState
-    prediction: MaskPrediction
-    mask: np.ndarray
-    previous: MaskPrediction | None = None
-    origin: str = "manual"
-    model_seconds: float = 0.0
-
-    @property
-    def area_px(self) -> int:
-        return int(np.count_nonzero(self.mask))
-
-    @property
-    def window(self) -> Window | None:
-        return self.state.window
-
-    @property
-    def box_xyxy(self) -> Box:
-        return self.state.box_xyxy
-
-    @property
-    def threshold(self) -> float:
-        return self.state.threshold
-
-    def summary(self) -> str:
-        """One line for step lists: "3 (from 2) raised the threshold 0.50 -> 0.60 | 1234 px"."""
-        parent = "" if self.parent is None else f" (from {self.parent})"
-        return f"{self.index}{parent} {self.action} | {self.area_px} px"
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Tunable defaults of the loop (all documented in the module and README)."""
-
-    initial_threshold: float = 0.5
-    default_box_enlargement_px: float = 10.0
-    point_box_margin_px: float = 5.0
-    propose_default_adaptation: bool = True
-    feed_previous_prediction: bool = True
-    min_threshold: float = 0.01
-    max_threshold: float = 0.99
-    critical_band: float = 0.15
-    max_critical_regions: int = 3
-    adapted_window_width_hu: float = 150.0
-    ensemble_box_px: float = 10.0
-    example_box_px: float = 10.0
-    example_threshold_step: float = 0.1
-
-
-@dataclass
-class Reply:
-    """What a command did: a message for the conversation log and what to show next.
-
-    ``step`` is the step that became current (new or reverted to); ``preview`` an uncommitted
-    candidate to display while a proposal is pending; ``options`` the example candidates;
-    ``question`` the open yes/no question; ``changed_slices`` (volume sessions) the slices whose
-    displayed mask changed.
-    """
-
-    command: Command
-    message: str
-    ok: bool = True
-    step: Step | None = None
-    pending: str | None = None
-    preview: Step | None = None
-    options: tuple[Step, ...] = ()
-    question: str | None = None
-    changed_slices: tuple[int, ...] = ()
-    writes_final: bool = False  # the chosen final step (not the displayed one) is what to write
-    choices: tuple[str, ...] = ()  # numbered candidates offered ("did you mean 1 ... 2 ..."); a number picks
-
-
-@dataclass
-class _Pending:
-    mode: str  # "proposal" | "question" | "examples" | "grid"
-    message: str
-    candidate: Step | None = None
-    options: list[Step] = field(default_factory=list)
-    regions: list[CriticalRegion] = field(default_factory=list)
-    answers: list[bool] = field(default_factory=list)
-    base: Step | None = None
-    command: Command | None = None
-
-
-class InteractionSession:
+class InteractionSession(DialogueMixin):
     """The interaction loop on one 2D slice (see the module docstring)."""
 
     def __init__(
@@ -244,7 +109,7 @@ class InteractionSession:
         self.final_index: int | None = None
         self.log: list[tuple[str, str]] = []
         self.choices: tuple[str, ...] = ()  # candidates of the last ask-back (a bare number picks one)
-        self._pending: _Pending | None = None
+        self._pending: PendingDialogue | None = None
         self._strategy: guided_strategies.StrategyRun | None = None
 
     # ------------------------------------------------------------------ queries
@@ -455,16 +320,16 @@ class InteractionSession:
             use_parent_prediction=False,
         )
         self._commit(step)
-        message = f"Step {step.index}: segmented the {self.target} ({step.area_px} px) in {_box_text(box)}."
+        message = f"Step {step.index}: segmented the {self.target} ({step.area_px} px) in {box_text(box)}."
         if detail != "the given box":
             message += f" Box source: {detail}."
         reply = Reply(command, message, step=step)
         propose = self.config.propose_default_adaptation if propose_default is None else propose_default
         if propose:
             candidate = self._candidate(api_command("default_adaptation", "default adaptation"), step)
-            self._pending = _Pending(
+            self._pending = PendingDialogue(
                 "proposal",
-                f"Default adaptation: {_window_text(candidate.window)} and the box enlarged by "
+                f"Default adaptation: {window_text(candidate.window)} and the box enlarged by "
                 f"{self._default_enlargement_px():g} px per side -> {candidate.area_px} px "
                 f"(now {step.area_px} px). Keep it? (accept / reject)",
                 candidate=candidate,
@@ -499,7 +364,7 @@ class InteractionSession:
                 self.image_shape,
             )
         sign = "positive" if positive else "negative"
-        note = f", box grown to {_box_text(box)} to include it" if grown else ""
+        note = f", box grown to {box_text(box)} to include it" if grown else ""
         return self._make_step(
             base,
             state.with_(box_xyxy=box, clicks=(*state.clicks, Click(x, y, positive))),
@@ -603,7 +468,7 @@ class InteractionSession:
         if name == "adapted":
             return self._adapted_window(base)
         if name == "alternative":
-            if base.window is None or not _same_window(base.window, organ_window):
+            if base.window is None or not same_window(base.window, organ_window):
                 return organ_window
             return self._adapted_window(base)
         try:
@@ -659,7 +524,7 @@ class InteractionSession:
         if kind == "set_box":
             box = clip_box(args["box"], shape)
             return self._make_step(
-                base, state.with_(box_xyxy=box), command, f"box set to {_box_text(box)}", origin="box drawn"
+                base, state.with_(box_xyxy=box), command, f"box set to {box_text(box)}", origin="box drawn"
             )
         if kind == "default_adaptation":
             from .bbox2mask import enlarge_box
@@ -670,7 +535,7 @@ class InteractionSession:
                 base,
                 state.with_(box_xyxy=box, window=window),
                 command,
-                f"default adaptation: {_window_text(window)}, box +{self._default_enlargement_px():g} px",
+                f"default adaptation: {window_text(window)}, box +{self._default_enlargement_px():g} px",
                 origin="default",
             )
         if kind == "threshold":
@@ -714,7 +579,7 @@ class InteractionSession:
         if kind == "window":
             window = self._window(args, base)
             return self._make_step(
-                base, state.with_(window=window), command, f"CT window {_window_text(window)}"
+                base, state.with_(window=window), command, f"CT window {window_text(window)}"
             )
         if kind == "remove_component":
             return self._remove_component_candidate(command, base)
@@ -745,7 +610,7 @@ class InteractionSession:
             erased |= components[index - 1]
             action = f"removed component {index} ({int(components[index - 1].sum())} px)"
         # clicks on erased pixels no longer force them back (the removal is the later decision)
-        clicks = tuple(c for c in base.state.clicks if not (c.positive and _on(erased, c)))
+        clicks = tuple(c for c in base.state.clicks if not (c.positive and on_mask(erased, c)))
         state = base.state.with_(erased=erased, clicks=clicks)
         return self._make_step(base, state, command, action, prediction=base.prediction)
 
@@ -776,378 +641,3 @@ class InteractionSession:
         return step
 
     # ------------------------------------------------------------------ pending dialogue
-    def _resolves_pending(self, command: Command) -> bool:
-        mode = self._pending.mode
-        if command.kind in {"accept", "reject", "answer", "help", "undo"}:
-            return True
-        return mode == "grid" and command.kind == "grid_click"
-
-    def _continues_strategy(self, command: Command) -> bool:
-        if command.kind in {"accept", "reject", "answer", "help"}:
-            return True
-        return self.pending == "grid" and command.kind == "grid_click"
-
-    def _drop_pending_note(self) -> str:
-        mode = self._pending.mode
-        if mode == "proposal":
-            return "Did not keep the proposal."
-        if mode == "question":
-            return "Stopped the questions."
-        if mode == "examples":
-            return "Closed the examples."
-        return "Ended the grid clicks."
-
-    def _commit_manual(self, command: Command) -> Reply:
-        step = self._commit(self._candidate(command, self.current))
-        return Reply(command, f"Step {step.index}: {step.action} -> {step.area_px} px.", step=step)
-
-    # ------------------------------------------------------------------ command handlers
-    def _do_segment(self, command: Command) -> Reply:
-        target = command.args.get("target", self.target)
-        if target != self.target:
-            raise InvalidPromptError(
-                f"This session segments the {self.target}; start a new one for the {target} "
-                "(the volume session does)."
-            )
-        return self._start(command=command, origin="segment", propose_default=self.current_index is None)
-
-    _do_move_box = _commit_manual
-    _do_resize_box = _commit_manual
-    _do_set_box = _commit_manual
-    _do_threshold = _commit_manual
-    _do_center_click = _commit_manual
-    _do_point_click = _commit_manual
-    _do_window = _commit_manual
-    _do_remove_component = _commit_manual
-    _do_ensemble = _commit_manual
-
-    def _do_grid_click(self, command: Command) -> Reply:
-        reply = self._commit_manual(command)
-        if self._pending is not None and self._pending.mode == "grid":
-            reply.message += " More grid clicks, or 'done'."
-        return reply
-
-    def _do_accept(self, command: Command) -> Reply:
-        pending = self._pending
-        if pending is None:
-            current = "" if self.current_index is None else f"; step {self.current_index} stays current"
-            return Reply(command, f"Nothing to accept{current}.")
-        if pending.mode == "proposal":
-            self._pending = None
-            step = self._commit(pending.candidate)
-            reply = Reply(command, f"Kept: step {step.index}: {step.action} -> {step.area_px} px.", step=step)
-            return self._continue_strategy(reply, advance=True)
-        if pending.mode == "examples":
-            choice = command.args.get("choice")
-            n = len(pending.options)
-            if choice is None:
-                return Reply(command, f"Which example do you want? Say 'take option 2' (1-{n}) or 'reject'.")
-            if not 1 <= int(choice) <= n:
-                return Reply(command, f"There are {n} examples; choose 1 to {n}.", ok=False)
-            self._pending = None
-            step = self._commit(pending.options[int(choice) - 1])
-            return Reply(
-                command,
-                f"Took example {choice}: step {step.index}: {step.action} -> {step.area_px} px.",
-                step=step,
-            )
-        if pending.mode == "question":
-            if not pending.answers:
-                self._pending = None
-                return self._continue_strategy(
-                    Reply(command, "No answers given; nothing changed."), advance=True
-                )
-            return self._finish_questions(command)
-        # grid stage of a guided strategy
-        self._pending = None
-        return self._continue_strategy(Reply(command, "Done with the grid clicks."), advance=True)
-
-    def _do_reject(self, command: Command) -> Reply:
-        pending = self._pending
-        if pending is None:
-            return Reply(command, "Nothing is pending; nothing changed (to go back one step say 'undo').")
-        self._pending = None
-        messages = {
-            "proposal": "Did not keep it.",
-            "examples": "Closed the examples; nothing changed.",
-            "question": "Stopped the questions; nothing changed.",
-            "grid": "Skipped the grid clicks.",
-        }
-        return self._continue_strategy(Reply(command, messages[pending.mode]), advance=True)
-
-    def _do_answer(self, command: Command) -> Reply:
-        pending = self._pending
-        value = bool(command.args.get("value"))
-        if pending is None:
-            if value:
-                return Reply(command, "Nothing is waiting for a yes/no answer; nothing changed.", ok=False)
-            choices = ("undo", "show examples")
-            return Reply(
-                command,
-                "Nothing is waiting for a yes/no answer. Did you mean: 1 'undo' (the last step) / "
-                "2 'show examples' (other corrections)? (say the number)",
-                ok=False,
-                choices=choices,
-            )
-        if pending.mode in {"proposal", "grid"} or (pending.mode == "examples" and not value):
-            return self._do_accept(command) if value else self._do_reject(command)
-        if pending.mode == "examples":
-            return self._do_accept(command)
-        pending.answers.append(value)
-        if len(pending.answers) < len(pending.regions):
-            number = len(pending.answers) + 1
-            pending.message = pending.regions[number - 1].question(self.target, number, len(pending.regions))
-            return Reply(command, pending.message, question=pending.message)
-        return self._finish_questions(command)
-
-    def _finish_questions(self, command: Command) -> Reply:
-        pending = self._pending
-        self._pending = None
-        base = pending.base
-        answered = pending.regions[: len(pending.answers)]
-        clicks = tuple(
-            Click(r.point[0], r.point[1], a) for r, a in zip(answered, pending.answers, strict=True)
-        )
-        yes = sum(pending.answers)
-        step_command = Command(
-            "critical_regions", {"answers": list(pending.answers)}, text=pending.command.text, source="api"
-        )
-        step = self._make_step(
-            base,
-            base.state.with_(clicks=(*base.state.clicks, *clicks)),
-            step_command,
-            f"critical regions: {yes} x yes, {len(pending.answers) - yes} x no",
-        )
-        self._commit(step)
-        reply = Reply(command, f"Step {step.index}: {step.action} -> {step.area_px} px.", step=step)
-        return self._continue_strategy(reply, advance=True)
-
-    def _do_critical_regions(self, command: Command) -> Reply:
-        message = self._ask_critical_regions(command)
-        if message is None:
-            return Reply(command, "No uncertain regions: every pixel in the box is confidently in or out.")
-        return Reply(command, message, question=message)
-
-    def _ask_critical_regions(self, command: Command) -> str | None:
-        base = self.current
-        regions = find_critical_regions(
-            base.prediction.probabilities,
-            base.threshold,
-            base.box_xyxy,
-            mask=base.mask,
-            band=self.config.critical_band,
-            max_regions=self.config.max_critical_regions,
-        )
-        if not regions:
-            return None
-        message = regions[0].question(self.target, 1, len(regions))
-        self._pending = _Pending("question", message, regions=regions, base=base, command=command)
-        return message
-
-    def _do_examples(self, command: Command) -> Reply:
-        base = self.current
-        step_px, step_t = self.config.example_box_px, self.config.example_threshold_step
-        proposals = [
-            api_command("resize_box", f"enlarge the box by {step_px:g} pixels", pixels=step_px),
-            api_command("resize_box", f"shrink the box by {step_px:g} pixels", pixels=-step_px),
-            api_command("threshold", f"raise the threshold by {step_t:g}", delta=step_t),
-            api_command("threshold", f"lower the threshold by {step_t:g}", delta=-step_t),
-            api_command("center_click", "center click"),
-            api_command("window", "change the window", preset="alternative"),
-        ]
-        if len(components_by_size(base.mask)) > 1:
-            proposals.append(api_command("remove_component", "keep the largest component", keep_largest=True))
-        options = []
-        for proposal in proposals:
-            try:
-                options.append(self._candidate(proposal, base))
-            except AnatomyToolkitError:
-                continue
-        lines = [
-            f"{n}: {option.action} -> {option.area_px} px "
-            f"(Dice to step {base.index}: {_dice(option.mask, base.mask):.2f})"
-            for n, option in enumerate(options, start=1)
-        ]
-        message = "Examples: " + " | ".join(lines) + f". Say 'take option N' (1-{len(options)}) or 'reject'."
-        self._pending = _Pending("examples", message, options=options, base=base, command=command)
-        return Reply(command, message, options=tuple(options))
-
-    def _do_guided(self, command: Command) -> Reply:
-        problem = command.args.get("problem")
-        try:
-            stages = guided_strategies.strategy(problem)
-        except ValueError as error:
-            raise InvalidPromptError(str(error)) from None
-        self.current  # noqa: B018 - raises the "segment first" message
-        self._strategy = guided_strategies.StrategyRun(problem, stages)
-        names = ", ".join(stage.description for stage in stages)
-        reply = Reply(command, f"Guided strategy for '{guided_strategies.PROBLEM_TITLES[problem]}': {names}.")
-        return self._continue_strategy(reply, advance=False)
-
-    def _continue_strategy(self, reply: Reply, *, advance: bool) -> Reply:
-        run = self._strategy
-        if run is None:
-            return reply
-        if advance:
-            run.position += 1
-        messages = [reply.message]
-        while not run.finished:
-            stage = run.current
-            label = run.label()
-            if stage.mode == guided_strategies.PROPOSAL:
-                try:
-                    candidate = self._candidate(
-                        Command(stage.kind, dict(stage.args), text=stage.description, source="api"),
-                        self.current,
-                    )
-                except AnatomyToolkitError as error:
-                    messages.append(f"{label}: skipped ({error})")
-                    run.position += 1
-                    continue
-                text = (
-                    f"{label}: {candidate.action} -> {candidate.area_px} px (now {self.current.area_px} px). "
-                    "Keep it? (accept / reject)"
-                )
-                self._pending = _Pending("proposal", text, candidate=candidate)
-                messages.append(text)
-                reply.preview = candidate
-                break
-            if stage.mode == guided_strategies.CRITICAL_REGIONS:
-                question = self._ask_critical_regions(
-                    Command("critical_regions", text=stage.description, source="api")
-                )
-                if question is None:
-                    messages.append(f"{label}: no uncertain regions, skipped.")
-                    run.position += 1
-                    continue
-                messages.append(f"{label}: {question}")
-                reply.question = question
-                break
-            text = (
-                f"{label}: {stage.description}: say 'positive click in cell 6' or 'negative click in 11' "
-                "(cells 1-16 row by row over the box), then 'done'."
-            )
-            self._pending = _Pending("grid", text)
-            messages.append(text)
-            break
-        if run.finished:
-            made = ", ".join(str(i) for i in run.steps_made) or "none"
-            messages.append(f"Guided strategy finished (steps made: {made}).")
-            self._strategy = None
-        reply.message = " ".join(messages)
-        return reply
-
-    def _do_undo(self, command: Command) -> Reply:
-        """Undo ``count`` actions (default 1); a pending proposal/question counts as the first."""
-        count = command.args.get("count", 1)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise InvalidPromptError(
-                f"Undo needs a positive number of steps ('undo', 'undo 3 times'); got {count!r}."
-            )
-        steps_back = count - (self._pending is not None)
-        path = self.branch() if self.current_index is not None else []
-        available = max(len(path) - 1, 0)
-        if steps_back > available:
-            if available == 0 and self._pending is None:
-                return Reply(
-                    command,
-                    f"Nothing to undo: step {self.current.index} is the first segmentation.",
-                    ok=False,
-                )
-            raise InvalidPromptError(
-                f"Only {available + (self._pending is not None)} action(s) can be undone from step "
-                f"{self.current.index} (back to step {path[0].index}); say 'undo' with at most that "
-                "many times, or 'revert to step N'."
-            )
-        notes = []
-        if self._pending is not None:
-            notes.append(self._drop_pending_note())
-            self._pending = None
-            self._strategy = None
-            if steps_back == 0:
-                return Reply(command, f"{notes[0]} Nothing else changed.")
-        self.current_index = path[-1 - steps_back].index
-        step = self.current
-        return Reply(
-            command, " ".join([*notes, f"Back to step {step.index} ({step.area_px} px)."]), step=step
-        )
-
-    def _do_revert(self, command: Command) -> Reply:
-        index = command.args.get("step")
-        if index is None or not 0 <= int(index) < len(self.steps):
-            raise InvalidPromptError(f"There is no step {index}; the steps are 0 to {len(self.steps) - 1}.")
-        self.current_index = int(index)
-        step = self.current
-        later = len(self.steps) - 1 - step.index
-        kept = f" Steps after it stay in the history ({later})." if later else ""
-        return Reply(
-            command,
-            f"Back to step {step.index} ({step.area_px} px); new steps branch from here.{kept}",
-            step=step,
-        )
-
-    def _do_finish(self, command: Command) -> Reply:
-        index = command.args.get("step")
-        if index is None:
-            index = self.current.index
-        if not 0 <= int(index) < len(self.steps):
-            raise InvalidPromptError(f"There is no step {index}; the steps are 0 to {len(self.steps) - 1}.")
-        self.final_index = int(index)
-        step = self.steps[self.final_index]
-        return Reply(
-            command, f"Final mask: step {step.index} ({step.area_px} px).", step=step, writes_final=True
-        )
-
-    def _do_help(self, command: Command) -> Reply:
-        return Reply(command, help_text())
-
-    def _do_unknown(self, command: Command) -> Reply:
-        return unknown_reply(command)
-
-    def _do_propagate(self, command: Command) -> Reply:
-        raise InvalidPromptError(
-            "Propagation to other slices needs a volume session (LIMISLib.VolumeSession)."
-        )
-
-
-# ---------------------------------------------------------------------------- small helpers
-def unknown_reply(command: Command) -> Reply:
-    """The answer to a command that was not understood (or that fits several): numbered candidates.
-
-    The reply's ``choices`` are remembered by the session, so that a bare number picks one.
-    """
-    suggestions = list(command.args.get("suggestions") or [])
-    numbered = " / ".join(f"{n} {s!r}" for n, s in enumerate(suggestions, start=1))
-    if command.args.get("ambiguous") and suggestions:
-        message = f"{command.text!r} can mean: {numbered}. Which one? (say the number)"
-    elif suggestions:
-        message = f"I did not understand {command.text!r}. Did you mean: {numbered}? (say the number)"
-    else:
-        message = f"I did not understand {command.text!r}. Say 'help' for examples."
-    return Reply(command, message, ok=False, choices=tuple(suggestions))
-
-
-def _on(mask: np.ndarray, click: Click) -> bool:
-    r, c = int(np.floor(click.y)), int(np.floor(click.x))
-    return 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and bool(mask[r, c])
-
-
-def _same_window(a: Window, b: Window) -> bool:
-    return abs(a.width_hu - b.width_hu) < 1e-6 and abs(a.level_hu - b.level_hu) < 1e-6
-
-
-def _window_text(window: Window | None) -> str:
-    if window is None:
-        return "min-max normalisation"
-    name = f"{window.name} window " if window.name else "window "
-    return f"{name}(W {window.width_hu:g} / L {window.level_hu:g} HU)"
-
-
-def _box_text(box: Sequence[float]) -> str:
-    x0, y0, x1, y1 = box
-    return f"box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f}"
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total

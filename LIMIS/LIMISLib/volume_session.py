@@ -31,7 +31,8 @@ from .command_grammar import Command, ParseContext, api_command, help_text, pars
 from .exceptions import InvalidPromptError
 from .model_interfaces import BBox2Mask, Box, Lang2BBox
 from .organ_vocabulary import resolve_structure
-from .session import InteractionSession, Reply, SessionConfig, unknown_reply
+from .session import InteractionSession, Reply, SessionConfig
+from .session_state import unknown_reply
 from .slice_geometry import AxialSliceGeometry
 from .slice_propagation import (
     PropagationConfig,
