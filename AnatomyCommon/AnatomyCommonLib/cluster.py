@@ -19,6 +19,7 @@ errors of the toolkit's own types (bad input) are not retried, they would fail a
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -91,17 +92,19 @@ def _call_case(function: Callable[[str, Any], Any], case: str, job: Any) -> Any:
 
 
 class _ProgressLine:
-    """``cases: 12/40 done, 1 failed, 4 running`` rewritten in place on stderr."""
+    """``cases: 12/40 done, 1 failed, 4 running, 23 queued`` rewritten in place on stderr."""
 
     def __init__(self, total: int, desc: str, enabled: bool) -> None:
         self.total, self.desc, self.enabled = total, desc, enabled and total > 0
         self._last = 0.0
 
-    def show(self, done: int, failed: int, running: int, *, final: bool = False) -> None:
+    def show(self, done: int, failed: int, running: int, queued: int = 0, *, final: bool = False) -> None:
         if not self.enabled or (not final and time.monotonic() - self._last < 0.2):
             return
         self._last = time.monotonic()
         line = f"{self.desc}: {done}/{self.total} done, {failed} failed, {running} running"
+        if queued:
+            line += f", {queued} queued"
         print(f"\r{line}", end="\n" if final else "", file=sys.stderr, flush=True)
 
 
@@ -175,6 +178,8 @@ def start_client(options: ClusterOptions):
             "--workers/--scheduler need Dask distributed; install it with "
             "pip install 'slicer-anatomy-toolkit[cluster]' (or pip install 'dask[distributed]')."
         ) from error
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # Dask's INFO lines unless --verbose
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if options.scheduler:
         return distributed.Client(options.scheduler), None
     import dask
@@ -226,7 +231,8 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
             futures[future] = case
         outcomes: dict[str, CaseOutcome] = {}
         failed = 0
-        bar.show(0, 0, len(cases))
+        slots = max(1, sum(client.nthreads().values()))  # one case per worker thread at a time
+        bar.show(0, 0, min(slots, len(cases)), max(0, len(cases) - slots))
         for future in distributed.as_completed(list(futures)):
             case = futures[future]
             if future.status == "finished":
@@ -234,7 +240,8 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
             else:
                 outcomes[case] = CaseOutcome(case, "failed", one_line_reason(future.exception()))
             failed += outcomes[case].status == "failed"
-            bar.show(len(outcomes) - failed, failed, len(cases) - len(outcomes))
+            pending = len(cases) - len(outcomes)
+            bar.show(len(outcomes) - failed, failed, min(slots, pending), max(0, pending - slots))
         bar.show(len(outcomes) - failed, failed, 0, final=True)
         return {case: outcomes[case] for case in cases}
     finally:

@@ -126,7 +126,12 @@ def test_cluster_flags_are_checked():
     parser = argparse.ArgumentParser()
     add_cluster_arguments(parser, gpu=True)
     options = cluster_options(parser.parse_args(["--workers", "3", "--gpu-resource"]))
-    assert (options.workers, options.scheduler, options.gpu_resource, options.distributed) == (3, None, True, True)
+    assert (options.workers, options.scheduler, options.gpu_resource, options.distributed) == (
+        3,
+        None,
+        True,
+        True,
+    )
     assert not cluster_options(parser.parse_args([])).distributed
     for argv in (["--workers", "2", "--scheduler", "tcp://h:8786"], ["--workers", "-1"], ["--retries", "-2"]):
         with pytest.raises(InvalidClusterOptionError):

@@ -5,17 +5,18 @@ processes gives byte-identical tables to the sequential run, isolates and names 
 import shutil
 
 import pytest
+from test_folder_mode_and_aggregation import case, folder_args, make_folders, read_csv
 
 from AnatomyCommonLib import write_volume
 from CCMetricsLib.__main__ import main
-
-from test_folder_mode_and_aggregation import case, folder_args, make_folders, read_csv
 
 pytest.importorskip("distributed")
 
 
 def out_files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def with_bad_case(tmp_path):
@@ -49,8 +50,7 @@ def test_resume_on_workers_skips_finished_cases(tmp_path, capsys):
     with_bad_case(tmp_path)
     assert main(folder_args(tmp_path, "--workers", "2")) == 1
     finished = {
-        name: (tmp_path / "out" / "cases" / f"{name}.json").stat()
-        for name in ("case1", "case2", "case4")
+        name: (tmp_path / "out" / "cases" / f"{name}.json").stat() for name in ("case1", "case2", "case4")
     }
     _, prediction = case(3)
     write_volume(prediction, tmp_path / "model" / "case3.nii.gz", overwrite=True)
