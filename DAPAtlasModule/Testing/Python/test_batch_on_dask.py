@@ -50,8 +50,10 @@ def test_two_workers_segment_what_the_sequential_run_segments(model_dir, cases, 
     sequential = tmp_path / "sequential"
     here = run_batch([cases], sequential, model_dir, device="cpu")
     code = main(
-        ["batch", str(cases), "--out", str(tmp_path / "parallel"), "--model", str(model_dir)]
-        + ["--device", "cpu", "--workers", "2"]
+        [
+            *("batch", str(cases), "--out", str(tmp_path / "parallel")),
+            *("--model", str(model_dir), "--device", "cpu", "--workers", "2"),
+        ]
     )
     assert code == 1  # case_c failed
     out = capsys.readouterr().out
