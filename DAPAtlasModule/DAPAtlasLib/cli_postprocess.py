@@ -3,7 +3,10 @@
 * ``postprocess IN OUT [--ct CT] [--sex M|F|auto] [--steps ...] [--report r.json]``: IN is a
   label map file (OUT a file) or a folder of label maps (OUT a folder, ``--ct`` a folder of CTs
   with the same file names or nnU-Net style ``<case>_0000`` names). A progress bar runs over
-  the cases; geometry is kept; existing outputs are refused unless ``--overwrite``.
+  the cases; geometry is kept; existing outputs are refused unless ``--overwrite`` (or, for a
+  folder, ``--resume``: keep them, post-process the other cases). A folder runs one case after the
+  other, or one task per case on Dask workers (``--workers N`` / ``--scheduler ADDRESS``); a case
+  that fails is named with its reason, the others complete, the exit code is 1.
 * ``stats LABELS [CT] [--csv out.csv] [--json out.json]``: per-structure statistics of one case
   or of a folder of cases (one CSV with a ``case`` column).
 * ``labels [--format csv|json|ctbl|term.json] [--out PATH]``: the label schema as a table, a Slicer
