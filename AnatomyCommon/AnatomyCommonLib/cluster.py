@@ -30,7 +30,14 @@ from typing import Any
 
 from .errors import AnatomyToolkitError, MissingDependencyError
 
-__all__ = ["CaseOutcome", "ClusterOptions", "add_cluster_arguments", "cluster_options", "run_cases"]
+__all__ = [
+    "CaseOutcome",
+    "ClusterOptions",
+    "add_cluster_arguments",
+    "cluster_options",
+    "run_cases",
+    "worker_memory_limit",
+]
 
 #: Retries of a case that raised an unexpected error on a cluster (not counting the first try).
 DEFAULT_RETRIES = 2
@@ -169,6 +176,19 @@ def _gpu_present() -> bool:
         return False
 
 
+def worker_memory_limit() -> int | None:
+    """The memory limit (bytes) of the Dask worker running this code; None outside a worker or
+    when the worker has none. Per-case memory estimates are checked against it, so that a case
+    too large for its worker is refused with a message instead of the worker being killed."""
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return int(limit) if limit else None
+
+
 def start_client(options: ClusterOptions):
     """A ``distributed.Client`` for ``options`` and the LocalCluster it started (or None)."""
     try:
@@ -274,6 +294,12 @@ def add_cluster_arguments(parser, *, gpu: bool = False) -> None:
         help="on a cluster, retry a case that raised an unexpected error K times "
         f"(default {DEFAULT_RETRIES})",
     )
+    group.add_argument(
+        "--worker-memory",
+        metavar="SIZE",
+        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N); a "
+        "case whose estimate exceeds it is refused",
+    )
     if gpu:
         group.add_argument(
             "--gpu-resource",
@@ -293,9 +319,15 @@ def cluster_options(args) -> ClusterOptions:
         raise InvalidClusterOptionError("Give either --workers (a local cluster) or --scheduler, not both.")
     if retries < 0:
         raise InvalidClusterOptionError(f"--retries must be 0 or more, not {retries}.")
+    memory = getattr(args, "worker_memory", None)
+    if memory and not workers:
+        raise InvalidClusterOptionError(
+            "--worker-memory sets the limit of local workers: give --workers N too."
+        )
     return ClusterOptions(
         workers=workers,
         scheduler=scheduler,
         retries=retries,
         gpu_resource=bool(getattr(args, "gpu_resource", False)),
+        extra={"memory_limit": memory} if memory else {},
     )

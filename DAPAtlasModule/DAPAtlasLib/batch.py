@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from AnatomyCommonLib.cluster import ClusterOptions, run_cases
+from AnatomyCommonLib.cluster import ClusterOptions, run_cases, worker_memory_limit
 from AnatomyCommonLib.image_io import (
     SUPPORTED_SUFFIXES,
     image_suffix,
@@ -280,6 +280,8 @@ def worker_segmenter(settings: _SegmenterSettings):
                 export_resampling=settings.export_resampling,
                 check_memory=settings.check_memory,
             )
+            # a case larger than this worker's memory limit is refused (InsufficientMemoryError)
+            segmenter.ram_limit_bytes = worker_memory_limit()
             _WORKER_SEGMENTERS[settings] = segmenter
         return segmenter
 

@@ -136,3 +136,22 @@ def test_cluster_flags_are_checked():
     for argv in (["--workers", "2", "--scheduler", "tcp://h:8786"], ["--workers", "-1"], ["--retries", "-2"]):
         with pytest.raises(InvalidClusterOptionError):
             cluster_options(parser.parse_args(argv))
+
+
+def report_memory_limit(case, job):
+    from AnatomyCommonLib.cluster import worker_memory_limit
+
+    return worker_memory_limit()
+
+
+def test_a_case_sees_its_workers_memory_limit(tmp_path):
+    import argparse
+
+    assert report_memory_limit("here", None) is None  # not on a worker: no limit of its own
+    parser = argparse.ArgumentParser()
+    add_cluster_arguments(parser)
+    options = cluster_options(parser.parse_args(["--workers", "1", "--worker-memory", "3GB"]))
+    outcomes = run_cases({"a": None}, report_memory_limit, options, progress=False)
+    assert outcomes["a"].record == 3 * 10**9
+    with pytest.raises(InvalidClusterOptionError, match="--workers"):
+        cluster_options(parser.parse_args(["--worker-memory", "3GB"]))

@@ -84,3 +84,21 @@ def test_a_worker_loads_the_model_once(model_dir):
     assert worker_segmenter(settings) is first
     other = _SegmenterSettings(str(model_dir), "cpu", None, None, False, "torch", True)
     assert worker_segmenter(other) is not first
+
+
+def test_a_case_larger_than_the_workers_memory_limit_is_refused_with_a_message(model_dir, cases):
+    from DAPAtlasLib.exceptions import InsufficientMemoryError
+    from DAPAtlasLib.inference import DAPSegmenter, plan_reorientation
+
+    ct = make_phantom("tiny", seed=0, orientation="LPS").ct
+    segmenter = DAPSegmenter(model_dir, device="cpu")
+    reorientation = plan_reorientation(ct, segmenter.voxel_orientation)  # as segment() plans it
+    array_shape = reorientation.apply(ct.array).shape
+    needed = segmenter.estimate_memory(
+        array_shape, reorientation.spacing_kji(ct.spacing_kji_mm)
+    ).host_bytes_cpu_run
+    segmenter.ram_limit_bytes = needed - 1  # as a worker with this memory limit sets it
+    with pytest.raises(InsufficientMemoryError, match="RAM"):
+        segmenter.segment(ct)
+    segmenter.ram_limit_bytes = needed * 4
+    assert segmenter.segment(ct).same_grid_as(ct)
