@@ -166,14 +166,16 @@ def _run_here(jobs: dict[str, Any], function, bar: _ProgressLine, wrap, desc) ->
 
 
 def _gpu_present() -> bool:
+    """An NVIDIA GPU visible to this process, without importing PyTorch just to ask."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return False
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return bool(torch.cuda.is_available())
+        except Exception:
+            return False
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/gpus")
 
 
 def worker_memory_limit() -> int | None:
@@ -297,8 +299,8 @@ def add_cluster_arguments(parser, *, gpu: bool = False) -> None:
     group.add_argument(
         "--worker-memory",
         metavar="SIZE",
-        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N); a "
-        "case whose estimate exceeds it is refused",
+        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N); "
+        "DAP batch refuses a case whose memory estimate exceeds it",
     )
     if gpu:
         group.add_argument(
