@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from AnatomyCommonLib.cli import add_verbose, dispatch, progress
+from AnatomyCommonLib.cluster import add_cluster_arguments, cluster_options
 
 from .aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from .evaluation import METRICS, rows_to_csv
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     folder.add_argument(
         "--seed", type=int, default=BOOTSTRAP_SEED, help="seed of the bootstrap (default %(default)s)"
     )
+    add_cluster_arguments(evaluate)
     options = evaluate.add_argument_group("metrics")
     options.add_argument("--label", type=int, help="evaluate this value of label maps")
     options.add_argument(
@@ -277,6 +279,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             progress=None
             if args.no_progress
             else (lambda items, total, desc: progress(items, total=total, desc=desc)),
+            cluster=cluster_options(args),
             **_metric_options(args),
         )
         finished = [row for row in rows if row.get("status") == "ok"]

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from AnatomyCommonLib.cluster import CaseOutcome, ClusterOptions, one_line_reason, run_cases
 from AnatomyCommonLib.image_io import SUPPORTED_SUFFIXES, image_suffix, read_labelmap
 
 from .aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, summarize_dataset
 from .evaluation import METRICS, ComparisonResult, compare, json_value, rows_to_csv, write_json
 from .exceptions import (
-    AnatomyToolkitError,
     InputNotFoundError,
     InvalidParameterError,
     NonBinaryMaskError,
@@ -170,7 +170,8 @@ def evaluate_folder(
     resume: bool = False,
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
-    progress: Callable[[Iterable, int, str], Iterable] | None = None,
+    progress: Callable[[Iterable, int, str], Iterable] | bool | None = None,
+    cluster: ClusterOptions | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Evaluate every case on its own and write, per finished case, ``cases/<case>.csv`` (per
@@ -182,7 +183,9 @@ def evaluate_folder(
     A case that cannot be evaluated (missing file, unreadable, other grid, ...) is a failed row
     naming the reason; the others complete. ``resume=True`` skips cases finished by an earlier run
     with the same settings; without ``resume`` or ``overwrite`` an out folder holding results is
-    refused. Returns the dataset rows.
+    refused. ``cluster`` runs the cases on Dask workers (one task per case,
+    :func:`AnatomyCommonLib.cluster.run_cases`); the results are those of the sequential run.
+    Returns the dataset rows.
     """
     out_dir = Path(out_dir)
     cases = collect_cases(reference_dir, prediction_dirs)
@@ -196,32 +199,30 @@ def evaluate_folder(
             "to continue it (finished cases are skipped), --overwrite to recompute every case, or "
             "choose another --out-dir."
         )
-    iterator = progress(cases, len(cases), "cases") if progress else cases
+    records: dict[str, dict[str, Any] | None] = {}
+    jobs: dict[str, tuple[Path | None, dict[str, Path | None]]] = {}
+    for case, reference_path, prediction_paths in cases:
+        records[case] = _read_record(out_dir / "cases" / f"{case}.json", settings) if resume else None
+        if records[case] is None:
+            jobs[case] = (reference_path, prediction_paths)
+    task = _EvaluateCaseTask(str(out_dir), label, all_labels, dict(options), settings)
+    outcomes = run_cases(jobs, task, cluster, desc="cases", progress=progress or False)
     dataset_rows: list[dict[str, Any]] = []
     all_components: list[dict[str, Any]] = []
-    for case, reference_path, prediction_paths in iterator:
-        record_path = out_dir / "cases" / f"{case}.json"
-        record = _read_record(record_path, settings) if resume else None
+    for case, _, _ in cases:
+        outcome = outcomes.get(case)
+        record = records[case]
+        if outcome is not None and outcome.status == "ok":
+            # assembled from the per-case file, as written by whichever process ran the case
+            record = _read_record(out_dir / "cases" / f"{case}.json", settings)
+            if record is None:
+                outcome = CaseOutcome(case, "failed", f"{out_dir / 'cases' / f'{case}.json'} is missing")
         if record is None:
-            try:
-                problem = _case_problem(reference_path, prediction_paths)
-                if problem:
-                    raise UnmatchedCaseError(problem)
-                record = _evaluate_case(case, reference_path, prediction_paths, label, all_labels, options)
-                record["settings"] = settings
-                with StagedOutputs() as staged:
-                    rows_to_csv(record["components"], staged.path(out_dir / "cases" / f"{case}.csv"))
-                    write_json(record, staged.path(record_path))
-            except KeyboardInterrupt:
-                raise
-            except Exception as error:  # each case on its own: name it with its reason, go on
-                for stale in (record_path, out_dir / "cases" / f"{case}.csv"):
-                    stale.unlink(missing_ok=True)
-                reason = _one_line(error)
-                dataset_rows.extend(
-                    {"case": case, "prediction": name, "status": "failed", "error": reason} for name in names
-                )
-                continue
+            reason = outcome.error if outcome is not None else "not evaluated"
+            dataset_rows.extend(
+                {"case": case, "prediction": name, "status": "failed", "error": reason} for name in names
+            )
+            continue
         dataset_rows.extend({**row, "status": "ok", "error": ""} for row in record["summary"])
         all_components.extend(record["components"])
     summary = summarize_dataset(dataset_rows, all_components, resamples=bootstrap_resamples, seed=seed)
@@ -238,6 +239,37 @@ def evaluate_folder(
             staged.path(out_dir / "dataset.json"),
         )
     return dataset_rows
+
+
+class _EvaluateCaseTask:
+    """One case of folder mode, picklable for Dask workers: reads the case's files, writes
+    ``cases/<case>.csv`` and ``cases/<case>.json`` atomically, returns "ok" (the dataset table is
+    assembled from those files); on failure removes that case's stale files and raises."""
+
+    def __init__(self, out_dir: str, label, all_labels, options, settings) -> None:
+        self.out_dir, self.label, self.all_labels = out_dir, label, all_labels
+        self.options, self.settings = options, settings
+
+    def __call__(self, case: str, job) -> str:
+        reference_path, prediction_paths = job
+        out_dir = Path(self.out_dir)
+        record_path = out_dir / "cases" / f"{case}.json"
+        try:
+            problem = _case_problem(reference_path, prediction_paths)
+            if problem:
+                raise UnmatchedCaseError(problem)
+            record = _evaluate_case(
+                case, reference_path, prediction_paths, self.label, self.all_labels, self.options
+            )
+            record["settings"] = self.settings
+            with StagedOutputs() as staged:
+                rows_to_csv(record["components"], staged.path(out_dir / "cases" / f"{case}.csv"))
+                write_json(record, staged.path(record_path))
+        except BaseException:
+            for stale in (record_path, out_dir / "cases" / f"{case}.csv"):
+                stale.unlink(missing_ok=True)
+            raise
+        return "ok"
 
 
 def _run_settings(names, label, all_labels, options) -> dict[str, Any]:
@@ -285,14 +317,7 @@ def _evaluate_case(case, reference_path, prediction_paths, label, all_labels, op
     }
 
 
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
-    else:
-        text = str(error) or type(error).__name__
-    if not isinstance(error, (AnatomyToolkitError, OSError, ValueError)):
-        text = f"{type(error).__name__}: {text}"
-    return " ".join(text.split())
+_one_line = one_line_reason
 
 
 def dataset_summary(rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@
 * Robust: an error in one case (unreadable file, a CT too large for memory, ...) is recorded in
   the report and the batch goes on; errors that concern every case (model missing or damaged)
   stop it at once.
-* The model is loaded once, and only if some case still needs it.
+* The model is loaded once, and only if some case still needs it (on Dask workers: once per
+  worker, see ``cluster``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from AnatomyCommonLib.cluster import ClusterOptions, run_cases, worker_memory_limit
 from AnatomyCommonLib.image_io import (
     SUPPORTED_SUFFIXES,
     image_suffix,
@@ -157,6 +160,7 @@ def run_batch(
     segmenter=None,
     force: bool = False,
     structures: Sequence[int] | None = None,
+    cluster: ClusterOptions | None = None,
 ) -> BatchReport:
     """Segment every CT of ``inputs`` into ``out_dir`` (see the module docstring).
 
@@ -164,12 +168,30 @@ def run_batch(
     :class:`~DAPAtlasLib.inference.DAPSegmenter` (otherwise one is created when first needed).
     A case that does not look like a CT fails (``ImplausibleCTError``) unless ``force``, which
     records the warning in the case's ``warnings``. ``structures`` (label ids) limits the label
-    maps and the statistics to those structures.
+    maps and the statistics to those structures. ``cluster`` (``--workers``/``--scheduler``)
+    segments the cases on Dask workers, one task per case, each worker loading the model once;
+    with ``cluster.gpu_resource`` every task needs a worker with a ``GPU`` resource.
     """
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     cases = find_cases(inputs)
     report = BatchReport(out_dir=str(out))
+    if cluster is not None and cluster.distributed:
+        settings = _SegmenterSettings(
+            str(model),
+            device,
+            tuple(folds) if folds else None,
+            checkpoint,
+            use_mirroring,
+            export_resampling,
+            check_memory,
+        )
+        task = _SegmentCase(settings, postprocess, sex, force, overwrite, structures)
+        _run_on_cluster(report, cases, task, cluster, overwrite)
+        if statistics:
+            _write_statistics(report, out, structures)
+        _write_report(report, out)
+        return report
     for number, (case_id, path) in enumerate(cases):
         target = output_path(out, case_id)
         result = CaseResult(case_id, str(path), str(target), "skipped")
@@ -222,6 +244,101 @@ def run_batch(
             f"{len(report.failed)} failed",
         )
     return report
+
+
+@dataclass(frozen=True)
+class _SegmenterSettings:
+    """What makes two segmenters the same: the key of a worker's cached model."""
+
+    model: str
+    device: str
+    folds: tuple | None
+    checkpoint: str | None
+    use_mirroring: bool
+    export_resampling: str
+    check_memory: bool
+
+
+#: The segmenters this process loaded, by settings: on a Dask worker, one model load per worker.
+_WORKER_SEGMENTERS: dict[_SegmenterSettings, object] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def worker_segmenter(settings: _SegmenterSettings):
+    """The segmenter of ``settings`` loaded once in this process and reused by every case."""
+    with _WORKER_LOCK:
+        segmenter = _WORKER_SEGMENTERS.get(settings)
+        if segmenter is None:
+            from .inference import DAPSegmenter
+
+            segmenter = DAPSegmenter(
+                settings.model,
+                device=settings.device,
+                folds=list(settings.folds) if settings.folds else None,
+                checkpoint=settings.checkpoint,
+                use_mirroring=settings.use_mirroring,
+                export_resampling=settings.export_resampling,
+                check_memory=settings.check_memory,
+            )
+            # a case larger than this worker's memory limit is refused (InsufficientMemoryError)
+            segmenter.ram_limit_bytes = worker_memory_limit()
+            _WORKER_SEGMENTERS[settings] = segmenter
+        return segmenter
+
+
+class _SegmentCase:
+    """One case of a batch on a Dask worker (picklable): reads the CT from shared storage, writes
+    the label map atomically next to the others, returns the :class:`CaseResult` as a dict (or
+    ``{"fatal": ...}`` for an error that would hit every case)."""
+
+    def __init__(self, settings, postprocess, sex, force, overwrite, structures) -> None:
+        self.settings, self.postprocess, self.sex = settings, postprocess, sex
+        self.force, self.overwrite, self.structures = force, overwrite, structures
+
+    def __call__(self, case_id: str, job) -> dict:
+        path, target = job
+        result = CaseResult(case_id, path, target, "failed")
+        started = time.perf_counter()
+        try:
+            ct = read_volume(Path(path), name=case_id)
+            result.warnings = check_ct(ct, name=case_id, force=self.force)
+            labels = worker_segmenter(self.settings).segment(
+                ct, postprocess=self.postprocess, sex=self.sex, force=self.force
+            )
+            write_volume(keep_structures(labels, self.structures), Path(target), overwrite=self.overwrite)
+            result.status = "done"
+        except _FATAL as error:
+            return {"fatal": type(error).__name__, "message": str(error)}
+        except (AnatomyToolkitError, OSError, ValueError, MemoryError, RuntimeError) as error:
+            result.error = f"{type(error).__name__}: {error}"
+        result.seconds = round(time.perf_counter() - started, 3)
+        return asdict(result)
+
+
+def _run_on_cluster(report: BatchReport, cases, task: _SegmentCase, cluster: ClusterOptions, overwrite):
+    jobs = {}
+    for case_id, path in cases:
+        target = output_path(report.out_dir, case_id)
+        report.cases.append(CaseResult(case_id, str(path), str(target), "skipped"))
+        if overwrite or not target.exists():
+            jobs[case_id] = (str(path), str(target))
+    outcomes = run_cases(
+        jobs, task, cluster, desc="segmenting", resources={"GPU": 1} if cluster.gpu_resource else None
+    )
+    fatal = next((o.record for o in outcomes.values() if o.status == "ok" and "fatal" in o.record), None)
+    if fatal is not None:
+        error_type = next(e for e in _FATAL if e.__name__ == fatal["fatal"])
+        raise error_type(fatal["message"])
+    for index, result in enumerate(report.cases):
+        outcome = outcomes.get(result.case_id)
+        if outcome is None:
+            continue
+        if outcome.status == "ok":
+            report.cases[index] = CaseResult(**outcome.record)
+        else:  # the task itself failed (e.g. its worker died more often than allowed)
+            result.status, result.error = "failed", outcome.error
+        if report.cases[index].status == "failed":
+            log.warning("Case %s failed: %s", result.case_id, report.cases[index].error)
 
 
 def _write_report(report: BatchReport, out: Path) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from AnatomyCommonLib.cluster import add_cluster_arguments, cluster_options
+
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -187,6 +189,7 @@ def _batch(args: argparse.Namespace) -> int:
             progress=printer,
             force=args.force,
             structures=resolve_structures(args.structures) if args.structures else None,
+            cluster=cluster_options(args),
         )
     finally:
         printer.close()
@@ -267,6 +270,7 @@ def add_commands(commands) -> None:
         help="only these structures in the label maps and statistics (names such as liver spleen, systems)",
     )
     batch.add_argument("--progress-lines", action="store_true", help="machine-readable progress on stdout")
+    add_cluster_arguments(batch, gpu=True)
     batch.set_defaults(handler=_batch)
 
     convert = commands.add_parser("convert-model", help="convert an nnU-Net v1 model folder to nnU-Net v2")

@@ -3,7 +3,10 @@
 * ``postprocess IN OUT [--ct CT] [--sex M|F|auto] [--steps ...] [--report r.json]``: IN is a
   label map file (OUT a file) or a folder of label maps (OUT a folder, ``--ct`` a folder of CTs
   with the same file names or nnU-Net style ``<case>_0000`` names). A progress bar runs over
-  the cases; geometry is kept; existing outputs are refused unless ``--overwrite``.
+  the cases; geometry is kept; existing outputs are refused unless ``--overwrite`` (or, for a
+  folder, ``--resume``: keep them, post-process the other cases). A folder runs one case after the
+  other, or one task per case on Dask workers (``--workers N`` / ``--scheduler ADDRESS``); a case
+  that fails is named with its reason, the others complete, the exit code is 1.
 * ``stats LABELS [CT] [--csv out.csv] [--json out.json]``: per-structure statistics of one case
   or of a folder of cases (one CSV with a ``case`` column).
 * ``labels [--format csv|json|ctbl|term.json] [--out PATH]``: the label schema as a table, a Slicer
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from AnatomyCommonLib.cli import progress, write_json
+from AnatomyCommonLib.cluster import add_cluster_arguments, cluster_options, run_cases
 from AnatomyCommonLib.image_io import (
     SUPPORTED_SUFFIXES,
     image_suffix,
@@ -110,7 +114,7 @@ def _parse_steps(values: list[str] | None) -> list[str] | None:
 
 # ---------------------------------------------------------------------------- postprocess
 def _postprocess(args: argparse.Namespace) -> int:
-    from .postprocess import STEP_NAMES, STEP_TITLES, postprocess, validate_steps
+    from .postprocess import STEP_NAMES, STEP_TITLES, validate_steps
 
     if args.list_steps:
         for name in STEP_NAMES:
@@ -130,49 +134,99 @@ def _postprocess(args: argparse.Namespace) -> int:
             image_suffix(out)
         targets = {cases[0][0]: out}
     existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not args.overwrite:
+    resume = batch and getattr(args, "resume", False)
+    if existing and not (args.overwrite or resume):
         raise OutputExistsError(
             f"{len(existing)} output file(s) exist already (e.g. {existing[0]}); "
-            "pass --overwrite to replace them."
+            "pass --overwrite to replace them"
+            + (" or --resume to keep them and post-process the other cases." if batch else ".")
         )
-    from .input_checks import check_ct
+    task = _PostprocessCase(steps, args.sex, args.force, args.overwrite, structures)
+    if not batch:
+        case, labels_path, ct_path = cases[0]
+        result = task(case, (str(labels_path), ct_path and str(ct_path), str(targets[case])))
+        for warning in result["input_warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(result["text"])
+        if args.report:
+            write_json(_report_data(result), args.report)
+        return 0
 
-    reports = {}
-    input_warnings: dict[str, list[str]] = {}
-    for case, labels_path, ct_path in progress(
-        cases, total=len(cases), desc="post-processing", enabled=batch
-    ):
-        labels = read_labelmap(labels_path)
+    # folder: one task per case (here, or on Dask workers); outputs written atomically per case,
+    # so with --resume an existing output is a finished case (written whole or not at all)
+    jobs = {
+        case: (str(labels_path), ct_path and str(ct_path), str(targets[case]))
+        for case, labels_path, ct_path in cases
+        if not (resume and targets[case].exists())
+    }
+    if resume and len(jobs) < len(cases):
+        print(f"resuming: {len(cases) - len(jobs)} of {len(cases)} cases finished earlier", file=sys.stderr)
+    outcomes = run_cases(
+        jobs,
+        task,
+        cluster_options(args),
+        desc="post-processing",
+        progress=lambda items, total, desc: progress(items, total=total, desc=desc),
+    )
+    results = {case: outcome.record for case, outcome in outcomes.items() if outcome.status == "ok"}
+    failed = {case: outcome.error for case, outcome in outcomes.items() if outcome.status != "ok"}
+    for case, result in results.items():
+        for warning in result["input_warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(result["text"] if args.verbose else f"{case}: {result['changed_voxels']} voxels changed")
+    if args.report:
+        data = {case: _report_data(result) for case, result in results.items()}
+        data.update({case: {"status": "failed", "error": reason} for case, reason in failed.items()})
+        write_json(data, args.report)
+    if failed:
+        listed = "; ".join(f"{case}: {reason}" for case, reason in list(failed.items())[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        print(f"error: {len(failed)} of {len(cases)} cases failed ({listed}{more})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report_data(result: dict) -> dict:
+    data = dict(result["report"])
+    if result["input_warnings"]:
+        data["input_warnings"] = result["input_warnings"]
+    return data
+
+
+class _PostprocessCase:
+    """Post-process one case, picklable for Dask workers: reads the label map (and CT) from
+    ``job = (labels, ct or None, target)``, writes the repaired map atomically to ``target`` and
+    returns a small record (report as dict and text, CT warnings), never the image."""
+
+    def __init__(self, steps, sex, force, overwrite, structures) -> None:
+        self.steps, self.sex, self.force = steps, sex, force
+        self.overwrite, self.structures = overwrite, structures
+
+    def __call__(self, case: str, job) -> dict:
+        from .input_checks import check_ct
+        from .postprocess import postprocess
+
+        labels_path, ct_path, target = job
+        ct_path = Path(ct_path) if ct_path is not None else None
+        labels = read_labelmap(Path(labels_path))
         ct = read_volume(ct_path, name=f"CT of {case}") if ct_path is not None else None
-        if ct is not None and "skull_from_ct" in steps:  # the one rule reading HU: no MRI/PET as HU
-            input_warnings[case] = check_ct(ct, name=f"CT of {case}", force=args.force)
-            for warning in input_warnings[case]:
-                print(f"warning: {warning}", file=sys.stderr)
-        result = postprocess(labels, ct=ct, sex=args.sex, steps=steps)
+        warnings: list[str] = []
+        if ct is not None and "skull_from_ct" in self.steps:  # the one rule reading HU: no MRI/PET as HU
+            warnings = list(check_ct(ct, name=f"CT of {case}", force=self.force))
+        result = postprocess(labels, ct=ct, sex=self.sex, steps=self.steps)
         write_label_output(
             result.labels,
-            targets[case],
-            overwrite=args.overwrite,
-            structures=structures,
+            Path(target),
+            overwrite=self.overwrite,
+            structures=self.structures,
             dicom_source=ct_path if ct_path is not None and ct_path.is_dir() else None,
         )
-        reports[case] = result.report
-        if not batch:
-            print(result.report.to_text())
-    if batch:
-        for case, report in reports.items():
-            print(report.to_text() if args.verbose else f"{case}: {report.changed_voxels} voxels changed")
-    if args.report:
-
-        def with_warnings(case: str) -> dict:
-            data = reports[case].to_dict()
-            if input_warnings.get(case):
-                data["input_warnings"] = input_warnings[case]
-            return data
-
-        data = with_warnings(cases[0][0]) if not batch else {c: with_warnings(c) for c in reports}
-        write_json(data, args.report)
-    return 0
+        return {
+            "report": result.report.to_dict(),
+            "text": result.report.to_text(),
+            "changed_voxels": result.report.changed_voxels,
+            "input_warnings": warnings,
+        }
 
 
 # ---------------------------------------------------------------------------- stats
@@ -284,6 +338,12 @@ def add_commands(commands) -> None:
         action="store_true",
         help="use a --ct that does not look like a CT in HU anyway (the warning goes to the report)",
     )
+    post.add_argument(
+        "--resume",
+        action="store_true",
+        help="folder input: keep the outputs an earlier run finished and post-process the other cases",
+    )
+    add_cluster_arguments(post)
     post.set_defaults(handler=_postprocess)
 
     stats = commands.add_parser(

@@ -38,7 +38,13 @@ import numpy as np
 
 from AnatomyCommonLib.volume import Volume
 
-from .device_selection import DeviceChoice, MemoryEstimate, estimate_memory, select_device
+from .device_selection import (
+    DeviceChoice,
+    MemoryEstimate,
+    available_ram_bytes,
+    estimate_memory,
+    select_device,
+)
 from .exceptions import CorruptWeightsError, MissingDependencyError, MissingWeightsError
 from .model_conversion import V2_CHECKPOINT, V2_CONFIGURATION, is_v2_model_folder, validate_v2_folder
 from .model_weights import DEFAULT_MODEL, ResolvedModel, resolve_model
@@ -109,7 +115,12 @@ class DAPSegmenter:
     ``export_resampling``: "torch" (default; nnunetv2's torch resampling of the class maps back
     to the input grid, on the prediction device, about ten times faster) or "nnunet" (the
     plans' scipy resampling, bit-identical to ``nnUNetPredictor``'s own export).
+    ``ram_limit_bytes`` (attribute): RAM this process may use at most, e.g. the memory limit of the
+    Dask worker it runs on; the memory estimate of a case is checked against the smaller of it and
+    the free RAM, so a case too large is refused with a message instead of the worker killed.
     """
+
+    ram_limit_bytes: int | None = None
 
     def __init__(
         self,
@@ -265,7 +276,10 @@ class DAPSegmenter:
         array = reorientation.apply(ct.array)
         spacing = reorientation.spacing_kji(ct.spacing_kji_mm)
         estimate = self.estimate_memory(array.shape, spacing)
-        choice = select_device(self.device, estimate, check_memory=self.check_memory)
+        ram = None
+        if self.ram_limit_bytes is not None and self.check_memory:  # e.g. a Dask worker's memory limit
+            ram = min(available_ram_bytes(), self.ram_limit_bytes)
+        choice = select_device(self.device, estimate, ram_bytes=ram, check_memory=self.check_memory)
         log.info("DAP Atlas inference: %s; %s", choice.reason, estimate.summary())
         report("load", 0.0, f"loading {self.settings.display_name} on {choice.device}")
         predictor = self._load_predictor(choice)

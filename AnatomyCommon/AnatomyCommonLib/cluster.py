@@ -1,0 +1,335 @@
+"""Whole datasets, one task per case: in this process, on a local Dask cluster or on any cluster.
+
+:func:`run_cases` runs a per-case function over case ids. The function must be picklable (a
+module-level function or an instance of a module-level class), read its inputs from and write
+its outputs atomically to paths every worker can reach (shared storage), and return a small
+record: only case ids, paths and such records travel through the Dask scheduler, never images.
+
+* ``workers=0`` and no ``scheduler`` (the default): the cases run one after the other in this
+  process, exactly as a plain loop would.
+* ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded worker processes, closed
+  when the run ends (also on errors and Ctrl+C); its dashboard link is printed.
+* ``scheduler="tcp://host:8786"``: an existing cluster (``dask scheduler`` + ``dask worker``).
+
+A case whose function raises is a failed :class:`CaseOutcome` naming the reason; the others
+complete. On a cluster an unexpected error is retried ``retries`` times, and a case whose worker
+died is rescheduled by Dask on another worker (``distributed.scheduler.allowed-failures``);
+errors of the toolkit's own types (bad input) are not retried, they would fail again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import AnatomyToolkitError, MissingDependencyError
+
+__all__ = [
+    "CaseOutcome",
+    "ClusterOptions",
+    "add_cluster_arguments",
+    "cluster_options",
+    "run_cases",
+    "worker_memory_limit",
+]
+
+#: Retries of a case that raised an unexpected error on a cluster (not counting the first try).
+DEFAULT_RETRIES = 2
+
+
+class InvalidClusterOptionError(AnatomyToolkitError, ValueError):
+    """--workers/--scheduler/--retries that cannot work together."""
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What became of one case: ``status`` "ok" or "failed", the reason, the function's record."""
+
+    case: str
+    status: str
+    error: str = ""
+    record: Any = None
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where cases run: ``workers`` local processes (0: this process) or an existing ``scheduler``."""
+
+    workers: int = 0
+    scheduler: str | None = None
+    retries: int = DEFAULT_RETRIES
+    gpu_resource: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers > 0 or bool(self.scheduler)
+
+
+def one_line_reason(error: BaseException) -> str:
+    """The error as one line: the message for the toolkit's and OS errors, else the type too."""
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    if not isinstance(error, (AnatomyToolkitError, OSError, ValueError)):
+        text = f"{type(error).__name__}: {text}"
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class _ExpectedFailure:
+    """A bad-input failure returned (not raised) from a worker so that Dask does not retry it."""
+
+    reason: str
+
+
+def _call_case(function: Callable[[str, Any], Any], case: str, job: Any) -> Any:
+    # module-level, so that workers unpickle it by reference
+    try:
+        return function(case, job)
+    except AnatomyToolkitError as error:
+        return _ExpectedFailure(one_line_reason(error))
+
+
+class _ProgressLine:
+    """``cases: 12/40 done, 1 failed, 4 running, 23 queued`` rewritten in place on stderr."""
+
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        self.total, self.desc, self.enabled = total, desc, enabled and total > 0
+        self._last = 0.0
+
+    def show(self, done: int, failed: int, running: int, queued: int = 0, *, final: bool = False) -> None:
+        if not self.enabled or (not final and time.monotonic() - self._last < 0.2):
+            return
+        self._last = time.monotonic()
+        line = f"{self.desc}: {done}/{self.total} done, {failed} failed, {running} running"
+        if queued:
+            line += f", {queued} queued"
+        print(f"\r{line}", end="\n" if final else "", file=sys.stderr, flush=True)
+
+
+def run_cases(
+    jobs: Mapping[str, Any],
+    function: Callable[[str, Any], Any],
+    options: ClusterOptions | None = None,
+    *,
+    desc: str = "cases",
+    progress: bool | Callable[[Iterable, int, str], Iterable] = True,
+    resources: Mapping[str, float] | None = None,
+) -> dict[str, CaseOutcome]:
+    """Run ``function(case, job)`` for every ``{case: job}``; {case: outcome} in the order of ``jobs``.
+
+    A job is what the case needs (its paths): small, it travels to the worker with the task.
+    ``resources`` (e.g. ``{"GPU": 1}``) is what each task requires of a worker on a cluster.
+    Skipping finished cases (``--resume``) is the caller's job: it passes only the cases to do.
+    ``progress``: True for the progress line on stderr, or, in this process, a wrapper
+    ``progress(iterable, total, desc)`` such as a tqdm bar.
+    """
+    options = options or ClusterOptions()
+    jobs = dict(jobs)
+    bar = _ProgressLine(len(jobs), desc, bool(progress))
+    if not options.distributed:
+        return _run_here(jobs, function, bar, progress if callable(progress) else None, desc)
+    return _run_on_cluster(jobs, function, options, bar, dict(resources or {}))
+
+
+def _outcome(case: str, value: Any) -> CaseOutcome:
+    if isinstance(value, _ExpectedFailure):
+        return CaseOutcome(case, "failed", value.reason)
+    return CaseOutcome(case, "ok", record=value)
+
+
+def _run_here(jobs: dict[str, Any], function, bar: _ProgressLine, wrap, desc) -> dict[str, CaseOutcome]:
+    outcomes: dict[str, CaseOutcome] = {}
+    failed = 0
+    if wrap is not None:
+        bar.enabled = False
+    cases = wrap(list(jobs), len(jobs), desc) if wrap is not None else list(jobs)
+    for index, case in enumerate(cases):
+        bar.show(index - failed, failed, 1)
+        try:
+            outcomes[case] = _outcome(case, _call_case(function, case, jobs[case]))
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # each case on its own: name it with its reason, go on
+            outcomes[case] = CaseOutcome(case, "failed", one_line_reason(error))
+        failed += outcomes[case].status == "failed"
+    bar.show(len(jobs) - failed, failed, 0, final=True)
+    return outcomes
+
+
+def _gpu_present() -> bool:
+    """An NVIDIA GPU visible to this process, without importing PyTorch just to ask."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return bool(torch.cuda.is_available())
+        except Exception:
+            return False
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/gpus")
+
+
+def worker_memory_limit() -> int | None:
+    """The memory limit (bytes) of the Dask worker running this code; None outside a worker or
+    when the worker has none. Per-case memory estimates are checked against it, so that a case
+    too large for its worker is refused with a message instead of the worker being killed."""
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return int(limit) if limit else None
+
+
+def start_client(options: ClusterOptions):
+    """A ``distributed.Client`` for ``options`` and the LocalCluster it started (or None)."""
+    try:
+        import distributed
+    except ImportError as error:
+        raise MissingDependencyError(
+            "--workers/--scheduler need Dask distributed; install it with "
+            "pip install 'slicer-anatomy-toolkit[cluster]' (or pip install 'dask[distributed]')."
+        ) from error
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # Dask's INFO lines unless --verbose
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if options.scheduler:
+        return distributed.Client(options.scheduler), None
+    import dask
+
+    worker_resources = {"GPU": 1} if (options.gpu_resource or _gpu_present()) else None
+    # a case whose worker died is rescheduled until it took this many workers down with it
+    allowed = max(int(dask.config.get("distributed.scheduler.allowed-failures")), options.retries + 1)
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed}):
+        cluster = distributed.LocalCluster(
+            n_workers=options.workers,
+            threads_per_worker=1,
+            processes=True,
+            resources=worker_resources,
+            dashboard_address=":0",
+            **dict(options.extra),
+        )
+    try:
+        client = distributed.Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
+
+
+def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOutcome]:
+    import distributed
+
+    client, cluster = start_client(options)
+    try:
+        if cluster is not None:
+            link = getattr(client, "dashboard_link", None)
+            print(
+                f"local Dask cluster: {options.workers} worker processes, dashboard {link}",
+                file=sys.stderr,
+            )
+        futures = {}
+        cases = list(jobs)
+        for case in cases:
+            future = client.submit(
+                _call_case,
+                function,
+                case,
+                jobs[case],
+                key=f"case-{case}-{uuid.uuid4().hex}",
+                pure=False,
+                retries=options.retries,
+                resources=resources or None,
+            )
+            futures[future] = case
+        outcomes: dict[str, CaseOutcome] = {}
+        failed = 0
+        slots = max(1, sum(client.nthreads().values()))  # one case per worker thread at a time
+        bar.show(0, 0, min(slots, len(cases)), max(0, len(cases) - slots))
+        for future in distributed.as_completed(list(futures)):
+            case = futures[future]
+            if future.status == "finished":
+                outcomes[case] = _outcome(case, future.result())
+            else:
+                outcomes[case] = CaseOutcome(case, "failed", one_line_reason(future.exception()))
+            failed += outcomes[case].status == "failed"
+            pending = len(cases) - len(outcomes)
+            bar.show(len(outcomes) - failed, failed, min(slots, pending), max(0, pending - slots))
+        bar.show(len(outcomes) - failed, failed, 0, final=True)
+        return {case: outcomes[case] for case in cases}
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def add_cluster_arguments(parser, *, gpu: bool = False) -> None:
+    """``--workers N``, ``--scheduler ADDRESS`` and ``--retries K`` (and ``--gpu-resource``)."""
+    group = parser.add_argument_group("cluster (Dask distributed; inputs and outputs on shared storage)")
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the cases on a local Dask cluster of N worker processes (default: one after the "
+        "other in this process)",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the cases on an existing Dask cluster, e.g. tcp://host:8786",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        metavar="K",
+        help="on a cluster, retry a case that raised an unexpected error K times "
+        f"(default {DEFAULT_RETRIES})",
+    )
+    group.add_argument(
+        "--worker-memory",
+        metavar="SIZE",
+        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N); "
+        "DAP batch refuses a case whose memory estimate exceeds it",
+    )
+    if gpu:
+        group.add_argument(
+            "--gpu-resource",
+            action="store_true",
+            help="each case needs a worker started with --resources GPU=1 (local workers get it)",
+        )
+
+
+def cluster_options(args) -> ClusterOptions:
+    """:class:`ClusterOptions` of parsed :func:`add_cluster_arguments` flags (checked)."""
+    workers = getattr(args, "workers", 0) or 0
+    scheduler = getattr(args, "scheduler", None)
+    retries = getattr(args, "retries", DEFAULT_RETRIES)
+    if workers < 0:
+        raise InvalidClusterOptionError(f"--workers must be 0 or more, not {workers}.")
+    if workers and scheduler:
+        raise InvalidClusterOptionError("Give either --workers (a local cluster) or --scheduler, not both.")
+    if retries < 0:
+        raise InvalidClusterOptionError(f"--retries must be 0 or more, not {retries}.")
+    memory = getattr(args, "worker_memory", None)
+    if memory and not workers:
+        raise InvalidClusterOptionError(
+            "--worker-memory sets the limit of local workers: give --workers N too."
+        )
+    return ClusterOptions(
+        workers=workers,
+        scheduler=scheduler,
+        retries=retries,
+        gpu_resource=bool(getattr(args, "gpu_resource", False)),
+        extra={"memory_limit": memory} if memory else {},
+    )
