@@ -556,6 +556,8 @@ def add_models_cli(commands, manager_factory: Callable[[], WeightsManager]) -> N
 
     verify = actions.add_parser(
         "verify",
+        epilog="exit codes: 0 every model checked is installed and intact, 1 a file is corrupt, the "
+        "named model is missing or nothing is installed, 2 unknown model name",
         help="re-hash the files of every model: installed / missing / corrupt (exit 1 when corrupt)",
     )
     verify.add_argument("name", nargs="?", help="one model (default: every model of the manifest)")
