@@ -479,14 +479,16 @@ def _draw_panel(panel, item, page_number, **context) -> Panel:
             (f"false positive of {item['prediction']} ({item['voxels']} voxels)", colors[item["prediction"]])
         ]
     for number, (text, color) in enumerate(reversed(texts)):
+        # scores in white (a red first-model colour read as "failed" on every line); the frame in
+        # the model's colour says whose score it is
         panel.text(
             0.02,
             0.075 + 0.085 * number,
             text,
-            color=color,
+            color="white",
             fontsize=7,
             transform=panel.transAxes,
-            bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"},
+            bbox={"facecolor": "black", "alpha": 0.7, "pad": 1.5, "edgecolor": color, "linewidth": 1.0},
         )
     bar_mm = _nice_length(0.3 * width_mm)
     x1 = width_mm * 0.96
