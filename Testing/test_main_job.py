@@ -137,9 +137,19 @@ def test_perturbation_plan_never_asks_for_more_components_than_there_are(n):
     assert all(count >= 1 for count in list(counts.values())[: min(n, 4)])  # every kind while they last
 
 
-def test_cc_tables_name_the_phantom_lesion_ids(tmp_path, capsys):
+def test_cc_tables_name_the_phantom_lesion_ids(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
     from AnatomyCommonLib.anatomy.phantom import make_phantom
 
+    figures = []
+    original = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
     module = load_main_job()
     phantom = make_phantom("tiny", seed=3, sex="F", n_lesions=9)
     import argparse
@@ -169,3 +179,8 @@ def test_cc_tables_name_the_phantom_lesion_ids(tmp_path, capsys):
     assert set(seen) == set(expected)
     for ids, voxels in expected.items():
         assert seen[ids] == pytest.approx(voxels * voxel_ml, rel=1e-6)
+    # the components.png panel titles name the same phantom lesions beside the component ids
+    titles = {axes.get_title() for figure in figures for axes in figure.axes}
+    for row in rows:
+        ids = re.fullmatch(r"phantom lesion ([\d+]+): \w+", row["note"]).group(1)
+        assert any(t.startswith(f"#{row['component_id']} = lesion {ids} ") for t in titles), (row, titles)

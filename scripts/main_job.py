@@ -186,6 +186,7 @@ def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
         distance_worst=50.0,
         nsd_tolerance=tolerance,
         background=phantom.ct,
+        component_names={c: "lesion " + "+".join(str(i) for i in ids[c]) for c in range(1, n + 1)},
     )
     missed = ", ".join(f"{name(c)} (CC component {c})" for c in plan.missed) or "none"
     print(f"  {len(plan.false_positives)} false positives added; missed lesions: {missed}")
