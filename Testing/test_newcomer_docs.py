@@ -55,3 +55,31 @@ def test_citation_file_cites_the_software_and_each_module():
 def test_changelog_has_unreleased_and_the_first_release():
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert "## [Unreleased]" in text and "## [0.1.0]" in text
+
+
+def test_limis_training_data_sources_and_layouts_are_documented(tmp_path):
+    from LIMISLib.training_data import LAYOUTS, discover_cases
+
+    assert "github.com/alexanderjaus/AtlasDataset" in README
+    for layout in LAYOUTS:
+        assert f"{layout}=ROOT`" in README
+    # the documented layouts are the ones discover_cases reads (a case built from the README text)
+    dap = tmp_path / "dap"
+    (dap / "images").mkdir(parents=True)
+    (dap / "labels").mkdir()
+    (dap / "images" / "c1_0000.nii.gz").write_bytes(b"")
+    (dap / "labels" / "c1.nii.gz").write_bytes(b"")
+    total = tmp_path / "total" / "s0001"
+    (total / "segmentations").mkdir(parents=True)
+    (total / "ct.nii.gz").write_bytes(b"")
+    word = tmp_path / "word"
+    (word / "imagesVal").mkdir(parents=True)
+    (word / "labelsVal").mkdir()
+    (word / "imagesVal" / "w1.nii.gz").write_bytes(b"")
+    (word / "labelsVal" / "w1.nii.gz").write_bytes(b"")
+    assert "`ROOT/images/<case>.nii.gz` + `ROOT/labels/<case>.nii.gz`" in README
+    assert [c.case_id for c in discover_cases("dap", dap)] == ["c1"]
+    assert "`ROOT/<case>/ct.nii.gz` + `ROOT/<case>/segmentations/<structure>.nii.gz`" in README
+    assert [c.case_id for c in discover_cases("totalsegmentator", tmp_path / "total")] == ["s0001"]
+    assert "`ROOT/imagesTr|imagesVal|imagesTs/<case>.nii.gz`" in README
+    assert [c.case_id for c in discover_cases("word", word)] == ["w1"]
