@@ -45,6 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
+#: what a run costs, printed at the start and in --help
+DURATION = (
+    "How long: --quick 1-3 minutes; the full run about 25 minutes on 2 CPU cores, most of it the "
+    "reference package on the large case (--skip-reference-large: about 6 minutes)."
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 for folder in ("AnatomyCommon", "CCMetricsModule"):
     sys.path.insert(0, str(ROOT / folder))
@@ -261,12 +267,17 @@ def run_case(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] + " " + DURATION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--cases", nargs="+", default=["small", "large"], choices=["small", "large"])
     parser.add_argument(
         "--skip-reference-large", action="store_true", help="do not run the package on the large case"
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per case (the large case: one less)"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="large case, ours only (metrics, region map), one repeat"
     )
@@ -274,6 +285,14 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     if args.quick:
         args.cases, args.skip_reference_large, args.repeats = ["large"], True, 1
+        print("quick mode: large case, ours only, one repeat (about 1-3 minutes on 2 CPU cores)")
+    elif "large" in args.cases and not args.skip_reference_large:
+        print(
+            f"full run: the reference package runs {max(1, args.repeats - 1)} time(s) on the large case; "
+            "expect about 25 minutes on 2 CPU cores (--quick: 1-3 minutes, --skip-reference-large: about 6)"
+        )
+    else:
+        print("expect a few minutes on 2 CPU cores (--quick: 1-3 minutes)")
     summaries = []
     if "small" in args.cases:
         reference, prediction, _ = benchmark_case()

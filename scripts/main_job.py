@@ -8,8 +8,10 @@ goes on with the rest.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ def step_phantom(out: Path, args: argparse.Namespace, context: dict) -> None:
         f"{len(phantom.present_labels())} structures, {len(phantom.lesion_info)} lesions"
     )
     for role, path in paths.items():
-        print(f"    {role:9s} {path.relative_to(out.parent)}")
+        print(f"    {role:9s} {shown(path)}")
     context["phantom"] = phantom
 
 
@@ -80,7 +82,7 @@ def step_limis_text_to_mask(out: Path, args: argparse.Namespace, context: dict) 
     )
     score = result.detection.score
     print(f"  liver on slice {index}: box score {score:.2f}, Dice vs phantom label {dice:.3f}")
-    print(f"    png       {png.relative_to(out.parent)}")
+    print(f"    png       {shown(png)}")
 
 
 def limis_atlas_labels(context: dict):
@@ -140,47 +142,91 @@ def step_limis_session(out: Path, args: argparse.Namespace, context: dict) -> No
         phantom.ct, limis_atlas_labels(context), phantom.labels, folder,
         bbox2mask=bbox2mask, lang2bbox=lang2bbox, echo=echo,
     )  # fmt: skip
-    print(f"    pngs      {folder.relative_to(out.parent)}/ ({len(result.steps)} steps, "
+    print(f"    pngs      {shown(folder)}/ ({len(result.steps)} steps, "
           "contact_sheet.png, replay.json)")  # fmt: skip
 
 
+PERTURBATION_KINDS = ("missed", "dilated", "eroded", "shifted")
+
+
+def perturbation_counts(n_components: int) -> dict[str, int]:
+    """How many reference components get each kind of error: about a sixth each, at least one
+    while components are left, never more than there are (3 lesions: missed, dilated, eroded)."""
+    per_kind = max(1, n_components // 6)
+    counts, left = {}, n_components
+    for kind in PERTURBATION_KINDS:
+        counts[kind] = min(per_kind, left)
+        left -= counts[kind]
+    return counts
+
+
+def lesion_ids_per_component(instances, components, n_components: int) -> dict[int, list[int]]:
+    """Phantom lesion ids (values of the instance mask) inside each CC component (touching lesions
+    share one component)."""
+    import numpy as np
+
+    inside = components > 0
+    pairs = np.unique(np.stack([components[inside], instances[inside]]), axis=1)
+    found: dict[int, list[int]] = {c: [] for c in range(1, n_components + 1)}
+    for component, lesion in pairs.T:
+        if lesion:
+            found[int(component)].append(int(lesion))
+    return found
+
+
 def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
-    """CC-Metrics of the phantom's lesions against a prediction with typical model errors."""
+    """CC-Metrics of the phantom's lesions against a prediction with typical model errors.
+
+    Tables name each CC component with the phantom lesion id(s) it holds (``note`` column), so the
+    ids a user sees in ``phantom/lesions`` and in the CC-Metrics tables can be matched."""
     import numpy as np
 
     from CCMetricsLib.lesion_report import write_lesion_report
     from CCMetricsLib.synthetic import perturb_prediction
+    from CCMetricsLib.voronoi import label_components
 
     phantom = context["phantom"]
     lesions = phantom.lesions.with_array((phantom.lesions.array > 0).astype(np.uint8))
-    per_kind = max(1, len(phantom.lesion_info) // 6)
+    components, n = label_components(lesions.array > 0, 26)
+    ids = lesion_ids_per_component(np.asarray(phantom.lesions.array), components, n)
+    counts = perturbation_counts(n)
     prediction, plan = perturb_prediction(
         lesions.array,
-        missed=per_kind,
-        dilated=per_kind,
-        eroded=per_kind,
-        shifted=per_kind,
-        false_positives=per_kind,
+        **counts,
+        false_positives=max(1, n // 6),
         erosion_voxels=1,
         false_positive_radius_mm=2 * max(phantom.lesions.spacing_mm),
         spacing=phantom.lesions.spacing_kji_mm,
         false_positives_within=phantom.ct.array > -500,
         seed=args.seed,
     )
-    notes = {c: plan.kind_of(c) for c in range(1, 1 + len(phantom.lesion_info))}
+
+    def name(component: int) -> str:
+        return "phantom lesion " + "+".join(str(i) for i in ids[component])
+
+    notes = {c: f"{name(c)}: {plan.kind_of(c)}" for c in range(1, n + 1)}
+    # NSD counts surface points within the tolerance; below one voxel (1 mm on 3 mm voxels) a one-voxel
+    # erosion scores 0, so the job uses the largest voxel edge and says so.
+    tolerance = float(max(phantom.lesions.spacing_mm))
     report = write_lesion_report(
         lesions,
         {"perturbed model": lesions.with_array(prediction.astype(np.uint8))},
         out / "cc_metrics",
         component_notes=notes,
         distance_worst=50.0,
+        nsd_tolerance=tolerance,
         background=phantom.ct,
+        component_names={c: "lesion " + "+".join(str(i) for i in ids[c]) for c in range(1, n + 1)},
     )
-    print(f"  {len(plan.false_positives)} false positives added; missed lesions: {plan.missed}")
+    missed = ", ".join(f"{name(c)} (CC component {c})" for c in plan.missed) or "none"
+    print(f"  {len(plan.false_positives)} false positives added; missed lesions: {missed}")
+    print(f"  NSD tolerance {tolerance:g} mm (the largest voxel edge; the library default is 1 mm)")
+    print(f"  {n} CC components from {len(phantom.lesion_info)} phantom lesions; the note column names "
+          "the phantom lesion id(s) of each component id")  # fmt: skip
     print("  " + report.summary_table.replace("\n", "\n  "))
     print("  " + report.component_table.replace("\n", "\n  "))
     for role, path in report.paths.items():
-        print(f"    {role:10s} {path.relative_to(out.parent)}")
+        print(f"    {role:10s} {shown(path)}")
 
 
 def step_dap_inference(out: Path, args: argparse.Namespace, context: dict) -> None:
@@ -232,7 +278,7 @@ def step_dap_inference(out: Path, args: argparse.Namespace, context: dict) -> No
         "(a synthetic phantom, not a validation)"
     )
     for path in sorted(folder.iterdir()):
-        print(f"    {path.relative_to(out.parent)}")
+        print(f"    {shown(path)}")
 
 
 def step_dap_postprocess(out: Path, args: argparse.Namespace, context: dict) -> None:
@@ -273,7 +319,7 @@ def step_dap_postprocess(out: Path, args: argparse.Namespace, context: dict) -> 
     render_before_after(folder / "before_after.png", phantom.ct, corrupted.labels, result.labels)
     print(f"  statistics of {len(stats)} structures; post-processing took {result.report.seconds:.2f} s")
     for path in sorted(folder.iterdir()):
-        print(f"    {path.relative_to(out.parent)}")
+        print(f"    {shown(path)}")
 
 
 STEPS = [
@@ -289,25 +335,128 @@ STEPS = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/main_job", help="output folder (replaced on every run)")
-    parser.add_argument("--size", default="small", help="phantom size preset (tiny|small|medium|realistic)")
-    parser.add_argument("--sex", default="M", choices=["M", "F"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lesions", type=int, default=12)
-    args = parser.parse_args(argv)
+EXIT_CODES = (
+    "exit codes: 0 all steps ran (steps without weights say so and are skipped), "
+    "1 a step failed (previous results kept), 2 bad option"
+)
 
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)  # the job's own output folder, never user data
-    out.mkdir(parents=True)
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An option error is one line that says what to do, not the usage block."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
+def _size_help() -> str:
+    from AnatomyCommonLib.anatomy.phantom.materials import SIZE_PRESETS
+
+    grids = ", ".join(
+        f"{name} {'x'.join(f'{s:g}' for s in preset['spacing_ras_mm'])} mm"
+        for name, preset in SIZE_PRESETS.items()
+    )
+    return f"phantom size preset; voxel spacing left-right x posterior-anterior x inferior-superior: {grids}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The main job's options (all validated before anything is written)."""
+    from AnatomyCommonLib.anatomy.phantom.materials import SIZE_PRESETS
+
+    parser = _OneLineParser(
+        prog="main_job.py",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--out",
+        default="out/main_job",
+        help="output folder; a run writes a fresh sibling folder and swaps it in only when every step "
+        "succeeded, so a failed run leaves the previous results in place",
+    )
+    parser.add_argument("--size", default="small", choices=list(SIZE_PRESETS), help=_size_help())
+    parser.add_argument("--sex", default="M", choices=["M", "F"], help="phantom sex (pelvis, sex organs)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of phantom and perturbations")
+    parser.add_argument(
+        "--lesions", type=_lesion_count, default=12, help="number of phantom lesions (0..500)"
+    )
+    return parser
+
+
+def _lesion_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give 0..500") from None
+    if not 0 <= value <= 500:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..500")
+    return value
+
+
+#: staging folder -> final folder, so steps print the paths the results will have after the swap
+_DISPLAY: dict[Path, Path] = {}
+
+
+def shown(path: Path) -> str:
+    """The absolute path ``path`` (written into the staging folder) has once the run is swapped in."""
+    path = Path(path).resolve()
+    for staging, final in _DISPLAY.items():
+        if path == staging or staging in path.parents:
+            return str(final / path.relative_to(staging))
+    return str(path)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace ``out`` by the complete ``staging`` folder; ``out`` is never missing its old content
+    before the new one is in place (a failure in between puts the old folder back)."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
+    previous.rmdir()
+    os.replace(out, previous)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(previous, out)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from AnatomyCommonLib.atomic_output import staging_folder
+
+    out = Path(args.out).resolve()
+    if out.exists() and not out.is_dir():
+        print(f"main_job.py: error: --out {out} is a file; give a folder", file=sys.stderr)
+        return 2
+    staging = staging_folder(out, label="running")
+    _DISPLAY[staging.resolve()] = out
     context: dict = {}  # what earlier steps hand to later ones (the phantom, ...)
-    for number, (title, step) in enumerate(STEPS, start=1):
-        start = time.perf_counter()
-        print(f"[{number}/{len(STEPS)}] {title}")
-        step(out, args, context)
-        print(f"  done in {time.perf_counter() - start:.1f} s")
+    number, title = 0, ""
+    try:
+        for number, (title, step) in enumerate(STEPS, start=1):
+            start = time.perf_counter()
+            print(f"[{number}/{len(STEPS)}] {title}", flush=True)
+            step(staging, args, context)
+            print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)
+        _swap_in(staging, out)
+    except Exception as error:  # one line for the user; previous results stay
+        shutil.rmtree(staging, ignore_errors=True)
+        kept = f"previous results in {out} are untouched" if out.exists() else "nothing was written"
+        message = str(error).splitlines()[0] if str(error) else ""
+        print(
+            f"main_job.py: error: step {number}/{len(STEPS)} ({title}) failed: {type(error).__name__}: "
+            f"{message}; {kept}",
+            file=sys.stderr,
+        )
+        return 1
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        _DISPLAY.pop(staging.resolve(), None)
     print(f"All results are in {out}/")
     return 0
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment and run the main job on the bundled sample data (the synthetic phantom).
-# Results go to out/main_job/ (the job's own folder, replaced on every run).
+# Results go to out/main_job/ (the job's own folder): a run writes a fresh sibling folder and swaps
+# it in only when every step succeeded, so a failed run leaves the previous results in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh all

@@ -39,9 +39,66 @@ def run_cli(handler: Callable[[argparse.Namespace], int | None], args: argparse.
         return 130
 
 
+#: exit codes every sub-command shares (see :func:`run_cli`); commands add their own in the epilog
+COMMON_EXIT_CODES = (
+    "0 done",
+    "2 bad input or a failed step (one line on stderr; -v shows the traceback)",
+    "130 interrupted",
+)
+
+
+def exit_codes_epilog(*extra: str) -> str:
+    """The epilog listing a command's exit codes: ``extra`` ("3 unknown command") and the common ones."""
+    codes = sorted((*COMMON_EXIT_CODES, *extra), key=lambda text: int(text.split()[0]))
+    return "exit codes: " + ", ".join(codes)
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default (unless its text already names it) and keeps epilogs."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(
+                action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction)
+            )
+            or not action.option_strings
+            or default == []
+        ):
+            return text
+        shown = " ".join(str(v) for v in default) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})".strip()
+
+
+def apply_help_conventions(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give ``parser`` and every sub-command parser the defaults formatter and an exit-code epilog."""
+    parser.formatter_class = DefaultsHelpFormatter
+    for action in parser._actions:
+        default = action.default
+        shown = default is not None and not isinstance(default, bool) and default != []
+        if action.help is None and action.option_strings and shown:
+            action.help = "(default: %(default)s)"  # argparse hides options without help text
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if sub.epilog is None and not any(
+                    isinstance(a, argparse._SubParsersAction) for a in sub._actions
+                ):
+                    sub.epilog = exit_codes_epilog()
+                apply_help_conventions(sub)
+    return parser
+
+
 def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` and run the handler stored with ``set_defaults(handler=...)``."""
-    args = parser.parse_args(argv)
+    """Parse ``argv`` and run the handler stored with ``set_defaults(handler=...)``.
+
+    Every sub-command's ``--help`` shows defaults and exit codes (:func:`apply_help_conventions`);
+    without a command the help is printed and the exit code is 1.
+    """
+    args = apply_help_conventions(parser).parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 1

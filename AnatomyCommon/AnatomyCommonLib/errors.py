@@ -63,3 +63,7 @@ class MissingDependencyError(AnatomyToolkitError, ImportError):
 
 class CancelledError(AnatomyToolkitError):
     """A long-running job was cancelled by the user; nothing half-written was left behind."""
+
+
+class NetworkUnavailableError(AnatomyToolkitError, ConnectionError):
+    """A download failed (no network, proxy, server error); the message says how to install offline."""

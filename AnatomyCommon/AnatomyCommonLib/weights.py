@@ -33,7 +33,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CorruptWeightsError, InputNotFoundError, MissingWeightsError, UnsupportedFormatError
+from .errors import (
+    CorruptWeightsError,
+    InputNotFoundError,
+    MissingWeightsError,
+    NetworkUnavailableError,
+    UnsupportedFormatError,
+)
 
 ENV_CACHE_DIR = "SLICER_ANATOMY_WEIGHTS_DIR"
 INSTALLED_RECORD = "installed.json"
@@ -374,6 +380,17 @@ class WeightsManager:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(found, destination)
 
+    def downloadable(self, name: str) -> bool:
+        """Whether the manifest gives URLs for every required file (or an archive) of ``name``."""
+        entry = self.entry(name)
+        return bool(entry.archive_url) or all(f.url for f in entry.required_files)
+
+    def _no_download_message(self, entry: ModelEntry) -> str:
+        where = entry.install_hint or (f"Get its files from {entry.homepage}." if entry.homepage else "")
+        return (
+            f"'{entry.name}' has no download URL, so it cannot be downloaded by the toolkit. {where}".strip()
+        )
+
     def _download_into(
         self,
         entry: ModelEntry,
@@ -382,6 +399,8 @@ class WeightsManager:
         allow_download: bool,
         progress: Callable[[int, int | None], None] | None,
     ) -> None:
+        if url is None and not self.downloadable(entry.name):
+            raise MissingWeightsError(self._no_download_message(entry))
         if not allow_download:
             raise MissingWeightsError(
                 f"Installing '{entry.name}' from the internet needs allow_download=True "
@@ -390,23 +409,27 @@ class WeightsManager:
         archive_url = url or entry.archive_url
         if archive_url and (url is not None or not any(f.url for f in entry.files)):
             archive = staging / "archive.zip"
-            _download(archive_url, archive, progress)
+            _download(archive_url, archive, progress, entry.name, Path(archive_url).name or "archive.zip")
             if entry.archive_sha256 and sha256_of(archive) != entry.archive_sha256:
                 raise CorruptWeightsError(
                     f"The archive downloaded from {archive_url} fails its SHA256 check."
                 )
             self._copy_local_into(entry, archive, staging)
             return
-        for weight in entry.files:
-            if weight.url is None:
-                if weight.optional:
-                    continue
-                raise MissingWeightsError(
-                    f"{weight.path} of '{entry.name}' has no download URL. {entry.install_hint}".strip()
-                )
+        wanted = [weight for weight in entry.files if weight.url is not None]
+        for weight in wanted:
             destination = staging / "model" / weight.path
             destination.parent.mkdir(parents=True, exist_ok=True)
-            _download(weight.url, destination, progress)
+            try:
+                _download(weight.url, destination, progress, entry.name, weight.path)
+            except NetworkUnavailableError as error:
+                if len(wanted) == 1:
+                    raise
+                raise NetworkUnavailableError(
+                    offline_install_advice(
+                        entry.name, [w.path for w in wanted], [w.url for w in wanted], error.reason
+                    )
+                ) from None
 
     def _check_staged(self, entry: ModelEntry, staging: Path) -> dict[str, dict]:
         record = {}
@@ -438,17 +461,53 @@ def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://", "file://"))
 
 
-def _download(url: str, destination: Path, progress: Callable[[int, int | None], None] | None) -> None:
+def offline_install_advice(name: str, files: Sequence[str], urls: Sequence[str], reason: str) -> str:
+    """One line: the download failed, which files to fetch from where, and the command to run."""
+    if len(files) == 1:
+        what, target = f"{Path(files[0]).name} from {urls[0]}", "FILE"
+    else:
+        folders = sorted({url.rsplit("/", 1)[0] + "/" for url in urls})
+        where = folders[0] if len(folders) == 1 else ", ".join(urls)
+        what = f"{', '.join(files)} from {where} into one folder"
+        target = "FOLDER"
+    return (
+        f"no network ({reason}): download {what} on a connected machine and run "
+        f"`models install {name} --from {target}`"
+    )
+
+
+def _download(
+    url: str,
+    destination: Path,
+    progress: Callable[[int, int | None], None] | None,
+    name: str = "",
+    file: str = "",
+) -> None:
+    import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=60) as response, open(destination, "wb") as handle:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        done = 0
-        for chunk in iter(lambda: response.read(_CHUNK), b""):
-            handle.write(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(destination, "wb") as handle:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                handle.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except urllib.error.HTTPError as error:
+        raise _network_error(
+            name, file or Path(url).name, url, f"the server answered HTTP {error.code}"
+        ) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise _network_error(name, file or Path(url).name, url, str(reason)) from None
+
+
+def _network_error(name: str, file: str, url: str, reason: str) -> NetworkUnavailableError:
+    error = NetworkUnavailableError(offline_install_advice(name, [file], [url], reason))
+    error.reason = reason
+    return error
 
 
 def _safe_extract(archive: zipfile.ZipFile, destination: Path) -> None:
@@ -482,11 +541,23 @@ def add_models_cli(commands, manager_factory: Callable[[], WeightsManager]) -> N
     install = actions.add_parser("install", help="install a model from a folder, zip, file or URL")
     install.add_argument("name")
     install.add_argument("source", nargs="?", help="folder, zip or file (default: the manifest's URLs)")
-    install.add_argument("--download", action="store_true", help="allow downloading from the internet")
-    install.set_defaults(handler=lambda args: _cli_install(manager_factory(), args))
+    install.add_argument(
+        "--from",
+        dest="from_source",
+        metavar="FILE_OR_FOLDER",
+        help="the same as SOURCE: a folder, zip or file copied from a connected machine (default: none)",
+    )
+    install.add_argument(
+        "--download",
+        action="store_true",
+        help="allow downloading from the manifest's URLs (default: off; nothing is downloaded without it)",
+    )
+    install.set_defaults(handler=lambda args: _cli_install(manager_factory(), args, install.prog))
 
     verify = actions.add_parser(
         "verify",
+        epilog="exit codes: 0 every model checked is installed and intact, 1 a file is corrupt, the "
+        "named model is missing or nothing is installed, 2 unknown model name",
         help="re-hash the files of every model: installed / missing / corrupt (exit 1 when corrupt)",
     )
     verify.add_argument("name", nargs="?", help="one model (default: every model of the manifest)")
@@ -511,8 +582,16 @@ def _cli_list(manager: WeightsManager) -> int:
     return 0
 
 
-def _cli_install(manager: WeightsManager, args) -> int:
-    target = manager.install(args.name, args.source, allow_download=args.download)
+def _cli_install(manager: WeightsManager, args, prog: str = "models install") -> int:
+    source = args.source
+    if getattr(args, "from_source", None):
+        if source and source != args.from_source:
+            raise ValueError("give the source once: either SOURCE or --from, not both")
+        source = args.from_source
+    try:
+        target = manager.install(args.name, source, allow_download=args.download)
+    except NetworkUnavailableError as error:  # name the full command to copy
+        raise NetworkUnavailableError(str(error).replace("`models install ", f"`{prog} ")) from None
     print(f"installed {args.name} in {target}")
     return 0
 

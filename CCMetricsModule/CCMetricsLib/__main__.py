@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from AnatomyCommonLib.cli import add_verbose, dispatch, progress
+from AnatomyCommonLib.cli import add_verbose, dispatch, exit_codes_epilog, progress
 from AnatomyCommonLib.cluster import add_cluster_arguments, cluster_options
 
 from .aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score predictions against a reference (one case or two folders)",
         description="Per-component Dice, IoU, NSD, HD95, HD and ASSD (mm) in the Voronoi region of each "
         "reference component, next to the standard global metrics, Panoptic Quality and Lesion Dice.",
+        epilog=exit_codes_epilog("1 folder mode: at least one case failed (see dataset.csv's status column)"),
     )
     single = evaluate.add_argument_group("one case")
     single.add_argument(
@@ -132,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"any of {' '.join(METRICS)} (default: all)",
     )
     options.add_argument(
-        "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="surface Dice tolerance in mm"
+        "--nsd-tolerance",
+        type=float,
+        default=1.0,
+        metavar="MM",
+        help="normalized surface Dice (NSD) tolerance in mm; keep it at least one voxel edge, or every "
+        "one-voxel surface error scores 0 on thick slices",
     )
     options.add_argument(
         "--distance-worst",
@@ -144,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument(
         "--clamp-distances", action="store_true", help="also cap finite distances at --distance-worst"
     )
-    options.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26))
+    options.add_argument(
+        "--connectivity",
+        type=int,
+        default=26,
+        choices=(6, 18, 26),
+        help="neighbourhood joining lesion voxels into components: 6 faces, 18 + edges, 26 + corners",
+    )
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar in folder mode")
     evaluate.set_defaults(handler=one_line_errors(run_evaluate))
@@ -177,7 +189,13 @@ def _add_multirater(commands) -> None:
         "--prediction", type=Path, action="append", default=[], help="a model's mask (repeatable)"
     )
     multirater.add_argument("--label", type=int, help="compare this value of label maps")
-    multirater.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26))
+    multirater.add_argument(
+        "--connectivity",
+        type=int,
+        default=26,
+        choices=(6, 18, 26),
+        help="neighbourhood joining lesion voxels into components: 6 faces, 18 + edges, 26 + corners",
+    )
     multirater.add_argument("--json", type=Path, help="write pairs, band, STAPLE and models as JSON")
     multirater.add_argument("--csv", type=Path, help="write the pairwise agreement table as CSV")
     multirater.add_argument("--models-csv", type=Path, help="write the model scores as CSV")

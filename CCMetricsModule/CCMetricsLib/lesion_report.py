@@ -43,13 +43,15 @@ def write_lesion_report(
     nsd_tolerance: float = 1.0,
     overwrite: bool = False,
     background=None,
+    component_names: Mapping[int, str] | None = None,
 ) -> LesionReport:
     """Evaluate and write ``components.csv``, ``summary.csv``, ``cc_metrics.json``,
     ``components.png`` and ``regions.nii.gz`` into ``out_dir``.
 
     ``reference`` and ``predictions`` are Volumes (binary masks on one grid);
     ``component_notes`` adds a ``note`` column per reference component id (e.g. what a synthetic
-    perturbation did to it); ``background`` (e.g. the CT) is shown under the PNG's outlines.
+    perturbation did to it); ``component_names`` names components in the PNG's panel titles
+    (e.g. the lesion ids of an instance mask); ``background`` (e.g. the CT) is shown under the PNG's outlines.
     """
     from AnatomyCommonLib.image_io import write_volume
 
@@ -84,6 +86,7 @@ def write_lesion_report(
             staged.path(paths["png"]),
             overwrite=True,
             background=background,
+            component_names=component_names,
         )
         write_volume(
             reference.with_array(regions.astype(dtype)), staged.path(paths["regions"]), overwrite=True

@@ -191,6 +191,7 @@ def render_component_report(
     background: Any = None,
     window_hu: tuple[float, float] = (40.0, 400.0),
     panels_per_page: int = 30,
+    component_names: Mapping[int, str] | None = None,
 ) -> ComponentReport:
     """Write the per-component PNG sheets for ``comparison`` (from :func:`~CCMetricsLib.compare`).
 
@@ -200,7 +201,9 @@ def render_component_report(
     component is shown (``max_components`` is accepted for compatibility and ignored): sheets
     after the first are ``<stem>_page2.png`` ... beside ``path``. All sheets are rendered before
     any is written; existing sheets are refused unless ``overwrite``. Returns a
-    :class:`ComponentReport` (pages and what each panel shows).
+    :class:`ComponentReport` (pages and what each panel shows). ``component_names`` (component
+    id -> the name a user knows it by, e.g. ``"lesion 10"`` of an instance mask) is shown beside
+    the id in each panel title.
     """
     import matplotlib
 
@@ -296,6 +299,7 @@ def render_component_report(
                     prepared=prepared,
                     pred_masks=pred_masks,
                     comparison=comparison,
+                    component_names=dict(component_names or {}),
                     colors=colors,
                     header_lines=header_lines,
                     columns=columns,
@@ -460,7 +464,9 @@ def _draw_panel(panel, item, page_number, **context) -> Panel:
             for name in comparison.results
             if not comparison[name].per_component[component - 1]["detected"]
         ]
-        title = f"#{component}  {row['volume_ml']:.2f} ml  {slice_name}={index}"
+        known_as = context["component_names"].get(component)
+        named = f"#{component} = {known_as}" if known_as else f"#{component}"
+        title = f"{named}  {row['volume_ml']:.2f} ml  {slice_name}={index}"
         title_color = "#ff453a" if missed else "white"
         texts = []
         for name, result in comparison.results.items():
@@ -479,14 +485,16 @@ def _draw_panel(panel, item, page_number, **context) -> Panel:
             (f"false positive of {item['prediction']} ({item['voxels']} voxels)", colors[item["prediction"]])
         ]
     for number, (text, color) in enumerate(reversed(texts)):
+        # scores in white (a red first-model colour read as "failed" on every line); the frame in
+        # the model's colour says whose score it is
         panel.text(
             0.02,
             0.075 + 0.085 * number,
             text,
-            color=color,
+            color="white",
             fontsize=7,
             transform=panel.transAxes,
-            bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"},
+            bbox={"facecolor": "black", "alpha": 0.7, "pad": 1.5, "edgecolor": color, "linewidth": 1.0},
         )
     bar_mm = _nice_length(0.3 * width_mm)
     x1 = width_mm * 0.96

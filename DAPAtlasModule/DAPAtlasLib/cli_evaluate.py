@@ -45,6 +45,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Register ``evaluate`` on an argparse sub-parsers object."""
+    from AnatomyCommonLib.cli import exit_codes_epilog
+
     from .evaluation import BUILTIN_MAPPINGS, DEFAULT_TOLERANCE_MM
 
     evaluate = commands.add_parser(
@@ -53,6 +55,7 @@ def add_commands(commands) -> None:
         description="Per-structure Dice and normalised surface Dice (tolerance in mm) over cases, with mean "
         "+/- SD per structure and the RMS-pooled SD over structures, in the layout of the dissertation's "
         "BTCV table (V1 81 / V2 85 mean Dice).",
+        epilog=exit_codes_epilog("1 at least one case failed (listed; the others are scored)"),
     )
     evaluate.add_argument("predictions", help="folder of DAP label maps (or one file)")
     evaluate.add_argument(

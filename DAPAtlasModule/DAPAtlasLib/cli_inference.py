@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from AnatomyCommonLib.cli import exit_codes_epilog
 from AnatomyCommonLib.cluster import add_cluster_arguments, cluster_options
 
 
@@ -253,7 +254,11 @@ def add_commands(commands) -> None:
     segment.add_argument("--progress-lines", action="store_true", help="machine-readable progress on stdout")
     segment.set_defaults(handler=_segment)
 
-    batch = commands.add_parser("batch", help="segment many CTs (resumable) and write one statistics CSV")
+    batch = commands.add_parser(
+        "batch",
+        help="segment many CTs (resumable) and write one statistics CSV",
+        epilog=exit_codes_epilog("1 at least one case failed (listed; the others are written)"),
+    )
     batch.add_argument("inputs", nargs="+", help="CT files and/or folders of CT files")
     batch.add_argument(
         "--out", required=True, help="output folder (<case>_dap.nii.gz, statistics.csv, report)"

@@ -346,10 +346,10 @@ def add_commands(commands) -> None:
     train.add_argument("data", help="folder written by prepare-data")
     train.add_argument("out", help="training folder (checkpoints/, metrics.jsonl; resumed if it exists)")
     _add_detector_options(train, adapter=False)
-    train.add_argument("--steps", type=int, default=1000)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--steps", type=int, default=1000, help="optimizer steps (one batch each)")
+    train.add_argument("--batch-size", type=int, default=8, help="slices per optimizer step")
     train.add_argument("--lr", type=float, default=1e-4, help="learning rate (paper's best: 1e-4)")
-    train.add_argument("--weight-decay", type=float, default=1e-4)
+    train.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
     train.add_argument(
         "--n-absent", type=int, default=8, help="random absent names per prompt (paper's best: 8)"
     )
@@ -357,14 +357,18 @@ def add_commands(commands) -> None:
     train.add_argument(
         "--augment-probability", type=float, default=0.1, help="probability of each augmentation"
     )
-    train.add_argument("--lora-rank", type=int, default=16)
-    train.add_argument("--lora-alpha", type=float, default=32.0)
-    train.add_argument("--lora-dropout", type=float, default=0.05)
+    train.add_argument("--lora-rank", type=int, default=16, help="LoRA rank r of the low-rank updates")
+    train.add_argument(
+        "--lora-alpha", type=float, default=32.0, help="LoRA scaling alpha (update scaled by alpha/r)"
+    )
+    train.add_argument(
+        "--lora-dropout", type=float, default=0.05, help="dropout probability on the LoRA input"
+    )
     train.add_argument(
         "--lora-targets", help="regex of the module names that get LoRA (default: attention layers)"
     )
-    train.add_argument("--checkpoint-every", type=int, default=200)
-    train.add_argument("--log-every", type=int, default=10)
+    train.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    train.add_argument("--log-every", type=int, default=10, help="steps between log lines")
     train.add_argument(
         "--val-slices", type=int, default=64, help="validation slices for the loss at checkpoints"
     )
@@ -403,14 +407,16 @@ def add_commands(commands) -> None:
     ablation.add_argument(
         "--crop-margin-px", type=float, default=20.0, help="context around the box in the crop"
     )
-    ablation.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the mask")
+    ablation.add_argument(
+        "--threshold", type=float, default=0.5, help="probability threshold of the mask, 0..1"
+    )
     ablation.add_argument(
         "--detector", action="store_true", help="use Lang2BBox boxes instead of ground truth"
     )
     ablation.add_argument("--base", help="Grounding DINO folder for --detector")
     ablation.add_argument("--adapter", default="installed", help="LoRA adapter for --detector")
     ablation.add_argument("--max-slices", type=int, default=None)
-    ablation.add_argument("--device", default="cpu")
+    ablation.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     ablation.add_argument("--seed", type=int, default=0)
     ablation.add_argument("--json", help="write the table as JSON to this file ('-': stdout)")
     ablation.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -430,9 +436,13 @@ def add_commands(commands) -> None:
         "--enlarge-px", type=float, default=10.0, help="box enlargement per side (default 10)"
     )
     segment.add_argument("--no-window", action="store_true", help="min-max instead of the organ's CT window")
-    segment.add_argument("--score-threshold", type=float, default=0.3)
-    segment.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the mask")
-    segment.add_argument("--device", default="cpu")
+    segment.add_argument(
+        "--score-threshold", type=float, default=0.3, help="smallest box confidence of the detector, 0..1"
+    )
+    segment.add_argument(
+        "--threshold", type=float, default=0.5, help="probability threshold of the mask, 0..1"
+    )
+    segment.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     segment.set_defaults(handler=_segment_slice)
 
     add_models_cli(commands, weights_manager)

@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from AnatomyCommonLib.cli import write_json
+from AnatomyCommonLib.cli import exit_codes_epilog, write_json
 
 
 def add_commands(commands) -> None:
     """Register the interaction sub-commands on an argparse sub-parsers object."""
     parse = commands.add_parser(
-        "parse", help="parse a typed LIMIS command and print its kind and arguments as JSON"
+        "parse",
+        help="parse a typed LIMIS command and print its kind and arguments as JSON",
+        epilog=exit_codes_epilog("3 the command is of kind 'unknown' (the JSON is printed all the same)"),
     )
     parse.add_argument("text", nargs="+", help="the command as a user would type it")
     parse.add_argument(
@@ -34,7 +36,11 @@ def add_commands(commands) -> None:
     parse.add_argument("--rules-only", action="store_true", help="do not use the sentence-embedding matcher")
     parse.set_defaults(handler=_parse)
 
-    replay = commands.add_parser("replay", help="replay a scripted session on a CT and write a PNG per step")
+    replay = commands.add_parser(
+        "replay",
+        help="replay a scripted session on a CT and write a PNG per step",
+        epilog=exit_codes_epilog("1 at least one line failed (listed on stderr; the PNGs are written)"),
+    )
     replay.add_argument(
         "script",
         help="text file: one command per line, '@slice N', '@slice middle <structure>', '@box x0 y0 x1 y1'",

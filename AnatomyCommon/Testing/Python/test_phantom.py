@@ -423,3 +423,19 @@ def test_bad_arguments_raise_clear_value_errors(kwargs, message):
 def test_grids_too_coarse_to_separate_ribs_and_vertebrae_warn():
     with pytest.warns(UserWarning, match="too coarse"):
         make_phantom("tiny", spacing_mm=10.0, n_lesions=0)
+
+
+@pytest.mark.parametrize("n_lesions", [1, 4])
+def test_overview_shows_lesions_in_a_colour_no_label_uses(tmp_path, n_lesions):
+    from PIL import Image
+
+    from AnatomyCommonLib.anatomy.phantom.sample_case import write_phantom_case
+
+    def magenta_pixels(folder, lesions):
+        phantom = make_phantom("tiny", seed=5, n_lesions=lesions)
+        paths = write_phantom_case(phantom, folder)
+        rgb = np.asarray(Image.open(paths["overview"]).convert("RGB")).astype(int)
+        return int(((rgb[..., 0] > 230) & (rgb[..., 1] < 40) & (rgb[..., 2] > 230)).sum())
+
+    assert magenta_pixels(tmp_path / "none", 0) == 0  # no label, CT grey or text is magenta
+    assert magenta_pixels(tmp_path / "some", n_lesions) > 0  # the views pass through a lesion

@@ -149,3 +149,35 @@ def test_existing_sheets_are_not_overwritten(tmp_path):
             reference, {"m": reference}, comparison, tmp_path / "c.png", panels_per_page=2
         )
     assert (tmp_path / "c_page2.png").read_bytes() == b"mine" and not (tmp_path / "c.png").exists()
+
+
+def test_scores_are_white_in_a_frame_of_the_model_colour(tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    drawn = []
+    original = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        drawn.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    reference, _ = cubes_case(3, shape=(6, 40, 60))
+    prediction = reference.copy()
+    prediction[prediction > 0] = 1
+    predictions = {"first": prediction, "second": reference}
+    comparison = compare(reference, predictions)
+    report = render_component_report(reference, predictions, comparison, tmp_path / "c.png", margin_mm=2)
+    scores = [
+        text
+        for figure in drawn
+        for axes in figure.axes
+        for text in axes.texts
+        if text.get_text().startswith(("first:", "second:"))
+    ]
+    assert scores
+    assert {to_hex(text.get_color()) for text in scores} == {"#ffffff"}
+    for text in scores:
+        model = text.get_text().split(":")[0]
+        assert to_hex(text.get_bbox_patch().get_edgecolor()) == to_hex(report.colors[model])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from AnatomyCommonLib.cli import json_default
 from AnatomyCommonLib.errors import OutputExistsError
 from AnatomyCommonLib.image_io import write_volume
@@ -20,6 +22,8 @@ CASE_FILES = {
     "overview": "overview.png",
     "info": "phantom.json",
 }
+#: lesion outline colour of the overview: magenta is in no label colour and stands out from fat and bone
+LESION_OUTLINE_RGB = (1.0, 0.0, 1.0)
 
 
 def write_phantom_case(phantom: Phantom, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
@@ -40,17 +44,23 @@ def write_phantom_case(phantom: Phantom, out_dir: str | Path, *, overwrite: bool
     write_volume(phantom.ct, paths["ct"], overwrite=overwrite)
     write_volume(phantom.labels, paths["labels"], overwrite=overwrite)
     write_volume(phantom.lesions, paths["lesions"], overwrite=overwrite)
-    lesion_overlay = phantom.lesions.with_array((phantom.lesions.array > 0).astype("uint8") * 255)
-    colors = {**default_colors_rgb(), 255: (255, 255, 0)}
-    overlay = phantom.labels.with_array(
-        phantom.labels.array.astype("uint8") * (lesion_overlay.array == 0) + lesion_overlay.array
-    )
+    lesion_mask = phantom.lesions.with_array((phantom.lesions.array > 0).astype("uint8"))
+    center, where = None, ""
+    if phantom.lesion_info:  # the three views pass through the largest lesion, so lesions are seen
+        largest = max(phantom.lesion_info, key=lambda info: info["n_voxels"])
+        voxels = np.argwhere(phantom.lesions.array == largest["id"])
+        if len(voxels):
+            center = phantom.lesions.kji_to_ras(voxels.mean(axis=0, keepdims=True))[0]
+            where = f", views through lesion {largest['id']}"
     render_orthogonal_views(
         paths["overview"],
         phantom.ct,
-        overlay,
-        colors,
-        title=f"Synthetic whole-body CT ({phantom.sex}), DAP Atlas labels, lesions in yellow",
+        phantom.labels,
+        default_colors_rgb(),
+        center_ras=center,
+        extra_overlays=[(lesion_mask, LESION_OUTLINE_RGB)],
+        title=f"Synthetic whole-body CT ({phantom.sex}), DAP Atlas labels, lesions outlined in magenta"
+        + where,
         overwrite=overwrite,
     )
     info = {
