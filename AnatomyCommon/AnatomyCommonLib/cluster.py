@@ -280,8 +280,8 @@ def add_cluster_arguments(parser, *, gpu: bool = False) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="run the cases on a local Dask cluster of N worker processes (default: one after the "
-        "other in this process)",
+        help="run the cases on a local Dask cluster of N worker processes (default: 0 = one after "
+        "the other in this process)",
     )
     group.add_argument(
         "--scheduler",

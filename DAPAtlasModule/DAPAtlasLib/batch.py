@@ -177,7 +177,7 @@ def run_batch(
     cases = find_cases(inputs)
     report = BatchReport(out_dir=str(out))
     if cluster is not None and cluster.distributed:
-        settings = _SegmenterSettings(
+        settings = SegmenterSettings(
             str(model),
             device,
             tuple(folds) if folds else None,
@@ -247,7 +247,7 @@ def run_batch(
 
 
 @dataclass(frozen=True)
-class _SegmenterSettings:
+class SegmenterSettings:
     """What makes two segmenters the same: the key of a worker's cached model."""
 
     model: str
@@ -260,11 +260,11 @@ class _SegmenterSettings:
 
 
 #: The segmenters this process loaded, by settings: on a Dask worker, one model load per worker.
-_WORKER_SEGMENTERS: dict[_SegmenterSettings, object] = {}
+_WORKER_SEGMENTERS: dict[SegmenterSettings, object] = {}
 _WORKER_LOCK = threading.Lock()
 
 
-def worker_segmenter(settings: _SegmenterSettings):
+def worker_segmenter(settings: SegmenterSettings):
     """The segmenter of ``settings`` loaded once in this process and reused by every case."""
     with _WORKER_LOCK:
         segmenter = _WORKER_SEGMENTERS.get(settings)

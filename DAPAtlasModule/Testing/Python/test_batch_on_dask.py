@@ -17,7 +17,7 @@ from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.cluster import ClusterOptions  # noqa: E402
 from AnatomyCommonLib.image_io import read_labelmap, write_volume  # noqa: E402
 from DAPAtlasLib.__main__ import main  # noqa: E402
-from DAPAtlasLib.batch import _SegmenterSettings, run_batch, worker_segmenter  # noqa: E402
+from DAPAtlasLib.batch import SegmenterSettings, run_batch, worker_segmenter  # noqa: E402
 from DAPAtlasLib.exceptions import MissingWeightsError  # noqa: E402
 from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
 from DAPAtlasLib.nnunet.random_model import write_random_v2_model  # noqa: E402
@@ -79,10 +79,10 @@ def test_a_missing_model_still_stops_a_batch_on_workers(cases, tmp_path, monkeyp
 
 
 def test_a_worker_loads_the_model_once(model_dir):
-    settings = _SegmenterSettings(str(model_dir), "cpu", None, None, True, "torch", True)
+    settings = SegmenterSettings(str(model_dir), "cpu", None, None, True, "torch", True)
     first = worker_segmenter(settings)
     assert worker_segmenter(settings) is first
-    other = _SegmenterSettings(str(model_dir), "cpu", None, None, False, "torch", True)
+    other = SegmenterSettings(str(model_dir), "cpu", None, None, False, "torch", True)
     assert worker_segmenter(other) is not first
 
 
