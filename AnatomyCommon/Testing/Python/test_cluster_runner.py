@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import cloudpickle
 import pytest
 
 from AnatomyCommonLib.atomic_output import atomic_output_file
@@ -21,6 +20,7 @@ from AnatomyCommonLib.cluster import (
 from AnatomyCommonLib.errors import InputNotFoundError
 
 pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
 
 # worker processes cannot import this test module: its functions travel by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
