@@ -180,3 +180,17 @@ def write_v1_model(
             pickle.dump(info, handle)
         networks[fold] = network
     return networks
+
+
+def write_coarse_random_v2_model(folder: Path):
+    """A random 16-class DAP v2 model folder at 18 mm: segments a tiny phantom in about a second,
+    for the batch tests (sequential and on Dask), which check plumbing, not accuracy."""
+    from DAPAtlasLib.model_conversion import InferenceSettings
+    from DAPAtlasLib.nnunet.random_model import write_random_v2_model
+
+    return write_random_v2_model(
+        folder,
+        spacing_mm=(18.0, 18.0, 18.0),
+        num_classes=16,
+        settings=InferenceSettings("random", False, "LAS"),
+    )

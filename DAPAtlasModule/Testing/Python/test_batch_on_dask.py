@@ -13,27 +13,21 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("nnunetv2")
 pytest.importorskip("distributed")
 
+from dap_model_fixtures import write_coarse_random_v2_model  # noqa: E402
+
 from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.cluster import ClusterOptions  # noqa: E402
 from AnatomyCommonLib.image_io import read_labelmap, write_volume  # noqa: E402
 from DAPAtlasLib.__main__ import main  # noqa: E402
 from DAPAtlasLib.batch import SegmenterSettings, run_batch, worker_segmenter  # noqa: E402
 from DAPAtlasLib.exceptions import MissingWeightsError  # noqa: E402
-from DAPAtlasLib.model_conversion import InferenceSettings  # noqa: E402
-from DAPAtlasLib.nnunet.random_model import write_random_v2_model  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("batch_model") / "random"
-    return write_random_v2_model(
-        folder,
-        spacing_mm=(18.0, 18.0, 18.0),
-        num_classes=16,
-        settings=InferenceSettings("random", False, "LAS"),
-    )
+    return write_coarse_random_v2_model(tmp_path_factory.mktemp("batch_model") / "random")
 
 
 @pytest.fixture
