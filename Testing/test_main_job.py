@@ -184,3 +184,39 @@ def test_cc_tables_name_the_phantom_lesion_ids(tmp_path, capsys, monkeypatch):
     for row in rows:
         ids = re.fullmatch(r"phantom lesion ([\d+]+): \w+", row["note"]).group(1)
         assert any(t.startswith(f"#{row['component_id']} = lesion {ids} ") for t in titles), (row, titles)
+
+
+def test_run_main_job_checks_options_before_setting_up_the_environment(tmp_path):
+    """A typo on a fresh clone is reported at once, not after minutes of installing .venv."""
+    import shutil
+
+    (tmp_path / "scripts").mkdir()
+    for name in ("run_main_job.sh", "main_job.py"):
+        shutil.copy2(ROOT / "scripts" / name, tmp_path / "scripts" / name)
+    presets = Path("AnatomyCommon/AnatomyCommonLib/anatomy/phantom/presets.py")
+    (tmp_path / presets).parent.mkdir(parents=True)
+    shutil.copy2(ROOT / presets, tmp_path / presets)
+    # the set-up step is replaced by one that only leaves a trace: it must not be reached
+    setup = tmp_path / "scripts" / "setup_env.sh"
+    setup.write_text('#!/usr/bin/env bash\ntouch "$(dirname "$0")/../setup_was_run"\nexit 1\n')
+    setup.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "run_main_job.sh"), "--size", "huge"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'huge'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "setup_was_run").exists()
+    # a valid option goes on to the set-up step
+    result = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "run_main_job.sh"), "--size", "tiny"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert (tmp_path / "setup_was_run").exists() and result.returncode == 1

@@ -348,20 +348,25 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
 
-def _size_help() -> str:
-    from AnatomyCommonLib.anatomy.phantom.materials import SIZE_PRESETS
+def _size_presets() -> dict:
+    """The phantom size presets, read from their data-only file without importing the package
+    (whose ``__init__`` needs numpy): ``--check-options`` runs before the environment exists."""
+    path = ROOT / "AnatomyCommon" / "AnatomyCommonLib" / "anatomy" / "phantom" / "presets.py"
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    return namespace["SIZE_PRESETS"]
 
+
+def _size_help() -> str:
     grids = ", ".join(
         f"{name} {'x'.join(f'{s:g}' for s in preset['spacing_ras_mm'])} mm"
-        for name, preset in SIZE_PRESETS.items()
+        for name, preset in _size_presets().items()
     )
     return f"phantom size preset; voxel spacing left-right x posterior-anterior x inferior-superior: {grids}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The main job's options (all validated before anything is written)."""
-    from AnatomyCommonLib.anatomy.phantom.materials import SIZE_PRESETS
-
     parser = _OneLineParser(
         prog="main_job.py",
         description=__doc__.splitlines()[0],
@@ -374,11 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder; a run writes a fresh sibling folder and swaps it in only when every step "
         "succeeded, so a failed run leaves the previous results in place",
     )
-    parser.add_argument("--size", default="small", choices=list(SIZE_PRESETS), help=_size_help())
+    parser.add_argument("--size", default="small", choices=list(_size_presets()), help=_size_help())
     parser.add_argument("--sex", default="M", choices=["M", "F"], help="phantom sex (pelvis, sex organs)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of phantom and perturbations")
     parser.add_argument(
         "--lesions", type=_lesion_count, default=12, help="number of phantom lesions (0..500)"
+    )
+    parser.add_argument(
+        "--check-options",
+        action="store_true",
+        help="only check the options and exit (run_main_job.sh does this before setting up .venv)",
     )
     return parser
 
@@ -425,6 +435,8 @@ def _swap_in(staging: Path, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.check_options:
+        return 0
     from AnatomyCommonLib.atomic_output import staging_folder
 
     out = Path(args.out).resolve()
