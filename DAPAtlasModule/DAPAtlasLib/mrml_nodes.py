@@ -51,33 +51,60 @@ def create_dap_segmentation(
     Segments are ordered by anatomical system (the order of :data:`SYSTEMS`), then by label id,
     so the segment list reads as groups. With ``key`` (e.g. ``"post-processed|<input node id>"``)
     the segmentation of the same key is refilled (its old segments replaced) instead of adding one.
+    This is :func:`prepare_dap_segments` (the module runs it in its job runner) then
+    :func:`attach_dap_segments` (main thread) on the calling thread.
     """
+    return attach_dap_segments(
+        prepare_dap_segments(labels),
+        name,
+        scene=scene,
+        reference_volume_node=reference_volume_node,
+        segmentation_node=segmentation_node,
+        key=key,
+    )
+
+
+def _system_of(value: int) -> str:
+    try:
+        return label_by_id(int(value)).system
+    except KeyError:
+        return "background"
+
+
+def prepare_dap_segments(labels: Volume) -> slicer_bridge.PreparedSegments:
+    """The DAP segments of a label map, built without a scene (any thread): names, colours,
+    terminology, the system tag, in system order. Attach them with :func:`attach_dap_segments`."""
+    return slicer_bridge.prepare_segments(
+        labels,
+        segment_descriptions(),
+        order=lambda value: (SYSTEMS.index(_system_of(value)), value),
+        tags=lambda value: {SYSTEM_TAG: _system_of(value)},
+    )
+
+
+def attach_dap_segments(
+    prepared: slicer_bridge.PreparedSegments,
+    name: str = "DAP Atlas",
+    *,
+    scene=None,
+    reference_volume_node=None,
+    segmentation_node=None,
+    key: str | None = None,
+):
+    """Main thread: prepared DAP segments into a segmentation node (the node of ``key`` is refilled)."""
     scene = slicer_bridge.mrml_scene(scene)
     if segmentation_node is None and key is not None:
         segmentation_node = slicer_bridge.result_node("vtkMRMLSegmentationNode", key, name, scene=scene)
         if segmentation_node.GetDisplayNode() is None:
             segmentation_node.CreateDefaultDisplayNodes()
-    node = slicer_bridge.labelmap_to_segmentation_node(
-        labels,
-        segment_descriptions(),
-        name=name,
+    return slicer_bridge.attach_prepared_segments(
+        prepared,
+        name,
         scene=scene,
         reference_volume_node=reference_volume_node,
         segmentation_node=segmentation_node,
         replace_segments=key is not None,
     )
-    segmentation = node.GetSegmentation()
-    entries = []
-    for index in range(segmentation.GetNumberOfSegments()):
-        segment_id = segmentation.GetNthSegmentID(index)
-        segment = segmentation.GetSegment(segment_id)
-        value = _segment_tag(segment, slicer_bridge.LABEL_VALUE_TAG)
-        system = label_by_id(int(value)).system if value and value.isdigit() else "background"
-        segment.SetTag(SYSTEM_TAG, system)
-        entries.append((SYSTEMS.index(system), int(value) if value and value.isdigit() else 1000, segment_id))
-    for position, (_, _, segment_id) in enumerate(sorted(entries)):
-        segmentation.SetSegmentIndex(segment_id, position)
-    return node
 
 
 def segment_ids_by_system(segmentation_node) -> dict[str, list[str]]:
@@ -196,37 +223,71 @@ def statistics_result_nodes(stats, name: str, *, key: str, scene=None):
 
 @dataclass(frozen=True)
 class ApplyComputation:
-    """What the background half of the module's Apply computed (numpy only; no MRML)."""
+    """What the background half of the module's Apply computed (numpy and unattached VTK objects)."""
 
     result: Any  # PostprocessResult: the repaired labels and the report
     statistics: list  # StructureStatistics of the repaired labels
+    segments: slicer_bridge.PreparedSegments | None = None  # the repaired labels as DAP segments
+
+
+def _check_cancel(job, message: str) -> None:
+    from AnatomyCommonLib.errors import CancelledError
+
+    if job is not None and job.should_cancel():
+        raise CancelledError(message)
 
 
 def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata, job) -> ApplyComputation:
-    """The part of Apply that runs in the job runner: the rules, then the statistics.
+    """The part of Apply that runs in the job runner: the rules, the statistics, the segments.
 
     ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
     honoured between rules and before the statistics by raising CancelledError). Only the MRML reads
-    before and the import after (:func:`create_dap_segmentation`, :func:`statistics_result_nodes`)
+    before and the attaching after (:func:`attach_dap_segments`, :func:`statistics_result_nodes`)
     stay on the main thread.
     """
-    from AnatomyCommonLib.errors import CancelledError
-
     from .postprocess import postprocess
     from .statistics import structure_statistics
 
+    cancelled = "Post-processing cancelled; nothing was added to the scene."
+
     def progress(step: str, index: int, total: int) -> None:
-        if job.should_cancel():
-            raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
-        job.report_progress(0.9 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
+        _check_cancel(job, cancelled)
+        job.report_progress(0.85 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
 
     result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
-    if job.should_cancel():
-        raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
-    job.report_progress(0.9, "statistics")
+    _check_cancel(job, cancelled)
+    job.report_progress(0.85, "statistics")
     statistics = structure_statistics(result.labels, ct)
+    _check_cancel(job, cancelled)
+    job.report_progress(0.93, "segments")
+    segments = prepare_dap_segments(result.labels)
     job.report_progress(1.0, "done")
-    return ApplyComputation(result, statistics)
+    return ApplyComputation(result, statistics, segments)
+
+
+def statistics_in_background(labels: Volume, ct: Volume, *, job=None) -> list:
+    """The statistics of *Show statistics*, for the job runner (the nodes are made on the main thread)."""
+    from .statistics import structure_statistics
+
+    if job is not None:
+        job.report_progress(0.0, "statistics")
+    statistics = structure_statistics(labels, ct)
+    if job is not None:
+        job.report_progress(1.0, "done")
+    return statistics
+
+
+def model_output_in_background(labels_path, *, job=None) -> slicer_bridge.PreparedSegments:
+    """The end of *Segment*, for the job runner: read the model's label map file, build its segments."""
+    from AnatomyCommonLib.image_io import read_labelmap
+
+    if job is not None:
+        job.report_progress(0.0, "reading the model output")
+    labels = read_labelmap(labels_path, name="DAP Atlas model output")
+    _check_cancel(job, "Import cancelled; nothing was added to the scene.")
+    if job is not None:
+        job.report_progress(0.5, "building the segments")
+    return prepare_dap_segments(labels)
 
 
 def load_color_table_node(path: str | Path | None = None, *, scene=None):
