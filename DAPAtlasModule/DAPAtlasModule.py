@@ -87,6 +87,13 @@ class DAPAtlasModuleParameterNode:
     postprocessAfterSegment: bool = False
 
 
+def _cancelStartedProcess(startJob) -> None:
+    """Wait for a cancelled start job; kill the model process it may still have started."""
+    process = startJob.wait().result
+    if process is not None:
+        process.cancel()
+
+
 class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Widget <-> parameter node; actions call DAPAtlasModuleLogic."""
 
@@ -103,6 +110,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._applyInputs = None
         self._applyFinish = None  # main-thread callback(inputs, update) of the finished job
         self._importJob = None  # reading + segment building of a finished segmentation (a ThreadJob)
+        self._startJob = None  # writing the CT + starting the model process (a ThreadJob)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -355,13 +363,17 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self._confirmWeights(p.segmentModel):
                 return
         with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
-            self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
+            # writing the CT and starting the process: in the job runner; the poll picks up the process
+            self._startJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
             self._segmentCtNode = p.segmentVolume
             self._setSegmentRunning(True)
             self.ui.statusLabel.text = f"Segmenting {p.segmentVolume.GetName()} with {p.segmentModel} ..."
             self._segmentTimer.start()
 
     def onPollSegmentation(self) -> None:
+        if self._startJob is not None:
+            self._pollStart()
+            return
         if self._importJob is not None:
             self._pollImport()
             return
@@ -384,6 +396,20 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         threading.Thread(target=job.cleanup, name="DAP Atlas cleanup", daemon=True).start()
         with slicer.util.tryWithErrorDisplay("DAP Atlas segmentation failed."):
             self._raiseUnlessSucceeded(update, "segmentation")
+
+    def _pollStart(self) -> None:
+        update = self._startJob.poll()
+        self.ui.segmentProgressBar.format = f"%p%  {update.message}"
+        if not update.ended:
+            return
+        self._startJob = None
+        if update.state == "succeeded":
+            self._segmentJob = update.result  # the running model process; polled from the next tick
+            return
+        self._segmentTimer.stop()
+        self._setSegmentRunning(False)
+        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation."):
+            self._raiseUnlessSucceeded(update, "segmentation start")
 
     def _pollImport(self) -> None:
         update = self._importJob.poll()
@@ -408,6 +434,18 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onCancelSegment(self, _checked=None, wait: bool = False) -> None:
         if self._importJob is not None:
             self._importJob.cancel()  # cooperative; the poll reports the end
+            return
+        if self._startJob is not None:
+            self._segmentTimer.stop()
+            startJob, self._startJob = self._startJob, None
+            startJob.cancel()
+            # a process that started before the cancel request was seen is killed off the main thread
+            helper = threading.Thread(target=_cancelStartedProcess, args=(startJob,), daemon=True)
+            helper.start()
+            if wait:
+                helper.join()
+            self._setSegmentRunning(False)
+            self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
             return
         if self._segmentJob is None:
             return
@@ -620,12 +658,18 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return use_downloaded_folder(model, folder)
 
     def startSegmentation(self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None):
-        """Start the model on ``ctNode`` in a background process; returns the job (poll() it)."""
+        """Start the model on ``ctNode``: the CT is read here, written and the model process started in
+        the job runner. Returns that ThreadJob; its result is the running ProcessJob (poll it)."""
         from AnatomyCommonLib import slicer_bridge
-        from DAPAtlasLib.segmentation_job import start_segmentation_job
+        from DAPAtlasLib.segmentation_job import start_segmentation_in_background
 
         ct = slicer_bridge.node_to_volume(ctNode)
-        return start_segmentation_job(ct, model, device=device, folds=folds, postprocess=False)
+        return self.submit(
+            lambda job: start_segmentation_in_background(
+                ct, model, device=device, folds=folds, postprocess=False, job=job
+            ),
+            "DAP Atlas segmentation start",
+        )
 
     def startImportModelOutput(self, segmentJob):
         """Read a finished model output and build its segments in the job runner; returns the job.
@@ -664,7 +708,10 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         """
         self.checkRequirements(self.inferenceRequirements())
         self.checkWeights(model)
-        job = self.startSegmentation(ctNode, model, device, folds)
+        started = self.startSegmentation(ctNode, model, device, folds).wait()
+        if started.state != "succeeded":
+            raise RuntimeError(started.error or f"The segmentation ended as {started.state}.")
+        job = started.result
         try:
             update = job.wait()
             if update.state != "succeeded":
