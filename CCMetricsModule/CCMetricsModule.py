@@ -36,7 +36,7 @@ class CCMetricsModule(ScriptedLoadableModule):
         self.parent.title = "CC-Metrics"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = ["AnatomyCommon"]
-        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit contributors (slicer-anatomy-toolkit on GitHub)"]
         self.parent.helpText = (
             "Per-connected-component metrics (Dice, IoU, normalized surface Dice, HD, HD95, ASSD in mm) "
             "computed in the generalized Voronoi region of each reference component, next to the standard "

@@ -43,7 +43,7 @@ class DAPAtlasModule(ScriptedLoadableModule):
         self.parent.title = "DAP Atlas"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = ["AnatomyCommon"]
-        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit contributors (slicer-anatomy-toolkit on GitHub)"]
         self.parent.helpText = (
             "Whole-body CT segmentation into the 142 structures of the Dense Anatomical Prediction (DAP) "
             "Atlas, anatomical-rule post-processing (left/right split, rib counting, body-part limits, "
