@@ -568,26 +568,24 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return self.importApplyResult(inputs, update.result, outputName=outputName)
 
     def readApplyInputs(self, ctNode, modelOutputNode, sex: str = "auto", steps=None, force=False) -> dict:
-        """Main thread: the CT, the DAP labels and the DICOM sex read from the nodes (MRML only)."""
+        """Main thread: what Apply reads from the nodes (MRML only; the voxels are copied by the job)."""
         self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
-        from DAPAtlasLib.input_checks import check_ct
         from DAPAtlasLib.postprocess import validate_steps
 
-        ct = slicer_bridge.node_to_volume(ctNode)
-        inputWarnings = []
-        if "skull_from_ct" in validate_steps(steps):
-            inputWarnings = check_ct(ct, name=ctNode.GetName(), force=force)
         dicomSex = mrml_nodes.patient_sex_of_node(ctNode)
+        checkCt = (
+            {"name": ctNode.GetName(), "force": force} if "skull_from_ct" in validate_steps(steps) else None
+        )
         return {
             "ctNode": ctNode,
             "modelOutputNode": modelOutputNode,
-            "ct": ct,
-            "labels": mrml_nodes.dap_labels_from_node(modelOutputNode, ctNode),
+            "ct": slicer_bridge.volume_snapshot(ctNode),
+            "labels": mrml_nodes.dap_labels_reader(modelOutputNode, ctNode),
             "sex": sex,
             "metadata": {"PatientSex": dicomSex} if dicomSex else {},
-            "inputWarnings": inputWarnings,
+            "checkCt": checkCt,  # the CT check reads every voxel: in the job, before the rules
         }
 
     def submit(self, function, description: str):
@@ -608,13 +606,15 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
     def _applyComputation(inputs: dict, steps, job):
         from DAPAtlasLib.mrml_nodes import apply_in_background
 
+        job.report_progress(0.0, "reading the CT and the model output")
         return apply_in_background(
-            inputs["labels"],
-            inputs["ct"],
+            inputs["labels"].read(),
+            inputs["ct"].to_volume(),
             sex=inputs["sex"],
             steps=steps,
             metadata=inputs["metadata"],
             job=job,
+            check_ct=inputs["checkCt"],
         )
 
     def importApplyResult(self, inputs: dict, computation, outputName=None) -> dict:
@@ -634,7 +634,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             "report": computation.result.report,
             "tableNode": tableNode,
             "chartNode": chartNode,
-            "inputWarnings": inputs["inputWarnings"],
+            "inputWarnings": list(computation.input_warnings),
         }
 
     @staticmethod
@@ -663,10 +663,10 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib.segmentation_job import start_segmentation_in_background
 
-        ct = slicer_bridge.node_to_volume(ctNode)
+        ct = slicer_bridge.volume_snapshot(ctNode)  # copied, written and handed to the process in the job
         return self.submit(
             lambda job: start_segmentation_in_background(
-                ct, model, device=device, folds=folds, postprocess=False, job=job
+                ct.to_volume(), model, device=device, folds=folds, postprocess=False, job=job
             ),
             "DAP Atlas segmentation start",
         )
@@ -737,9 +737,9 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
 
-        return {
-            "labels": mrml_nodes.dap_labels_from_node(segmentationNode, ctNode),
-            "ct": slicer_bridge.node_to_volume(ctNode),
+        return {  # plans only: the job copies the voxels
+            "labels": mrml_nodes.dap_labels_reader(segmentationNode, ctNode),
+            "ct": slicer_bridge.volume_snapshot(ctNode),
             "name": segmentationNode.GetName(),
             "key": f"DAP statistics|{segmentationNode.GetID()}",
         }
@@ -749,7 +749,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         from DAPAtlasLib.mrml_nodes import statistics_in_background
 
         return self.submit(
-            lambda job: statistics_in_background(inputs["labels"], inputs["ct"], job=job),
+            lambda job: statistics_in_background(inputs["labels"].read(), inputs["ct"].to_volume(), job=job),
             "DAP Atlas statistics",
         )
 

@@ -21,6 +21,8 @@ from slicer_module_logic import load_module_file
 
 import AnatomyCommonLib.image_io as image_io
 import CCMetricsLib.mrml_nodes as cc_mrml
+import DAPAtlasLib.input_checks as dap_input_checks
+import DAPAtlasLib.mrml_nodes as dap_mrml
 import DAPAtlasLib.postprocess as dap_postprocess
 import DAPAtlasLib.statistics as dap_statistics
 from AnatomyCommonLib import slicer_bridge
@@ -39,6 +41,11 @@ HEAVY = [
     (image_io, "read_labelmap"),
     (image_io, "write_volume"),
     (slicer_bridge, "prepare_segments"),
+    (dap_input_checks, "check_ct"),
+    # copies of voxels out of nodes: planned on the main thread, made in the job
+    (slicer_bridge.VolumeSnapshot, "to_volume"),
+    (slicer_bridge.LabelmapRead, "read"),
+    (dap_mrml.DapLabelsRead, "read"),
 ]
 
 
@@ -48,9 +55,10 @@ def calls(monkeypatch):
     record: dict[str, list[threading.Thread]] = defaultdict(list)
     for module, name in HEAVY:
         original = getattr(module, name)
+        key = f"{module.__name__}.{name}" if isinstance(module, type) else name
 
-        def wrapper(*args, _original=original, _name=name, **kwargs):
-            record[_name].append(threading.current_thread())
+        def wrapper(*args, _original=original, _key=key, **kwargs):
+            record[_key].append(threading.current_thread())
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(module, name, wrapper)
@@ -112,7 +120,15 @@ def test_dap_apply_statistics_and_segment_import_do_their_work_off_the_main_thre
     computed = run(dap_logic.startApply(inputs)).result
     result = dap_logic.importApplyResult(inputs, computed)
     worker = dap_logic._worker.thread
-    assert_only_in(calls, worker, "postprocess", "structure_statistics", "prepare_segments")
+    assert_only_in(
+        calls,
+        worker,
+        "postprocess",
+        "structure_statistics",
+        "prepare_segments",
+        "check_ct",
+        "VolumeSnapshot.to_volume",  # the CT and the label-map model output
+    )
     assert_attached(result["segmentationNode"], computed.segments)
     assert result["tableNode"].GetNumberOfRows() == len(computed.statistics)
 
@@ -121,7 +137,14 @@ def test_dap_apply_statistics_and_segment_import_do_their_work_off_the_main_thre
     inputs = dap_logic.readStatisticsInputs(ct_node, result["segmentationNode"])
     statistics = run(dap_logic.startStatistics(inputs)).result
     table, _ = dap_logic.importStatistics(inputs, statistics)
-    assert_only_in(calls, worker, "structure_statistics")
+    assert_only_in(
+        calls,
+        worker,
+        "structure_statistics",
+        "VolumeSnapshot.to_volume",
+        "LabelmapRead.read",
+        "DapLabelsRead.read",
+    )
     rows = slicer_bridge.table_node_to_rows(table)
     assert [row["name"] for row in rows] == [s.name for s in statistics]
 
@@ -149,7 +172,7 @@ def test_dap_segment_start_writes_the_ct_off_the_main_thread(dap_logic, mrml_sce
     calls.clear()
     process = run(dap_logic.startSegmentation(ct_node, str(tmp_path / "no-model"), "cpu")).result
     try:
-        assert_only_in(calls, dap_logic._worker.thread, "write_volume")
+        assert_only_in(calls, dap_logic._worker.thread, "write_volume", "VolumeSnapshot.to_volume")
         assert isinstance(process, ProcessJob) and (process.work_dir / "ct.nii").is_file()
     finally:
         process.cancel()
@@ -177,7 +200,7 @@ def test_cc_metrics_compute_and_regions_do_their_work_off_the_main_thread(cc_log
     computed = run(cc_logic.startCompute(inputs)).result
     result = cc_logic.showComputed(computed)
     worker = cc_logic._worker.thread
-    assert_only_in(calls, worker, "compare")
+    assert_only_in(calls, worker, "compare", "VolumeSnapshot.to_volume")
     shown = slicer_bridge.table_node_to_rows(result.component_table)
     assert (
         [row["detected"] for row in shown]

@@ -79,12 +79,10 @@ def evaluation_grid(reference_node, grid_node=None):
     from AnatomyCommonLib import slicer_bridge
 
     if grid_node is not None:
-        volume = slicer_bridge.node_to_volume(grid_node)
-        return volume.with_array(np.zeros(volume.shape, dtype=np.uint8))
+        return slicer_bridge.volume_snapshot(grid_node).grid()
     if _is_segmentation(reference_node):
         return slicer_bridge.segmentation_reference_grid(reference_node)
-    volume = slicer_bridge.node_to_volume(reference_node)
-    return volume.with_array(np.zeros(volume.shape, dtype=np.uint8))
+    return slicer_bridge.volume_snapshot(reference_node).grid()
 
 
 def node_mask(node, grid, *, segment_id: str | None = None, label: int | None = None, scene=None):
@@ -92,21 +90,34 @@ def node_mask(node, grid, *, segment_id: str | None = None, label: int | None = 
 
     Label maps must already lie on the grid (GeometryMismatchError otherwise); ``label`` selects
     one value (None: every non-zero voxel). Empty masks are allowed (an empty prediction misses
-    every component).
+    every component). (:func:`node_mask_reader`, then calling it.)
     """
+    return node_mask_reader(node, grid, segment_id=segment_id, label=label, scene=scene)()
+
+
+def node_mask_reader(node, grid, *, segment_id: str | None = None, label: int | None = None, scene=None):
+    """Main thread: check and plan :func:`node_mask`; returns a function making the mask (any thread)."""
     from AnatomyCommonLib import slicer_bridge
 
     if _is_segmentation(node):
         if segment_id is None:
             raise InvalidParameterError(f"Choose which segment of {node.GetName()} to evaluate.")
-        labels, _ = slicer_bridge.segmentation_node_to_labelmap(
-            node, grid, segment_ids=[segment_id], scene=scene
-        )
-        return labels.with_array((labels.array > 0).astype(np.uint8))
-    volume = slicer_bridge.node_to_volume(node)
-    volume.require_same_grid(grid, (node.GetName(), "the evaluation grid"))
-    mask = volume.array == label if label is not None else volume.array != 0
-    return volume.with_array(mask.astype(np.uint8))
+        reader = slicer_bridge.segmentation_labelmap_reader(node, grid, segment_ids=[segment_id], scene=scene)
+
+        def segment_mask():
+            labels, _ = reader.read()
+            return labels.with_array((labels.array > 0).astype(np.uint8))
+
+        return segment_mask
+    snapshot = slicer_bridge.volume_snapshot(node)
+    snapshot.grid().require_same_grid(grid, (node.GetName(), "the evaluation grid"))
+
+    def label_mask():
+        volume = snapshot.to_volume()
+        mask = volume.array == label if label is not None else volume.array != 0
+        return volume.with_array(mask.astype(np.uint8))
+
+    return label_mask
 
 
 def region_colors(n: int) -> list[tuple[float, float, float]]:
@@ -171,9 +182,9 @@ def show_regions(regions_node, *, visible: bool = True, outline: bool = True) ->
 class EvaluationInputs:
     """What the main thread reads from the nodes before a Compute (numpy only)."""
 
-    grid: Any  # AnatomyCommonLib Volume: the evaluation grid
-    reference: Any  # binary reference mask Volume
-    predictions: dict  # prediction name -> binary mask Volume
+    grid: Any  # AnatomyCommonLib Volume: the evaluation grid (all zero)
+    reference: Any  # function making the binary reference mask Volume (call it off the main thread)
+    predictions: dict  # prediction name -> function making its binary mask Volume
     key: str  # result key of the nodes (one set of result nodes per reference node)
     name: str = "CC-Metrics"
 
@@ -187,6 +198,7 @@ class ComputedEvaluation:
     component_rows: list
     summary_rows: list
     connectivity: int = 26
+    reference: Any = None  # the binary reference mask Volume that was evaluated
     regions: Any = None  # PreparedSegments of the Voronoi regions (with_regions), else None
     n_regions: int = 0
 
@@ -201,10 +213,11 @@ def read_evaluation_inputs(
     name: str = "CC-Metrics",
     scene=None,
 ) -> EvaluationInputs:
-    """Main thread: the evaluation grid and the binary masks of the reference and each prediction.
+    """Main thread: the evaluation grid and how to read the masks of the reference and each prediction.
 
-    A prediction segmentation is read through its segment with the reference segment's name, or
-    its only segment.
+    Errors in the choice of nodes (no segment of that name, another grid) are raised here; the
+    voxels are read by :func:`compute_evaluation`. A prediction segmentation is read through its
+    segment with the reference segment's name, or its only segment.
     """
     if reference_node is None:
         raise InvalidParameterError("Choose a reference segmentation or label map.")
@@ -215,14 +228,18 @@ def read_evaluation_inputs(
     if _is_segmentation(reference_node):
         reference_segment_id = reference_segment_id or matching_segment_id(reference_node, None)
         reference_name = reference_node.GetSegmentation().GetSegment(reference_segment_id).GetName()
-    reference = node_mask(reference_node, grid, segment_id=reference_segment_id, label=label, scene=scene)
+    reference = node_mask_reader(
+        reference_node, grid, segment_id=reference_segment_id, label=label, scene=scene
+    )
     predictions = {}
     for node in prediction_nodes:
         if node is reference_node and reference_segment_id is not None:
             raise InvalidParameterError(f"{node.GetName()} is the reference; choose another prediction.")
         segment = matching_segment_id(node, reference_name) if _is_segmentation(node) else None
         try:
-            predictions[node.GetName()] = node_mask(node, grid, segment_id=segment, label=label, scene=scene)
+            predictions[node.GetName()] = node_mask_reader(
+                node, grid, segment_id=segment, label=label, scene=scene
+            )
         except GeometryMismatchError as error:
             raise GeometryMismatchError(f"{error} (prediction {node.GetName()})") from None
     return EvaluationInputs(grid, reference, predictions, result_key(name, reference_node), name)
@@ -253,9 +270,13 @@ def compute_evaluation(
         share = 0.6 if with_regions else 0.9
         job.report_progress(share * index / max(total, 1), f"prediction {index + 1}/{total}: {prediction}")
 
+    if job is not None:
+        job.report_progress(0.0, "reading the masks")
+    reference = inputs.reference()
+    predictions = {name: read() for name, read in inputs.predictions.items()}
     comparison = compare(
-        inputs.reference,
-        inputs.predictions,
+        reference,
+        predictions,
         metrics=metrics,
         nsd_tolerance=nsd_tolerance,
         distance_worst=distance_worst,
@@ -263,14 +284,19 @@ def compute_evaluation(
         progress=progress,
     )
     computed = ComputedEvaluation(
-        inputs, comparison, component_table_rows(comparison), comparison.summary_rows(), connectivity
+        inputs,
+        comparison,
+        component_table_rows(comparison),
+        comparison.summary_rows(),
+        connectivity,
+        reference,
     )
     if with_regions:
         if job is not None:
             if job.should_cancel():
                 raise CancelledError("CC-Metrics cancelled; the tables were not changed.")
             job.report_progress(0.6, "Voronoi regions")
-        computed.regions, computed.n_regions = prepare_regions(inputs.reference, connectivity)
+        computed.regions, computed.n_regions = prepare_regions(reference, connectivity)
     if job is not None:
         job.report_progress(1.0, "done")
     return computed
@@ -310,7 +336,7 @@ def show_evaluation(
         component_table,
         summary_table,
         None,
-        computed.inputs.reference,
+        computed.reference,
         computed.connectivity,
     )
     evaluation.key = key

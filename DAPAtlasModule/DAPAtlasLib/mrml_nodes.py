@@ -228,6 +228,7 @@ class ApplyComputation:
     result: Any  # PostprocessResult: the repaired labels and the report
     statistics: list  # StructureStatistics of the repaired labels
     segments: slicer_bridge.PreparedSegments | None = None  # the repaired labels as DAP segments
+    input_warnings: tuple = ()  # what the CT check reported (forced runs)
 
 
 def _check_cancel(job, message: str) -> None:
@@ -237,14 +238,19 @@ def _check_cancel(job, message: str) -> None:
         raise CancelledError(message)
 
 
-def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata, job) -> ApplyComputation:
+def apply_in_background(
+    labels: Volume, ct: Volume, *, sex: str, steps, metadata, job, check_ct: dict | None = None
+) -> ApplyComputation:
     """The part of Apply that runs in the job runner: the rules, the statistics, the segments.
 
     ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
-    honoured between rules and before the statistics by raising CancelledError). Only the MRML reads
-    before and the attaching after (:func:`attach_dap_segments`, :func:`statistics_result_nodes`)
-    stay on the main thread.
+    honoured between rules and before the statistics by raising CancelledError). ``check_ct``
+    (``{"name": ..., "force": ...}``) first checks that the CT looks like a CT in HU
+    (:func:`~.input_checks.check_ct`, ImplausibleCTError). Only the MRML reads before and the
+    attaching after (:func:`attach_dap_segments`, :func:`statistics_result_nodes`) stay on the
+    main thread.
     """
+    from .input_checks import check_ct as check_ct_values
     from .postprocess import postprocess
     from .statistics import structure_statistics
 
@@ -254,6 +260,7 @@ def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata
         _check_cancel(job, cancelled)
         job.report_progress(0.85 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
 
+    warnings = check_ct_values(ct, name=check_ct["name"], force=check_ct["force"]) if check_ct else []
     result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
     _check_cancel(job, cancelled)
     job.report_progress(0.85, "statistics")
@@ -262,7 +269,7 @@ def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata
     job.report_progress(0.93, "segments")
     segments = prepare_dap_segments(result.labels)
     job.report_progress(1.0, "done")
-    return ApplyComputation(result, statistics, segments)
+    return ApplyComputation(result, statistics, segments, tuple(warnings))
 
 
 def statistics_in_background(labels: Volume, ct: Volume, *, job=None) -> list:
@@ -323,13 +330,34 @@ def load_terminology(logic, path: str | Path | None = None) -> str:
     return name
 
 
-def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None) -> Volume:
-    """The model output (a label-map volume or a segmentation node) as a DAP label map.
+class DapLabelsRead:
+    """A DAP label map planned from a node on the main thread; :meth:`read` (any thread) returns it."""
 
-    A label-map volume is taken as is (its values are DAP ids). A segmentation is exported on
-    the reference volume's grid; segments made by this toolkit keep their DAP id (label value
-    tag), others are matched by name ("Kidney Left", "kidney_left", the released CSV names, or
-    "Label 15" / "Segment_15"). The input node is not modified.
+    def __init__(self, read_labels, lookup=None) -> None:
+        self._read_labels = read_labels
+        self._lookup = lookup
+
+    def read(self) -> Volume:
+        """The DAP label map (uint8 ids); InvalidLabelValuesError for values above 144."""
+        import numpy as np
+
+        from .exceptions import InvalidLabelValuesError
+
+        labels = self._read_labels()
+        if self._lookup is None:
+            return labels
+        remapped = self._lookup[labels.array]
+        if remapped.size and int(remapped.max()) > 144:
+            raise InvalidLabelValuesError(
+                "The segmentation holds label values above 144; it is not a DAP label map."
+            )
+        return labels.with_array(remapped.astype(np.uint8))
+
+
+def dap_labels_reader(model_output_node, reference_volume_node, *, scene=None) -> DapLabelsRead:
+    """Main thread: plan :func:`dap_labels_from_node` (names are checked here, voxels read later).
+
+    Segment names that are no DAP structure raise InvalidLabelValuesError at once.
     """
     import re
 
@@ -340,15 +368,16 @@ def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None
     from .exceptions import InvalidLabelValuesError
 
     if model_output_node.IsA("vtkMRMLLabelMapVolumeNode"):
-        return slicer_bridge.node_to_volume(model_output_node)
+        return DapLabelsRead(slicer_bridge.volume_snapshot(model_output_node).to_volume)
     if not model_output_node.IsA("vtkMRMLSegmentationNode"):
         raise InvalidLabelValuesError(
             f"{model_output_node.GetName()} is neither a label map volume nor a segmentation; "
             "choose the DAP Atlas model output."
         )
-    labels, names = slicer_bridge.segmentation_node_to_labelmap(
+    reader = slicer_bridge.segmentation_labelmap_reader(
         model_output_node, reference_volume_node, scene=slicer_bridge.mrml_scene(scene)
     )
+    names = reader.names
     tagged = set()
     segmentation = model_output_node.GetSegmentation()
     for index in range(segmentation.GetNumberOfSegments()):
@@ -373,12 +402,21 @@ def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None
             f"Segments {unresolved[:5]} of {model_output_node.GetName()} are not DAP Atlas structures; "
             "use the segmentation produced by the DAP Atlas model (or name segments like 'Kidney Left')."
         )
-    remapped = lookup[labels.array]
-    if remapped.size and int(remapped.max()) > 144:
-        raise InvalidLabelValuesError(
-            "The segmentation holds label values above 144; it is not a DAP label map."
-        )
-    return labels.with_array(remapped.astype(np.uint8))
+    if np.array_equal(lookup, np.arange(lookup.size)) and lookup.size <= 145:
+        lookup = None  # every segment keeps its DAP id: no remapping pass over the voxels
+    return DapLabelsRead(lambda: reader.read()[0], lookup)
+
+
+def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None) -> Volume:
+    """The model output (a label-map volume or a segmentation node) as a DAP label map.
+
+    A label-map volume is taken as is (its values are DAP ids). A segmentation is exported on
+    the reference volume's grid; segments made by this toolkit keep their DAP id (label value
+    tag), others are matched by name ("Kidney Left", "kidney_left", the released CSV names, or
+    "Label 15" / "Segment_15"). The input node is not modified. (:func:`dap_labels_reader`, then
+    ``read()``; the module reads in its job runner.)
+    """
+    return dap_labels_reader(model_output_node, reference_volume_node, scene=scene).read()
 
 
 def patient_sex_of_node(node, *, scene=None) -> str | None:
