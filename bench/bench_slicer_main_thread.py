@@ -16,15 +16,17 @@ Each callback is timed once (they are deterministic and take long enough for one
 
 Reference, measured in the same run on the same data: what the same step cost on the main thread
 before the split. For the imports that is Slicer's ``ImportLabelmapToSegmentationNode`` of the
-label map through a colour table (the previous ``labelmap_to_segmentation_node``); for Show
-statistics and CC-Metrics Compute it is the computation that ran in the callback (statistics,
-metrics), timed here on the main thread too.
+label map through a colour table (the previous ``labelmap_to_segmentation_node``); for the reads,
+copying the voxels out of the nodes (``node_to_volume``, ``dap_labels_from_node``, ``node_mask``;
+Segment start: plus writing ``ct.nii``); for Show statistics and CC-Metrics Compute, the
+computation that ran in the callback (statistics, metrics), timed here on the main thread too.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +53,12 @@ def finished(job):
     if update.state != "succeeded":
         raise SystemExit(f"background job failed: {update.error}")
     return update.result
+
+
+def ms_of(function, *args, **kwargs) -> float:
+    start = time.perf_counter()
+    function(*args, **kwargs)
+    return 1000 * (time.perf_counter() - start)
 
 
 def old_import_ms(labels, scene) -> float:
@@ -98,7 +106,9 @@ def main(argv=None) -> int:
     from AnatomyCommonLib.background_jobs import ProcessJob
     from AnatomyCommonLib.image_io import write_volume
     from CCMetricsLib import compare
+    from CCMetricsLib.mrml_nodes import evaluation_grid, node_mask
     from CCMetricsLib.synthetic import perturb_prediction
+    from DAPAtlasLib.mrml_nodes import dap_labels_from_node
     from DAPAtlasLib.statistics import structure_statistics
 
     # The libraries' own imports (scipy, the rules package ...) happen once per Slicer session, on
@@ -125,14 +135,24 @@ def main(argv=None) -> int:
     model_output = slicer_bridge.volume_to_node(phantom.labels, "model output", labelmap=True)
     rows: list = []
 
+    def check_ms() -> float:  # the requirement check, part of the read callbacks before and now
+        return ms_of(dap.checkRequirements, dap.postprocessRequirements())
+
     print("DAP Atlas Segment (start; the model itself is not run)", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-main-thread-"))
+    before = ms_of(lambda: write_volume(slicer_bridge.node_to_volume(ct_node), folder / "ct.nii"))
     started = timed(
-        rows, "Segment: read the CT, submit", dap.startSegmentation, ct_node, str(ROOT / "no-model"), "cpu"
+        rows,
+        "Segment: read the CT, submit",
+        dap.startSegmentation,
+        ct_node,
+        str(ROOT / "no-model"),
+        "cpu",
+        before_ms=before,
     )
     finished(started).cancel()
     print("DAP Atlas Segment (end: import of the model output)", flush=True)
     before = old_import_ms(phantom.labels, scene)
-    folder = Path(__import__("tempfile").mkdtemp(prefix="bench-main-thread-"))
     write_volume(phantom.labels, folder / "labels.nii")
     process = ProcessJob(
         ["-c", "pass"], work_dir=folder, python=sys.executable, result_path=folder / "labels.nii"
@@ -150,8 +170,20 @@ def main(argv=None) -> int:
     )
 
     print("DAP Atlas Apply", flush=True)
+    before_read = (
+        check_ms()
+        + ms_of(slicer_bridge.node_to_volume, ct_node)
+        + ms_of(dap_labels_from_node, model_output, ct_node)
+    )
     inputs = timed(
-        rows, "Apply: read the nodes", dap.readApplyInputs, ct_node, model_output, sex="M", steps=args.steps
+        rows,
+        "Apply: read the nodes",
+        dap.readApplyInputs,
+        ct_node,
+        model_output,
+        sex="M",
+        steps=args.steps,
+        before_ms=before_read,
     )
     computed = finished(dap.startApply(inputs, steps=args.steps))
     timed(
@@ -167,7 +199,19 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     structure_statistics(phantom.labels, phantom.ct)
     before = 1000 * (time.perf_counter() - start)
-    inputs = timed(rows, "Show statistics: read the nodes", dap.readStatisticsInputs, ct_node, segmentation)
+    before_read = (
+        check_ms()
+        + ms_of(slicer_bridge.node_to_volume, ct_node)
+        + ms_of(dap_labels_from_node, segmentation, ct_node)
+    )
+    inputs = timed(
+        rows,
+        "Show statistics: read the nodes",
+        dap.readStatisticsInputs,
+        ct_node,
+        segmentation,
+        before_ms=before_read,
+    )
     statistics = finished(dap.startStatistics(inputs))
     timed(
         rows,
@@ -190,7 +234,18 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     compare(reference, {"prediction": reference.with_array(prediction)})
     before = 1000 * (time.perf_counter() - start)
-    cc_inputs = timed(rows, "Compute: read the masks", cc.readInputs, reference_node, [prediction_node])
+    grid = evaluation_grid(reference_node)
+    before_read = check_ms() + ms_of(
+        lambda: [node_mask(node, grid) for node in (reference_node, prediction_node)]
+    )
+    cc_inputs = timed(
+        rows,
+        "Compute: read the masks",
+        cc.readInputs,
+        reference_node,
+        [prediction_node],
+        before_ms=before_read,
+    )
     cc_computed = finished(cc.startCompute(cc_inputs))
     timed(rows, "Compute: tables", cc.showComputed, cc_computed, before_ms=before)
     if args.regions:
