@@ -317,6 +317,19 @@ def prepare_segments(
     return PreparedSegments(segments, layer, geometry, np.asarray(labels.ijk_to_ras, dtype=float))
 
 
+def remove_all_segments(segmentation) -> None:
+    """Remove every segment of a ``vtkSegmentation`` without a pass over its voxels.
+
+    Removing a segment that still holds its binary labelmap makes Slicer erase that segment's
+    label from the shared layer, one scan of the whole layer per segment (about 40 s for the 120
+    DAP segments on the 27 M-voxel medium phantom). Dropping the representations first makes the
+    removal a bookkeeping step; the old layer is released with its last segment.
+    """
+    for index in range(segmentation.GetNumberOfSegments()):
+        segmentation.GetNthSegment(index).RemoveAllRepresentations()
+    segmentation.RemoveAllSegments()
+
+
 def attach_segments(
     segmentation_node,
     prepared: PreparedSegments,
@@ -340,7 +353,7 @@ def attach_segments(
     was_modifying = segmentation_node.StartModify()
     try:
         if replace_segments:
-            segmentation.RemoveAllSegments()
+            remove_all_segments(segmentation)
         parameter = slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
         if reference_volume_node is not None:
             segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume_node)

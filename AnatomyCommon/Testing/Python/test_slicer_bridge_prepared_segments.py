@@ -101,3 +101,23 @@ def test_a_label_map_with_negative_values_is_refused():
     with pytest.raises(ValueError, match=">= 0"):
         bridge.present_label_values(np.array([[[0, -1, 2]]], dtype=np.int16))
     assert bridge.present_label_values(np.array([[[0, 5, 2, 5]]], dtype=np.int32)) == [2, 5]
+
+
+def test_replacing_segments_does_not_erase_them_voxel_by_voxel(mrml_scene):
+    """The old segments are dropped, not erased one label at a time from their shared layer.
+
+    Slicer erases a removed segment's label from the layer (a scan of the layer per segment); the
+    layer left intact shows that no such pass ran.
+    """
+    import slicer
+    from vtk.util import numpy_support
+
+    volume = labels()
+    node = bridge.labelmap_to_segmentation_node(volume, name="R")
+    segmentation = node.GetSegmentation()
+    representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    old_layer = segmentation.GetNthSegment(0).GetRepresentation(representation)
+    bridge.attach_segments(node, bridge.prepare_segments(volume), replace_segments=True)
+    kept = numpy_support.vtk_to_numpy(old_layer.GetPointData().GetScalars()).reshape(volume.shape)
+    np.testing.assert_array_equal(kept, volume.array)
+    assert segmentation.GetNumberOfSegments() == 3 and segmentation.GetNumberOfLayers() == 1
