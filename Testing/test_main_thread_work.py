@@ -193,14 +193,17 @@ def _lesion_masks():
 def test_cc_metrics_compute_and_regions_do_their_work_off_the_main_thread(cc_logic, mrml_scene, calls):
     reference, prediction = _lesion_masks()
     reference_node = slicer_bridge.volume_to_node(reference, "Reference", labelmap=True)
-    prediction_node = slicer_bridge.volume_to_node(prediction, "Prediction", labelmap=True)
+    # a segmentation prediction: its segment is exported (planned here, read in the job)
+    prediction_node = slicer_bridge.labelmap_to_segmentation_node(
+        prediction, name="Prediction", reference_volume_node=reference_node
+    )
     calls.clear()
 
     inputs = cc_logic.readInputs(reference_node, [prediction_node])
     computed = run(cc_logic.startCompute(inputs)).result
     result = cc_logic.showComputed(computed)
     worker = cc_logic._worker.thread
-    assert_only_in(calls, worker, "compare", "VolumeSnapshot.to_volume")
+    assert_only_in(calls, worker, "compare", "VolumeSnapshot.to_volume", "LabelmapRead.read")
     shown = slicer_bridge.table_node_to_rows(result.component_table)
     assert (
         [row["detected"] for row in shown]
