@@ -15,7 +15,7 @@ class AnatomyCommon(ScriptedLoadableModule):
         self.parent.title = "Anatomy Toolkit Common"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = []
-        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit contributors (slicer-anatomy-toolkit on GitHub)"]
         self.parent.helpText = (
             "Shared library of the Slicer Anatomy Toolkit (image IO with geometry, MRML conversions, "
             "model weights manager). It has no user interface."

@@ -36,7 +36,7 @@ class CCMetricsModule(ScriptedLoadableModule):
         self.parent.title = "CC-Metrics"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = ["AnatomyCommon"]
-        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit contributors (slicer-anatomy-toolkit on GitHub)"]
         self.parent.helpText = (
             "Per-connected-component metrics (Dice, IoU, normalized surface Dice, HD, HD95, ASSD in mm) "
             "computed in the generalized Voronoi region of each reference component, next to the standard "
@@ -95,6 +95,7 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.referenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onReferenceChanged)
         self.ui.predictionsSelector.connect("checkedNodesChanged()", self.updateComputeButton)
         self.ui.computeButton.connect("clicked(bool)", self.onCompute)
+        self.ui.cancelComputeButton.connect("clicked(bool)", self.onCancelCompute)
         self.ui.componentsTableView.connect("selectionChanged()", self.onComponentSelected)
         self.ui.showRegionsCheckBox.connect("toggled(bool)", self.onRegionsDisplayChanged)
         self.ui.regionsOutlineCheckBox.connect("toggled(bool)", self.onRegionsDisplayChanged)
@@ -107,12 +108,18 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._regionsTimer = qt.QTimer()
         self._regionsTimer.setInterval(200)
         self._regionsTimer.connect("timeout()", self.onPollRegions)
+        self._computeJob = None  # the metrics being computed in the background
+        self._computeTimer = qt.QTimer()
+        self._computeTimer.setInterval(100)
+        self._computeTimer.connect("timeout()", self.onPollCompute)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._regionsJob is not None:
-            self._regionsJob.cancel()
+        for job in (self._regionsJob, self._computeJob):
+            if job is not None:
+                job.cancel()
         self._regionsTimer.stop()
+        self._computeTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -152,7 +159,7 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ready = self.ui.referenceSelector.currentNode() is not None and bool(
             self.ui.predictionsSelector.checkedNodes()
         )
-        self.ui.computeButton.setEnabled(ready)
+        self.ui.computeButton.setEnabled(ready and getattr(self, "_computeJob", None) is None)
 
     def _installRequirements(self) -> bool:
         """Ask, then install what is missing (no wait cursor under the dialog); False if not installed."""
@@ -169,24 +176,64 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return False
 
     def onCompute(self) -> None:
-        if not self._installRequirements():
+        if self._computeJob is not None or not self._installRequirements():
             return
-        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not read the inputs.", waitCursor=True):
             p = self._parameterNode
             metrics = [metric for metric, field in METRIC_CHECKBOXES.items() if getattr(p, field)]
             segmentId = None  # the (disabled) segment selector may still show a segmentation
             if p.reference is not None and p.reference.IsA("vtkMRMLSegmentationNode"):
                 segmentId = self.ui.referenceSegmentSelector.currentSegmentID() or None
-            result = self.logic.process(
+            # main thread: read the masks from the nodes; the metrics run in the job runner
+            inputs = self.logic.readInputs(
                 p.reference,
                 list(self.ui.predictionsSelector.checkedNodes()),
                 referenceSegmentId=segmentId,
                 label=p.labelValue or None,
                 gridNode=p.gridVolume,
+            )
+            self._computeJob = self.logic.startCompute(
+                inputs,
                 metrics=metrics,
                 nsdToleranceMm=p.nsdToleranceMm,
                 distanceWorstMm=p.distanceWorstMm or None,
-                regionsOutline=p.regionsOutline,
+            )
+            self._setComputeRunning(True)
+            self._computeTimer.start()
+
+    def _setComputeRunning(self, running: bool) -> None:
+        self.ui.cancelComputeButton.enabled = running
+        self.ui.computeProgressBar.visible = running
+        if running:
+            self.ui.computeProgressBar.value = 0
+        self.updateComputeButton()
+
+    def onCancelCompute(self) -> None:
+        if self._computeJob is not None:
+            self._computeJob.cancel()  # returns at once; the current prediction finishes in the background
+            self.ui.statusLabel.text = "Cancelling after the current prediction ..."
+
+    def onPollCompute(self) -> None:
+        if self._computeJob is None:
+            self._computeTimer.stop()
+            return
+        update = self._computeJob.poll()
+        self.ui.computeProgressBar.value = round(100 * update.fraction)
+        self.ui.computeProgressBar.format = f"%p%  {update.message}"
+        if not update.ended:
+            return
+        self._computeTimer.stop()
+        self._computeJob = None
+        self._setComputeRunning(False)
+        if update.state == "cancelled":
+            self.ui.statusLabel.text = "CC-Metrics cancelled; the tables were not changed."
+            return
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the metrics."):
+            if update.state != "succeeded":
+                raise RuntimeError(update.error or f"The metrics ended as {update.state}.")
+            # main thread: only the prepared rows go into the table nodes
+            result = self.logic.showComputed(
+                update.result, regionsOutline=self.ui.regionsOutlineCheckBox.checked
             )
             self.ui.summaryTableView.setMRMLTableNode(result.summary_table)
             self.ui.componentsTableView.setMRMLTableNode(result.component_table)
@@ -235,8 +282,8 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Could not compute the Voronoi regions."):
             if update.state != "succeeded":
                 raise RuntimeError(update.error or f"The region map ended as {update.state}.")
-            evaluation, regionMap, n = update.result
-            self.logic.showRegionMap(evaluation, regionMap, n, outline=self.ui.regionsOutlineCheckBox.checked)
+            evaluation, prepared, n = update.result
+            self.logic.showRegionMap(evaluation, prepared, n, outline=self.ui.regionsOutlineCheckBox.checked)
             self.ui.statusLabel.text = f"{n} Voronoi regions shown."
             if not self.ui.showRegionsCheckBox.checked or evaluation is not self.logic.lastResult:
                 self.logic.setRegionsDisplay(self.ui.showRegionsCheckBox.checked, True)
@@ -359,28 +406,68 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
 
         ``showRegions`` computes the region overlay here, on the calling thread (console use); the
         widget leaves it off and computes the overlay in the background (:meth:`startRegions`)."""
-        from AnatomyCommonLib.dependencies import check_requirements
+        from CCMetricsLib.mrml_nodes import compute_evaluation
 
-        check_requirements(self.requirements(), "CC-Metrics")  # raises naming what is missing; no dialog
-        from CCMetricsLib.mrml_nodes import evaluate_nodes, show_regions
-
-        previous = self.lastResult
-        if previous is not None and self._stillInScene(previous.regions):
-            show_regions(previous.regions, visible=False)  # stale until the new map is computed
-        # the tables and overlay of an earlier evaluation of the same reference are refilled
-        result = evaluate_nodes(
-            referenceNode,
-            predictionNodes,
-            reference_segment_id=referenceSegmentId,
-            label=label,
-            grid_node=gridNode,
+        inputs = self.readInputs(referenceNode, predictionNodes, referenceSegmentId, label, gridNode)
+        computed = compute_evaluation(
+            inputs,
             metrics=metrics,
             nsd_tolerance=nsdToleranceMm,
             distance_worst=distanceWorstMm,
             with_regions=showRegions,
         )
+        return self.showComputed(computed, regionsOutline=regionsOutline)
+
+    def readInputs(self, referenceNode, predictionNodes, referenceSegmentId=None, label=None, gridNode=None):
+        """Main thread: the masks of the reference and the predictions on the evaluation grid."""
+        from AnatomyCommonLib.dependencies import check_requirements
+
+        check_requirements(self.requirements(), "CC-Metrics")  # raises naming what is missing; no dialog
+        from CCMetricsLib.mrml_nodes import read_evaluation_inputs
+
+        return read_evaluation_inputs(
+            referenceNode,
+            predictionNodes,
+            reference_segment_id=referenceSegmentId,
+            label=label,
+            grid_node=gridNode,
+        )
+
+    def submit(self, function, description: str):
+        """Run ``function(job)`` in the module's job runner (one worker thread); returns the job."""
+        from AnatomyCommonLib.background_jobs import JobWorker
+
+        if getattr(self, "_worker", None) is None:
+            self._worker = JobWorker("CC-Metrics background work")
+        return self._worker.submit(function, description)
+
+    def startCompute(
+        self,
+        inputs,
+        metrics=("dice", "iou", "nsd", "hd95", "hd", "assd"),
+        nsdToleranceMm=1.0,
+        distanceWorstMm=None,
+    ):
+        """The metrics and table rows in the job runner (progress per prediction, Cancel); returns the job."""
+        from CCMetricsLib.mrml_nodes import compute_evaluation
+
+        return self.submit(
+            lambda job: compute_evaluation(
+                inputs, metrics=metrics, nsd_tolerance=nsdToleranceMm, distance_worst=distanceWorstMm, job=job
+            ),
+            "CC-Metrics",
+        )
+
+    def showComputed(self, computed, regionsOutline=True):
+        """Main thread: computed rows into the result tables (those of the same reference are refilled)."""
+        from CCMetricsLib.mrml_nodes import show_evaluation, show_regions
+
+        previous = self.lastResult
+        if previous is not None and self._stillInScene(previous.regions):
+            show_regions(previous.regions, visible=False)  # stale until the new map is computed
+        result = show_evaluation(computed)
         if result.regions is not None:
-            show_regions(result.regions, visible=showRegions, outline=regionsOutline)
+            show_regions(result.regions, visible=True, outline=regionsOutline)
         self.lastResult = result
         return result
 
@@ -412,23 +499,21 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
     def startRegions(self):
         """Compute the last result's region map in the module's job runner; returns the job (poll it).
 
-        The job's result is ``(evaluation, region map Volume, n)`` for :meth:`showRegionMap`.
+        The job's result is ``(evaluation, prepared region segments, n)`` for :meth:`showRegionMap`.
         """
-        from AnatomyCommonLib.background_jobs import JobWorker
-        from CCMetricsLib.mrml_nodes import compute_region_map
+        from CCMetricsLib.mrml_nodes import prepare_regions
 
-        if getattr(self, "_worker", None) is None:
-            self._worker = JobWorker("CC-Metrics regions")
         evaluation = self.lastResult
-        return self._worker.submit(
-            lambda job: (evaluation, *compute_region_map(evaluation)), "CC-Metrics Voronoi regions"
+        return self.submit(
+            lambda job: (evaluation, *prepare_regions(evaluation.reference, evaluation.connectivity)),
+            "CC-Metrics Voronoi regions",
         )
 
-    def showRegionMap(self, evaluation, regionMap, n: int, outline: bool = True) -> None:
-        """Main thread: the computed region map into the overlay of its evaluation (replacing it)."""
-        from CCMetricsLib.mrml_nodes import show_region_map, show_regions
+    def showRegionMap(self, evaluation, prepared, n: int, outline: bool = True) -> None:
+        """Main thread: prepared region segments into the overlay of its evaluation (replacing it)."""
+        from CCMetricsLib.mrml_nodes import show_prepared_regions, show_regions
 
-        regions = show_region_map(evaluation, regionMap, n)
+        regions = show_prepared_regions(evaluation, prepared, n)
         if regions is not None:
             show_regions(regions, visible=True, outline=outline)
 

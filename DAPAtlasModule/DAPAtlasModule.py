@@ -7,6 +7,7 @@ AnatomyCommonLib.slicer_bridge and DAPAtlasLib.mrml_nodes.
 
 import logging
 import os
+import threading
 from typing import Annotated, Union
 
 import slicer
@@ -42,7 +43,7 @@ class DAPAtlasModule(ScriptedLoadableModule):
         self.parent.title = "DAP Atlas"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = ["AnatomyCommon"]
-        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit contributors (slicer-anatomy-toolkit on GitHub)"]
         self.parent.helpText = (
             "Whole-body CT segmentation into the 142 structures of the Dense Anatomical Prediction (DAP) "
             "Atlas, anatomical-rule post-processing (left/right split, rib counting, body-part limits, "
@@ -86,6 +87,13 @@ class DAPAtlasModuleParameterNode:
     postprocessAfterSegment: bool = False
 
 
+def _cancelStartedProcess(startJob) -> None:
+    """Wait for a cancelled start job; kill the model process it may still have started."""
+    process = startJob.wait().result
+    if process is not None:
+        process.cancel()
+
+
 class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Widget <-> parameter node; actions call DAPAtlasModuleLogic."""
 
@@ -98,8 +106,11 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._lastResult = None
         self._segmentJob = None  # the running background segmentation (DAPAtlasLib.segmentation_job)
         self._segmentCtNode = None
-        self._applyJob = None  # the running post-processing (a ThreadJob of the logic's worker)
+        self._applyJob = None  # the running post-processing or statistics (a ThreadJob of the logic's worker)
         self._applyInputs = None
+        self._applyFinish = None  # main-thread callback(inputs, update) of the finished job
+        self._importJob = None  # reading + segment building of a finished segmentation (a ThreadJob)
+        self._startJob = None  # writing the CT + starting the model process (a ThreadJob)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -249,9 +260,12 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._applyInputs = self.logic.readApplyInputs(
                 p.inputVolume, p.modelOutput, sex=p.sex, steps=steps
             )
-            self._applyJob = self.logic.startApply(self._applyInputs, steps=steps)
-            self._setApplyRunning(True)
-            self._applyTimer.start()
+            self._startApplyJob(self.logic.startApply(self._applyInputs, steps=steps), self._finishApply)
+
+    def _startApplyJob(self, job, finish) -> None:
+        self._applyJob, self._applyFinish = job, finish
+        self._setApplyRunning(True)
+        self._applyTimer.start()
 
     def _setApplyRunning(self, running: bool) -> None:
         self.ui.applyButton.enabled = not running
@@ -262,8 +276,8 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCancelApply(self) -> None:
         if self._applyJob is not None:
-            self._applyJob.cancel()  # returns at once; the rule in progress finishes in the background
-            self.ui.statusLabel.text = "Cancelling after the current rule ..."
+            self._applyJob.cancel()  # returns at once; the step in progress finishes in the background
+            self.ui.statusLabel.text = "Cancelling after the current step ..."
 
     def onPollApply(self) -> None:
         if self._applyJob is None:
@@ -275,16 +289,25 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not update.ended:
             return
         self._applyTimer.stop()
-        inputs, self._applyInputs, self._applyJob = self._applyInputs, None, None
+        inputs, finish = self._applyInputs, self._applyFinish
+        self._applyInputs, self._applyJob, self._applyFinish = None, None, None
         self._setApplyRunning(False)
         if update.state == "cancelled":
-            self.ui.statusLabel.text = "Post-processing cancelled; nothing was added to the scene."
+            self.ui.statusLabel.text = "Cancelled; nothing was added to the scene."
             return
-        with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed.", waitCursor=True):
-            if update.state != "succeeded":
-                if update.failure is not None:
-                    logging.error("DAP Atlas post-processing failed:\n%s", update.failure.traceback)
-                raise RuntimeError(update.error or f"The post-processing ended as {update.state}.")
+        finish(inputs, update)
+
+    @staticmethod
+    def _raiseUnlessSucceeded(update, what: str) -> None:
+        if update.state != "succeeded":
+            if update.failure is not None:
+                logging.error("DAP Atlas %s failed:\n%s", what, update.failure.traceback)
+            raise RuntimeError(update.error or f"The {what} ended as {update.state}.")
+
+    def _finishApply(self, inputs, update) -> None:
+        """Main thread: attach the prepared result (no voxel work here)."""
+        with slicer.util.tryWithErrorDisplay("DAP Atlas post-processing failed."):
+            self._raiseUnlessSucceeded(update, "post-processing")
             result = self.logic.importApplyResult(inputs, update.result)
             self._lastResult = result
             p = self._parameterNode
@@ -299,14 +322,21 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.showResults(result["segmentationNode"], result["tableNode"], result["chartNode"])
 
     def onShowStatistics(self) -> None:
-        if not self._installRequirements(self.logic.postprocessRequirements()):
+        if self._applyJob is not None or not self._installRequirements(self.logic.postprocessRequirements()):
             return
         with slicer.util.tryWithErrorDisplay("Could not compute the statistics.", waitCursor=True):
             p = self._parameterNode
             segmentationNode = p.outputSegmentation or p.modelOutput
             if segmentationNode is None or p.inputVolume is None:
                 raise ValueError("Select the CT volume and a DAP segmentation (or run Apply) first.")
-            tableNode, chartNode = self.logic.statisticsNodes(p.inputVolume, segmentationNode)
+            # main thread: read the nodes; the statistics run in the job runner
+            self._applyInputs = self.logic.readStatisticsInputs(p.inputVolume, segmentationNode)
+            self._startApplyJob(self.logic.startStatistics(self._applyInputs), self._finishStatistics)
+
+    def _finishStatistics(self, inputs, update) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not compute the statistics."):
+            self._raiseUnlessSucceeded(update, "statistics")
+            tableNode, chartNode = self.logic.importStatistics(inputs, update.result)
             self.logic.showResults(None, tableNode, chartNode)
 
     def onSegmentModelChanged(self, _index=None) -> None:
@@ -333,13 +363,20 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self._confirmWeights(p.segmentModel):
                 return
         with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
-            self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
+            # writing the CT and starting the process: in the job runner; the poll picks up the process
+            self._startJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
             self._segmentCtNode = p.segmentVolume
             self._setSegmentRunning(True)
             self.ui.statusLabel.text = f"Segmenting {p.segmentVolume.GetName()} with {p.segmentModel} ..."
             self._segmentTimer.start()
 
     def onPollSegmentation(self) -> None:
+        if self._startJob is not None:
+            self._pollStart()
+            return
+        if self._importJob is not None:
+            self._pollImport()
+            return
         if self._segmentJob is None:
             self._segmentTimer.stop()
             return
@@ -348,26 +385,68 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentProgressBar.format = f"%p%  {update.message}"
         if not update.ended:
             return
+        job, self._segmentJob = self._segmentJob, None
+        if update.state == "succeeded":
+            # reading the label map and building 142 segments: in the job runner, not here
+            self._importJob = self.logic.startImportModelOutput(job)
+            self.ui.statusLabel.text = "Importing the model output ..."
+            return
         self._segmentTimer.stop()
-        job, ctNode, self._segmentJob = self._segmentJob, self._segmentCtNode, None
         self._setSegmentRunning(False)
-        with slicer.util.tryWithErrorDisplay("DAP Atlas segmentation failed.", waitCursor=True):
-            try:
-                if update.state != "succeeded":
-                    if update.failure is not None:
-                        logging.error("DAP Atlas segmentation failed:\n%s", update.failure.traceback)
-                    raise RuntimeError(update.error or f"The segmentation ended as {update.state}.")
-                p = self._parameterNode
-                name = f"{ctNode.GetName()} {p.segmentModel}"
-                p.modelOutput = self.logic.importModelOutput(ctNode, update.result_path, name)
-            finally:
-                job.cleanup()
+        threading.Thread(target=job.cleanup, name="DAP Atlas cleanup", daemon=True).start()
+        with slicer.util.tryWithErrorDisplay("DAP Atlas segmentation failed."):
+            self._raiseUnlessSucceeded(update, "segmentation")
+
+    def _pollStart(self) -> None:
+        update = self._startJob.poll()
+        self.ui.segmentProgressBar.format = f"%p%  {update.message}"
+        if not update.ended:
+            return
+        self._startJob = None
+        if update.state == "succeeded":
+            self._segmentJob = update.result  # the running model process; polled from the next tick
+            return
+        self._segmentTimer.stop()
+        self._setSegmentRunning(False)
+        with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation."):
+            self._raiseUnlessSucceeded(update, "segmentation start")
+
+    def _pollImport(self) -> None:
+        update = self._importJob.poll()
+        if not update.ended:
+            return
+        self._segmentTimer.stop()
+        ctNode, self._importJob = self._segmentCtNode, None
+        self._setSegmentRunning(False)
+        if update.state == "cancelled":
+            self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
+            return
+        with slicer.util.tryWithErrorDisplay("DAP Atlas segmentation failed."):
+            self._raiseUnlessSucceeded(update, "model output import")
+            p = self._parameterNode
+            name = f"{ctNode.GetName()} {p.segmentModel}"
+            p.modelOutput = self.logic.attachModelOutput(ctNode, update.result, name)
             p.inputVolume = ctNode
             self.ui.statusLabel.text = f"Segmented {ctNode.GetName()}: model output {name}."
             if p.postprocessAfterSegment:  # the rules and import of the Post-processing section
                 self.onApply()
 
     def onCancelSegment(self, _checked=None, wait: bool = False) -> None:
+        if self._importJob is not None:
+            self._importJob.cancel()  # cooperative; the poll reports the end
+            return
+        if self._startJob is not None:
+            self._segmentTimer.stop()
+            startJob, self._startJob = self._startJob, None
+            startJob.cancel()
+            # a process that started before the cancel request was seen is killed off the main thread
+            helper = threading.Thread(target=_cancelStartedProcess, args=(startJob,), daemon=True)
+            helper.start()
+            if wait:
+                helper.join()
+            self._setSegmentRunning(False)
+            self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
+            return
         if self._segmentJob is None:
             return
         self._segmentTimer.stop()
@@ -377,8 +456,6 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if wait:
             job.cancel()
         else:
-            import threading
-
             threading.Thread(target=job.cancel, name="DAP Atlas cancel", daemon=True).start()
         self._setSegmentRunning(False)
         self.ui.statusLabel.text = "Segmentation cancelled; nothing was added to the scene."
@@ -491,35 +568,37 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return self.importApplyResult(inputs, update.result, outputName=outputName)
 
     def readApplyInputs(self, ctNode, modelOutputNode, sex: str = "auto", steps=None, force=False) -> dict:
-        """Main thread: the CT, the DAP labels and the DICOM sex read from the nodes (MRML only)."""
+        """Main thread: what Apply reads from the nodes (MRML only; the voxels are copied by the job)."""
         self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
-        from DAPAtlasLib.input_checks import check_ct
         from DAPAtlasLib.postprocess import validate_steps
 
-        ct = slicer_bridge.node_to_volume(ctNode)
-        inputWarnings = []
-        if "skull_from_ct" in validate_steps(steps):
-            inputWarnings = check_ct(ct, name=ctNode.GetName(), force=force)
         dicomSex = mrml_nodes.patient_sex_of_node(ctNode)
+        checkCt = (
+            {"name": ctNode.GetName(), "force": force} if "skull_from_ct" in validate_steps(steps) else None
+        )
         return {
             "ctNode": ctNode,
             "modelOutputNode": modelOutputNode,
-            "ct": ct,
-            "labels": mrml_nodes.dap_labels_from_node(modelOutputNode, ctNode),
+            "ct": slicer_bridge.volume_snapshot(ctNode),
+            "labels": mrml_nodes.dap_labels_reader(modelOutputNode, ctNode),
             "sex": sex,
             "metadata": {"PatientSex": dicomSex} if dicomSex else {},
-            "inputWarnings": inputWarnings,
+            "checkCt": checkCt,  # the CT check reads every voxel: in the job, before the rules
         }
 
-    def startApply(self, inputs: dict, steps=None):
-        """Run the rules and statistics in the module's job runner; returns the job (poll it)."""
+    def submit(self, function, description: str):
+        """Run ``function(job)`` in the module's job runner (one worker thread); returns the job."""
         from AnatomyCommonLib.background_jobs import JobWorker
 
         if getattr(self, "_worker", None) is None:
-            self._worker = JobWorker("DAP Atlas post-processing")
-        return self._worker.submit(
+            self._worker = JobWorker("DAP Atlas background work")
+        return self._worker.submit(function, description)
+
+    def startApply(self, inputs: dict, steps=None):
+        """Run the rules, statistics and segment building in the job runner; returns the job (poll it)."""
+        return self.submit(
             lambda job: self._applyComputation(inputs, steps, job), "DAP Atlas post-processing"
         )
 
@@ -527,13 +606,15 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
     def _applyComputation(inputs: dict, steps, job):
         from DAPAtlasLib.mrml_nodes import apply_in_background
 
+        job.report_progress(0.0, "reading the CT and the model output")
         return apply_in_background(
-            inputs["labels"],
-            inputs["ct"],
+            inputs["labels"].read(),
+            inputs["ct"].to_volume(),
             sex=inputs["sex"],
             steps=steps,
             metadata=inputs["metadata"],
             job=job,
+            check_ct=inputs["checkCt"],
         )
 
     def importApplyResult(self, inputs: dict, computation, outputName=None) -> dict:
@@ -544,8 +625,8 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         self.loadTerminologyAndColors()
         name = outputName or f"{modelOutputNode.GetName()} post-processed"
         key = f"DAP post-processed|{modelOutputNode.GetID()}"  # applying again refills the same nodes
-        segmentationNode = mrml_nodes.create_dap_segmentation(
-            computation.result.labels, name, reference_volume_node=inputs["ctNode"], key=key
+        segmentationNode = mrml_nodes.attach_dap_segments(
+            computation.segments, name, reference_volume_node=inputs["ctNode"], key=key
         )
         tableNode, chartNode = mrml_nodes.statistics_result_nodes(computation.statistics, name, key=key)
         return {
@@ -553,7 +634,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             "report": computation.result.report,
             "tableNode": tableNode,
             "chartNode": chartNode,
-            "inputWarnings": inputs["inputWarnings"],
+            "inputWarnings": list(computation.input_warnings),
         }
 
     @staticmethod
@@ -577,21 +658,46 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return use_downloaded_folder(model, folder)
 
     def startSegmentation(self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None):
-        """Start the model on ``ctNode`` in a background process; returns the job (poll() it)."""
+        """Start the model on ``ctNode``: the CT is read here, written and the model process started in
+        the job runner. Returns that ThreadJob; its result is the running ProcessJob (poll it)."""
         from AnatomyCommonLib import slicer_bridge
-        from DAPAtlasLib.segmentation_job import start_segmentation_job
+        from DAPAtlasLib.segmentation_job import start_segmentation_in_background
 
-        ct = slicer_bridge.node_to_volume(ctNode)
-        return start_segmentation_job(ct, model, device=device, folds=folds, postprocess=False)
+        ct = slicer_bridge.volume_snapshot(ctNode)  # copied, written and handed to the process in the job
+        return self.submit(
+            lambda job: start_segmentation_in_background(
+                ct.to_volume(), model, device=device, folds=folds, postprocess=False, job=job
+            ),
+            "DAP Atlas segmentation start",
+        )
 
-    def importModelOutput(self, ctNode, labelsPath, name: str):
-        """A finished model output (label map file) as a new DAP segmentation on the CT."""
-        from AnatomyCommonLib.image_io import read_labelmap
+    def startImportModelOutput(self, segmentJob):
+        """Read a finished model output and build its segments in the job runner; returns the job.
+
+        The segmentation job's folder is deleted there too, after reading.
+        """
+        from DAPAtlasLib.mrml_nodes import model_output_in_background
+
+        def work(job):
+            try:
+                return model_output_in_background(segmentJob.expected_result, job=job)
+            finally:
+                segmentJob.cleanup()
+
+        return self.submit(work, "DAP Atlas model output import")
+
+    def attachModelOutput(self, ctNode, prepared, name: str):
+        """Main thread: prepared model-output segments as a new DAP segmentation on the CT."""
         from DAPAtlasLib import mrml_nodes
 
-        labels = read_labelmap(labelsPath, name="DAP Atlas model output")
         self.loadTerminologyAndColors()
-        return mrml_nodes.create_dap_segmentation(labels, name, reference_volume_node=ctNode)
+        return mrml_nodes.attach_dap_segments(prepared, name, reference_volume_node=ctNode)
+
+    def importModelOutput(self, ctNode, labelsPath, name: str):
+        """A finished model output (label map file) as a new DAP segmentation on the CT (console; waits)."""
+        from DAPAtlasLib.mrml_nodes import model_output_in_background
+
+        return self.attachModelOutput(ctNode, model_output_in_background(labelsPath), name)
 
     def segmentCT(
         self, ctNode, model="dap-atlas-v2", device="auto", folds=None, postprocess=None, sex="auto"
@@ -602,7 +708,10 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         """
         self.checkRequirements(self.inferenceRequirements())
         self.checkWeights(model)
-        job = self.startSegmentation(ctNode, model, device, folds)
+        started = self.startSegmentation(ctNode, model, device, folds).wait()
+        if started.state != "succeeded":
+            raise RuntimeError(started.error or f"The segmentation ended as {started.state}.")
+        job = started.result
         try:
             update = job.wait()
             if update.state != "succeeded":
@@ -615,18 +724,41 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
         return node
 
     def statisticsNodes(self, ctNode, segmentationNode):
-        """Statistics table and volume-by-system chart of a DAP segmentation on the CT's grid."""
+        """Statistics table and volume-by-system chart of a DAP segmentation on the CT's grid (console)."""
+        inputs = self.readStatisticsInputs(ctNode, segmentationNode)
+        update = self.startStatistics(inputs).wait()
+        if update.state != "succeeded":
+            raise RuntimeError(update.error or f"The statistics ended as {update.state}.")
+        return self.importStatistics(inputs, update.result)
+
+    def readStatisticsInputs(self, ctNode, segmentationNode) -> dict:
+        """Main thread: the DAP labels and the CT read from the nodes."""
         self.checkRequirements(self.postprocessRequirements())
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib import mrml_nodes
 
-        labels = mrml_nodes.dap_labels_from_node(segmentationNode, ctNode)
-        return mrml_nodes.statistics_nodes(
-            labels,
-            slicer_bridge.node_to_volume(ctNode),
-            segmentationNode.GetName(),
-            key=f"DAP statistics|{segmentationNode.GetID()}",
+        return {  # plans only: the job copies the voxels
+            "labels": mrml_nodes.dap_labels_reader(segmentationNode, ctNode),
+            "ct": slicer_bridge.volume_snapshot(ctNode),
+            "name": segmentationNode.GetName(),
+            "key": f"DAP statistics|{segmentationNode.GetID()}",
+        }
+
+    def startStatistics(self, inputs: dict):
+        """The statistics in the job runner; returns the job (its result: the statistics list)."""
+        from DAPAtlasLib.mrml_nodes import statistics_in_background
+
+        return self.submit(
+            lambda job: statistics_in_background(inputs["labels"].read(), inputs["ct"].to_volume(), job=job),
+            "DAP Atlas statistics",
         )
+
+    @staticmethod
+    def importStatistics(inputs: dict, statistics):
+        """Main thread: computed statistics as the table and chart nodes (refilled per input)."""
+        from DAPAtlasLib import mrml_nodes
+
+        return mrml_nodes.statistics_result_nodes(statistics, inputs["name"], key=inputs["key"])
 
     @staticmethod
     def showResults(segmentationNode, tableNode, chartNode) -> None:

@@ -35,7 +35,7 @@ class LIMIS(ScriptedLoadableModule):
         self.parent.title = "LIMIS"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = ["AnatomyCommon"]
-        self.parent.contributors = ["Slicer Anatomy Toolkit developers"]
+        self.parent.contributors = ["Slicer Anatomy Toolkit contributors (slicer-anatomy-toolkit on GitHub)"]
         self.parent.helpText = (
             "Language-based interactive medical image segmentation: type the structure to segment "
             '("liver"), then refine the mask with typed commands ("you over-segmented", "move the box up 5", '

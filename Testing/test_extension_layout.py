@@ -65,6 +65,26 @@ def test_extension_metadata_points_at_files_that_exist_and_explains_the_pytorch_
     assert "PyTorch extension" in description and "never installs or replaces torch" in description
 
 
+def test_contributors_are_the_project_team_everywhere_and_not_the_method_authors():
+    """One truthful value (the repository names no individual contributor): the team of CITATION.cff.
+
+    The methods' authors are credited in each module's acknowledgement text instead.
+    """
+    contributors = re.search(
+        r'set\(EXTENSION_CONTRIBUTORS "([^"]+)"\)', (ROOT / "CMakeLists.txt").read_text()
+    )
+    value = contributors.group(1)
+    citation_authors = re.findall(r'^  - name: "([^"]+)"', (ROOT / "CITATION.cff").read_text(), re.MULTILINE)
+    assert citation_authors and value.startswith(citation_authors[0] + " (")
+    for folder, (module, _, _) in ALL_FOLDERS.items():
+        source = (ROOT / folder / f"{module}.py").read_text(encoding="utf-8")
+        assert f"self.parent.contributors = [{value!r}]".replace("'", '"') in source, folder
+    assert "Jaus" not in value
+    for folder in ("DAPAtlasModule", "LIMIS", "CCMetricsModule"):
+        module = ALL_FOLDERS[folder][0]
+        assert "Jaus" in (ROOT / folder / f"{module}.py").read_text(encoding="utf-8")  # acknowledged
+
+
 @pytest.mark.parametrize("folder", list(ALL_FOLDERS))
 def test_every_script_and_resource_is_listed_in_the_module_cmake(folder):
     module, lib, _ = ALL_FOLDERS[folder]

@@ -41,7 +41,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -650,12 +650,14 @@ def compare(
     label: int | None = None,
     clamp_distances: bool = False,
     spacing_order: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ComparisonResult:
     """Evaluate several predictions against one reference (the reference is prepared once).
 
     ``predictions`` maps names to masks (or is a sequence, named prediction_1, prediction_2 ...).
     Masks are binary arrays or Volumes; with ``label=N`` label maps are compared on value N.
-    See :func:`evaluate` for the other arguments.
+    ``progress(index, total, name)`` is called before each prediction (a GUI's progress bar; it may
+    raise to stop). See :func:`evaluate` for the other arguments.
     """
     metrics = check_metrics(metrics)
     connectivity = check_connectivity(connectivity)
@@ -680,7 +682,9 @@ def compare(
     )
     settings["distance_worst_rule"] = worst_rule
     results = {}
-    for name, prediction in predictions.items():
+    for index, (name, prediction) in enumerate(predictions.items()):
+        if progress is not None:
+            progress(index, len(predictions), str(name))
         prediction_mask = as_mask(prediction, label, str(name))
         _check_same_grid(reference_mask, prediction_mask, str(name))
         results[str(name)] = _evaluate_prepared(

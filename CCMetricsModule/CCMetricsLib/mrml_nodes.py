@@ -79,12 +79,10 @@ def evaluation_grid(reference_node, grid_node=None):
     from AnatomyCommonLib import slicer_bridge
 
     if grid_node is not None:
-        volume = slicer_bridge.node_to_volume(grid_node)
-        return volume.with_array(np.zeros(volume.shape, dtype=np.uint8))
+        return slicer_bridge.volume_snapshot(grid_node).grid()
     if _is_segmentation(reference_node):
         return slicer_bridge.segmentation_reference_grid(reference_node)
-    volume = slicer_bridge.node_to_volume(reference_node)
-    return volume.with_array(np.zeros(volume.shape, dtype=np.uint8))
+    return slicer_bridge.volume_snapshot(reference_node).grid()
 
 
 def node_mask(node, grid, *, segment_id: str | None = None, label: int | None = None, scene=None):
@@ -92,21 +90,34 @@ def node_mask(node, grid, *, segment_id: str | None = None, label: int | None = 
 
     Label maps must already lie on the grid (GeometryMismatchError otherwise); ``label`` selects
     one value (None: every non-zero voxel). Empty masks are allowed (an empty prediction misses
-    every component).
+    every component). (:func:`node_mask_reader`, then calling it.)
     """
+    return node_mask_reader(node, grid, segment_id=segment_id, label=label, scene=scene)()
+
+
+def node_mask_reader(node, grid, *, segment_id: str | None = None, label: int | None = None, scene=None):
+    """Main thread: check and plan :func:`node_mask`; returns a function making the mask (any thread)."""
     from AnatomyCommonLib import slicer_bridge
 
     if _is_segmentation(node):
         if segment_id is None:
             raise InvalidParameterError(f"Choose which segment of {node.GetName()} to evaluate.")
-        labels, _ = slicer_bridge.segmentation_node_to_labelmap(
-            node, grid, segment_ids=[segment_id], scene=scene
-        )
-        return labels.with_array((labels.array > 0).astype(np.uint8))
-    volume = slicer_bridge.node_to_volume(node)
-    volume.require_same_grid(grid, (node.GetName(), "the evaluation grid"))
-    mask = volume.array == label if label is not None else volume.array != 0
-    return volume.with_array(mask.astype(np.uint8))
+        reader = slicer_bridge.segmentation_labelmap_reader(node, grid, segment_ids=[segment_id], scene=scene)
+
+        def segment_mask():
+            labels, _ = reader.read()
+            return labels.with_array((labels.array > 0).astype(np.uint8))
+
+        return segment_mask
+    snapshot = slicer_bridge.volume_snapshot(node)
+    snapshot.grid().require_same_grid(grid, (node.GetName(), "the evaluation grid"))
+
+    def label_mask():
+        volume = snapshot.to_volume()
+        mask = volume.array == label if label is not None else volume.array != 0
+        return volume.with_array(mask.astype(np.uint8))
+
+    return label_mask
 
 
 def region_colors(n: int) -> list[tuple[float, float, float]]:
@@ -127,17 +138,23 @@ def component_table_rows(comparison: ComparisonResult) -> list[dict[str, Any]]:
     return rows
 
 
+def region_descriptions(n: int):
+    """Name ("Region k") and colour of each of ``n`` Voronoi regions (label value k)."""
+    from AnatomyCommonLib import slicer_bridge
+
+    return [
+        slicer_bridge.LabelDescription(k, f"Region {k}", color)
+        for k, color in enumerate(region_colors(n), start=1)
+    ]
+
+
 def regions_segmentation(regions, n: int, name: str, *, scene=None, node=None, reference_volume_node=None):
     """A segmentation node with one coloured segment per Voronoi region, shown as outlines."""
     from AnatomyCommonLib import slicer_bridge
 
-    descriptions = [
-        slicer_bridge.LabelDescription(k, f"Region {k}", color)
-        for k, color in enumerate(region_colors(n), start=1)
-    ]
     node = slicer_bridge.labelmap_to_segmentation_node(
         regions,
-        descriptions,
+        region_descriptions(n),
         name,
         scene=scene,
         segmentation_node=node,
@@ -161,6 +178,180 @@ def show_regions(regions_node, *, visible: bool = True, outline: bool = True) ->
     display.SetVisibility3D(False)
 
 
+@dataclass
+class EvaluationInputs:
+    """What the main thread reads from the nodes before a Compute (numpy only)."""
+
+    grid: Any  # AnatomyCommonLib Volume: the evaluation grid (all zero)
+    reference: Any  # function making the binary reference mask Volume (call it off the main thread)
+    predictions: dict  # prediction name -> function making its binary mask Volume
+    key: str  # result key of the nodes (one set of result nodes per reference node)
+    name: str = "CC-Metrics"
+
+
+@dataclass
+class ComputedEvaluation:
+    """What the job runner computed for a Compute: the metrics and the rows of both tables."""
+
+    inputs: EvaluationInputs
+    comparison: ComparisonResult
+    component_rows: list
+    summary_rows: list
+    connectivity: int = 26
+    reference: Any = None  # the binary reference mask Volume that was evaluated
+    regions: Any = None  # PreparedSegments of the Voronoi regions (with_regions), else None
+    n_regions: int = 0
+
+
+def read_evaluation_inputs(
+    reference_node,
+    prediction_nodes: Sequence[Any],
+    *,
+    reference_segment_id: str | None = None,
+    label: int | None = None,
+    grid_node=None,
+    name: str = "CC-Metrics",
+    scene=None,
+) -> EvaluationInputs:
+    """Main thread: the evaluation grid and how to read the masks of the reference and each prediction.
+
+    Errors in the choice of nodes (no segment of that name, another grid) are raised here; the
+    voxels are read by :func:`compute_evaluation`. A prediction segmentation is read through its
+    segment with the reference segment's name, or its only segment.
+    """
+    if reference_node is None:
+        raise InvalidParameterError("Choose a reference segmentation or label map.")
+    if not prediction_nodes:
+        raise InvalidParameterError("Choose at least one prediction.")
+    grid = evaluation_grid(reference_node, grid_node)
+    reference_name = None
+    if _is_segmentation(reference_node):
+        reference_segment_id = reference_segment_id or matching_segment_id(reference_node, None)
+        reference_name = reference_node.GetSegmentation().GetSegment(reference_segment_id).GetName()
+    reference = node_mask_reader(
+        reference_node, grid, segment_id=reference_segment_id, label=label, scene=scene
+    )
+    predictions = {}
+    for node in prediction_nodes:
+        if node is reference_node and reference_segment_id is not None:
+            raise InvalidParameterError(f"{node.GetName()} is the reference; choose another prediction.")
+        segment = matching_segment_id(node, reference_name) if _is_segmentation(node) else None
+        try:
+            predictions[node.GetName()] = node_mask_reader(
+                node, grid, segment_id=segment, label=label, scene=scene
+            )
+        except GeometryMismatchError as error:
+            raise GeometryMismatchError(f"{error} (prediction {node.GetName()})") from None
+    return EvaluationInputs(grid, reference, predictions, result_key(name, reference_node), name)
+
+
+def compute_evaluation(
+    inputs: EvaluationInputs,
+    *,
+    metrics: Iterable[str] = METRICS,
+    nsd_tolerance: float = 1.0,
+    distance_worst: float | None = None,
+    connectivity: int = 26,
+    with_regions: bool = False,
+    job=None,
+) -> ComputedEvaluation:
+    """The job-runner half of a Compute: metrics, table rows and (``with_regions``) the region segments.
+
+    No MRML: runs on any thread. ``job`` (a ThreadJob) gets progress per prediction; Cancel is
+    honoured before each prediction and before the regions (CancelledError).
+    """
+    from AnatomyCommonLib.errors import CancelledError
+
+    def progress(index: int, total: int, prediction: str) -> None:
+        if job is None:
+            return
+        if job.should_cancel():
+            raise CancelledError("CC-Metrics cancelled; the tables were not changed.")
+        share = 0.6 if with_regions else 0.9
+        job.report_progress(share * index / max(total, 1), f"prediction {index + 1}/{total}: {prediction}")
+
+    if job is not None:
+        job.report_progress(0.0, "reading the masks")
+    reference = inputs.reference()
+    predictions = {name: read() for name, read in inputs.predictions.items()}
+    comparison = compare(
+        reference,
+        predictions,
+        metrics=metrics,
+        nsd_tolerance=nsd_tolerance,
+        distance_worst=distance_worst,
+        connectivity=connectivity,
+        progress=progress,
+    )
+    computed = ComputedEvaluation(
+        inputs,
+        comparison,
+        component_table_rows(comparison),
+        comparison.summary_rows(),
+        connectivity,
+        reference,
+    )
+    if with_regions:
+        if job is not None:
+            if job.should_cancel():
+                raise CancelledError("CC-Metrics cancelled; the tables were not changed.")
+            job.report_progress(0.6, "Voronoi regions")
+        computed.regions, computed.n_regions = prepare_regions(reference, connectivity)
+    if job is not None:
+        job.report_progress(1.0, "done")
+    return computed
+
+
+def show_evaluation(
+    computed: ComputedEvaluation,
+    *,
+    scene=None,
+    component_table=None,
+    summary_table=None,
+    regions_node=None,
+) -> NodeEvaluation:
+    """Main thread: computed rows into the table nodes (and prepared regions into the overlay).
+
+    Tables are refilled when nodes are passed, else the nodes of an earlier evaluation of the same
+    reference node are reused, else new nodes are added.
+    """
+    from AnatomyCommonLib import slicer_bridge
+
+    key, name = computed.inputs.key, computed.inputs.name
+    component_table = component_table or slicer_bridge.result_node(
+        "vtkMRMLTableNode", f"{key}|components", f"{name} components", scene=scene
+    )
+    summary_table = summary_table or slicer_bridge.result_node(
+        "vtkMRMLTableNode", f"{key}|summary", f"{name} summary", scene=scene
+    )
+    component_table = slicer_bridge.rows_to_table_node(
+        computed.component_rows, f"{name} components", scene=scene, node=component_table
+    )
+    summary_table = slicer_bridge.rows_to_table_node(
+        computed.summary_rows, f"{name} summary", scene=scene, node=summary_table
+    )
+    evaluation = NodeEvaluation(
+        computed.comparison,
+        computed.inputs.grid,
+        component_table,
+        summary_table,
+        None,
+        computed.reference,
+        computed.connectivity,
+    )
+    evaluation.key = key
+    if computed.regions is not None:
+        show_prepared_regions(
+            evaluation,
+            computed.regions,
+            computed.n_regions,
+            name=f"{name} regions",
+            scene=scene,
+            node=regions_node,
+        )
+    return evaluation
+
+
 def evaluate_nodes(
     reference_node,
     prediction_nodes: Sequence[Any],
@@ -181,60 +372,34 @@ def evaluate_nodes(
 ) -> NodeEvaluation:
     """Evaluate predictions (segmentation or label-map nodes) against a reference segment or label map.
 
-    A prediction segmentation is read through its segment with the reference segment's name, or its
-    only segment. Tables (and the region overlay when ``with_regions``, off by default: the full
-    region map is a whole-grid computation) are refilled when nodes are passed, else the nodes of
-    an earlier evaluation of the same reference node are reused, else new nodes are added.
+    :func:`read_evaluation_inputs`, :func:`compute_evaluation` and :func:`show_evaluation` on the
+    calling thread (the module runs the middle one in its job runner). The region overlay
+    (``with_regions``) is off by default: the full region map is a whole-grid computation.
     """
-    from AnatomyCommonLib import slicer_bridge
-
-    if reference_node is None:
-        raise InvalidParameterError("Choose a reference segmentation or label map.")
-    if not prediction_nodes:
-        raise InvalidParameterError("Choose at least one prediction.")
-    grid = evaluation_grid(reference_node, grid_node)
-    reference_name = None
-    if _is_segmentation(reference_node):
-        reference_segment_id = reference_segment_id or matching_segment_id(reference_node, None)
-        reference_name = reference_node.GetSegmentation().GetSegment(reference_segment_id).GetName()
-    reference = node_mask(reference_node, grid, segment_id=reference_segment_id, label=label, scene=scene)
-    predictions = {}
-    for node in prediction_nodes:
-        if node is reference_node and reference_segment_id is not None:
-            raise InvalidParameterError(f"{node.GetName()} is the reference; choose another prediction.")
-        segment = matching_segment_id(node, reference_name) if _is_segmentation(node) else None
-        try:
-            predictions[node.GetName()] = node_mask(node, grid, segment_id=segment, label=label, scene=scene)
-        except GeometryMismatchError as error:
-            raise GeometryMismatchError(f"{error} (prediction {node.GetName()})") from None
-    comparison = compare(
-        reference,
-        predictions,
+    inputs = read_evaluation_inputs(
+        reference_node,
+        prediction_nodes,
+        reference_segment_id=reference_segment_id,
+        label=label,
+        grid_node=grid_node,
+        name=name,
+        scene=scene,
+    )
+    computed = compute_evaluation(
+        inputs,
         metrics=metrics,
         nsd_tolerance=nsd_tolerance,
         distance_worst=distance_worst,
         connectivity=connectivity,
+        with_regions=with_regions,
     )
-    key = result_key(name, reference_node)
-    component_table = component_table or slicer_bridge.result_node(
-        "vtkMRMLTableNode", f"{key}|components", f"{name} components", scene=scene
+    return show_evaluation(
+        computed,
+        scene=scene,
+        component_table=component_table,
+        summary_table=summary_table,
+        regions_node=regions_node,
     )
-    summary_table = summary_table or slicer_bridge.result_node(
-        "vtkMRMLTableNode", f"{key}|summary", f"{name} summary", scene=scene
-    )
-    component_table = slicer_bridge.rows_to_table_node(
-        component_table_rows(comparison), f"{name} components", scene=scene, node=component_table
-    )
-    summary_table = slicer_bridge.rows_to_table_node(
-        comparison.summary_rows(), f"{name} summary", scene=scene, node=summary_table
-    )
-    evaluation = NodeEvaluation(
-        comparison, grid, component_table, summary_table, None, reference, connectivity
-    )
-    evaluation.key = key
-    if with_regions:
-        add_regions(evaluation, name=f"{name} regions", scene=scene, node=regions_node)
-    return evaluation
 
 
 def result_key(name: str, reference_node) -> str:
@@ -248,10 +413,40 @@ def compute_region_map(evaluation: NodeEvaluation):
     Pure numpy (no MRML): the module runs it in the background job runner. On a whole-body CT grid
     this takes tens of seconds, see :func:`~CCMetricsLib.voronoi.voronoi_regions`.
     """
-    reference = evaluation.reference
-    region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, evaluation.connectivity)
+    return _region_map(evaluation.reference, evaluation.connectivity)
+
+
+def _region_map(reference, connectivity: int):
+    region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, connectivity)
     dtype = np.uint8 if n < 256 else np.uint16
     return reference.with_array(region_map.astype(dtype)), n
+
+
+def prepare_regions(reference, connectivity: int = 26):
+    """Job runner: the Voronoi regions of a reference mask as segments to attach: (PreparedSegments, n)."""
+    from AnatomyCommonLib import slicer_bridge
+
+    region_map, n = _region_map(reference, connectivity)
+    return slicer_bridge.prepare_segments(region_map, region_descriptions(n)), n
+
+
+def show_prepared_regions(
+    evaluation: NodeEvaluation, prepared, n: int, *, name: str = "CC-Metrics regions", scene=None, node=None
+):
+    """Main thread: prepared region segments into the evaluation's overlay node (its old regions replaced)."""
+    from AnatomyCommonLib import slicer_bridge
+
+    if not n:
+        return evaluation.regions
+    if node is None and evaluation.key is not None:
+        node = slicer_bridge.result_node(
+            "vtkMRMLSegmentationNode", f"{evaluation.key}|regions", name, scene=scene
+        )
+    evaluation.regions = slicer_bridge.attach_prepared_segments(
+        prepared, name, scene=scene, segmentation_node=node, replace_segments=True
+    )
+    show_regions(evaluation.regions, visible=True, outline=True)
+    return evaluation.regions
 
 
 def show_region_map(
@@ -265,21 +460,15 @@ def show_region_map(
 
     if not n:
         return evaluation.regions
-    if node is None and evaluation.key is not None:
-        node = slicer_bridge.result_node(
-            "vtkMRMLSegmentationNode", f"{evaluation.key}|regions", name, scene=scene
-        )
-        if node.GetDisplayNode() is None:
-            node.CreateDefaultDisplayNodes()
-    evaluation.regions = regions_segmentation(region_map, n, name, scene=scene, node=node)
-    return evaluation.regions
+    prepared = slicer_bridge.prepare_segments(region_map, region_descriptions(n))
+    return show_prepared_regions(evaluation, prepared, n, name=name, scene=scene, node=node)
 
 
 def add_regions(evaluation: NodeEvaluation, *, name: str = "CC-Metrics regions", scene=None, node=None):
     """Build the Voronoi region overlay of an evaluation on the calling thread
-    (:func:`compute_region_map` then :func:`show_region_map`)."""
-    region_map, n = compute_region_map(evaluation)
-    return show_region_map(evaluation, region_map, n, name=name, scene=scene, node=node)
+    (:func:`prepare_regions` then :func:`show_prepared_regions`)."""
+    prepared, n = prepare_regions(evaluation.reference, evaluation.connectivity)
+    return show_prepared_regions(evaluation, prepared, n, name=name, scene=scene, node=node)
 
 
 def table_row_position_ras(table_node, row: int) -> tuple[float, float, float] | None:

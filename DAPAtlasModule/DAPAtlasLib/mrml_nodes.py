@@ -51,33 +51,60 @@ def create_dap_segmentation(
     Segments are ordered by anatomical system (the order of :data:`SYSTEMS`), then by label id,
     so the segment list reads as groups. With ``key`` (e.g. ``"post-processed|<input node id>"``)
     the segmentation of the same key is refilled (its old segments replaced) instead of adding one.
+    This is :func:`prepare_dap_segments` (the module runs it in its job runner) then
+    :func:`attach_dap_segments` (main thread) on the calling thread.
     """
+    return attach_dap_segments(
+        prepare_dap_segments(labels),
+        name,
+        scene=scene,
+        reference_volume_node=reference_volume_node,
+        segmentation_node=segmentation_node,
+        key=key,
+    )
+
+
+def _system_of(value: int) -> str:
+    try:
+        return label_by_id(int(value)).system
+    except KeyError:
+        return "background"
+
+
+def prepare_dap_segments(labels: Volume) -> slicer_bridge.PreparedSegments:
+    """The DAP segments of a label map, built without a scene (any thread): names, colours,
+    terminology, the system tag, in system order. Attach them with :func:`attach_dap_segments`."""
+    return slicer_bridge.prepare_segments(
+        labels,
+        segment_descriptions(),
+        order=lambda value: (SYSTEMS.index(_system_of(value)), value),
+        tags=lambda value: {SYSTEM_TAG: _system_of(value)},
+    )
+
+
+def attach_dap_segments(
+    prepared: slicer_bridge.PreparedSegments,
+    name: str = "DAP Atlas",
+    *,
+    scene=None,
+    reference_volume_node=None,
+    segmentation_node=None,
+    key: str | None = None,
+):
+    """Main thread: prepared DAP segments into a segmentation node (the node of ``key`` is refilled)."""
     scene = slicer_bridge.mrml_scene(scene)
     if segmentation_node is None and key is not None:
         segmentation_node = slicer_bridge.result_node("vtkMRMLSegmentationNode", key, name, scene=scene)
         if segmentation_node.GetDisplayNode() is None:
             segmentation_node.CreateDefaultDisplayNodes()
-    node = slicer_bridge.labelmap_to_segmentation_node(
-        labels,
-        segment_descriptions(),
-        name=name,
+    return slicer_bridge.attach_prepared_segments(
+        prepared,
+        name,
         scene=scene,
         reference_volume_node=reference_volume_node,
         segmentation_node=segmentation_node,
         replace_segments=key is not None,
     )
-    segmentation = node.GetSegmentation()
-    entries = []
-    for index in range(segmentation.GetNumberOfSegments()):
-        segment_id = segmentation.GetNthSegmentID(index)
-        segment = segmentation.GetSegment(segment_id)
-        value = _segment_tag(segment, slicer_bridge.LABEL_VALUE_TAG)
-        system = label_by_id(int(value)).system if value and value.isdigit() else "background"
-        segment.SetTag(SYSTEM_TAG, system)
-        entries.append((SYSTEMS.index(system), int(value) if value and value.isdigit() else 1000, segment_id))
-    for position, (_, _, segment_id) in enumerate(sorted(entries)):
-        segmentation.SetSegmentIndex(segment_id, position)
-    return node
 
 
 def segment_ids_by_system(segmentation_node) -> dict[str, list[str]]:
@@ -196,37 +223,78 @@ def statistics_result_nodes(stats, name: str, *, key: str, scene=None):
 
 @dataclass(frozen=True)
 class ApplyComputation:
-    """What the background half of the module's Apply computed (numpy only; no MRML)."""
+    """What the background half of the module's Apply computed (numpy and unattached VTK objects)."""
 
     result: Any  # PostprocessResult: the repaired labels and the report
     statistics: list  # StructureStatistics of the repaired labels
+    segments: slicer_bridge.PreparedSegments | None = None  # the repaired labels as DAP segments
+    input_warnings: tuple = ()  # what the CT check reported (forced runs)
 
 
-def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata, job) -> ApplyComputation:
-    """The part of Apply that runs in the job runner: the rules, then the statistics.
-
-    ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
-    honoured between rules and before the statistics by raising CancelledError). Only the MRML reads
-    before and the import after (:func:`create_dap_segmentation`, :func:`statistics_result_nodes`)
-    stay on the main thread.
-    """
+def _check_cancel(job, message: str) -> None:
     from AnatomyCommonLib.errors import CancelledError
 
+    if job is not None and job.should_cancel():
+        raise CancelledError(message)
+
+
+def apply_in_background(
+    labels: Volume, ct: Volume, *, sex: str, steps, metadata, job, check_ct: dict | None = None
+) -> ApplyComputation:
+    """The part of Apply that runs in the job runner: the rules, the statistics, the segments.
+
+    ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
+    honoured between rules and before the statistics by raising CancelledError). ``check_ct``
+    (``{"name": ..., "force": ...}``) first checks that the CT looks like a CT in HU
+    (:func:`~.input_checks.check_ct`, ImplausibleCTError). Only the MRML reads before and the
+    attaching after (:func:`attach_dap_segments`, :func:`statistics_result_nodes`) stay on the
+    main thread.
+    """
+    from .input_checks import check_ct as check_ct_values
     from .postprocess import postprocess
     from .statistics import structure_statistics
 
-    def progress(step: str, index: int, total: int) -> None:
-        if job.should_cancel():
-            raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
-        job.report_progress(0.9 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
+    cancelled = "Post-processing cancelled; nothing was added to the scene."
 
+    def progress(step: str, index: int, total: int) -> None:
+        _check_cancel(job, cancelled)
+        job.report_progress(0.85 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
+
+    warnings = check_ct_values(ct, name=check_ct["name"], force=check_ct["force"]) if check_ct else []
     result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
-    if job.should_cancel():
-        raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
-    job.report_progress(0.9, "statistics")
+    _check_cancel(job, cancelled)
+    job.report_progress(0.85, "statistics")
     statistics = structure_statistics(result.labels, ct)
+    _check_cancel(job, cancelled)
+    job.report_progress(0.93, "segments")
+    segments = prepare_dap_segments(result.labels)
     job.report_progress(1.0, "done")
-    return ApplyComputation(result, statistics)
+    return ApplyComputation(result, statistics, segments, tuple(warnings))
+
+
+def statistics_in_background(labels: Volume, ct: Volume, *, job=None) -> list:
+    """The statistics of *Show statistics*, for the job runner (the nodes are made on the main thread)."""
+    from .statistics import structure_statistics
+
+    if job is not None:
+        job.report_progress(0.0, "statistics")
+    statistics = structure_statistics(labels, ct)
+    if job is not None:
+        job.report_progress(1.0, "done")
+    return statistics
+
+
+def model_output_in_background(labels_path, *, job=None) -> slicer_bridge.PreparedSegments:
+    """The end of *Segment*, for the job runner: read the model's label map file, build its segments."""
+    from AnatomyCommonLib.image_io import read_labelmap
+
+    if job is not None:
+        job.report_progress(0.0, "reading the model output")
+    labels = read_labelmap(labels_path, name="DAP Atlas model output")
+    _check_cancel(job, "Import cancelled; nothing was added to the scene.")
+    if job is not None:
+        job.report_progress(0.5, "building the segments")
+    return prepare_dap_segments(labels)
 
 
 def load_color_table_node(path: str | Path | None = None, *, scene=None):
@@ -262,13 +330,34 @@ def load_terminology(logic, path: str | Path | None = None) -> str:
     return name
 
 
-def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None) -> Volume:
-    """The model output (a label-map volume or a segmentation node) as a DAP label map.
+class DapLabelsRead:
+    """A DAP label map planned from a node on the main thread; :meth:`read` (any thread) returns it."""
 
-    A label-map volume is taken as is (its values are DAP ids). A segmentation is exported on
-    the reference volume's grid; segments made by this toolkit keep their DAP id (label value
-    tag), others are matched by name ("Kidney Left", "kidney_left", the released CSV names, or
-    "Label 15" / "Segment_15"). The input node is not modified.
+    def __init__(self, read_labels, lookup=None) -> None:
+        self._read_labels = read_labels
+        self._lookup = lookup
+
+    def read(self) -> Volume:
+        """The DAP label map (uint8 ids); InvalidLabelValuesError for values above 144."""
+        import numpy as np
+
+        from .exceptions import InvalidLabelValuesError
+
+        labels = self._read_labels()
+        if self._lookup is None:
+            return labels
+        remapped = self._lookup[labels.array]
+        if remapped.size and int(remapped.max()) > 144:
+            raise InvalidLabelValuesError(
+                "The segmentation holds label values above 144; it is not a DAP label map."
+            )
+        return labels.with_array(remapped.astype(np.uint8))
+
+
+def dap_labels_reader(model_output_node, reference_volume_node, *, scene=None) -> DapLabelsRead:
+    """Main thread: plan :func:`dap_labels_from_node` (names are checked here, voxels read later).
+
+    Segment names that are no DAP structure raise InvalidLabelValuesError at once.
     """
     import re
 
@@ -279,15 +368,16 @@ def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None
     from .exceptions import InvalidLabelValuesError
 
     if model_output_node.IsA("vtkMRMLLabelMapVolumeNode"):
-        return slicer_bridge.node_to_volume(model_output_node)
+        return DapLabelsRead(slicer_bridge.volume_snapshot(model_output_node).to_volume)
     if not model_output_node.IsA("vtkMRMLSegmentationNode"):
         raise InvalidLabelValuesError(
             f"{model_output_node.GetName()} is neither a label map volume nor a segmentation; "
             "choose the DAP Atlas model output."
         )
-    labels, names = slicer_bridge.segmentation_node_to_labelmap(
+    reader = slicer_bridge.segmentation_labelmap_reader(
         model_output_node, reference_volume_node, scene=slicer_bridge.mrml_scene(scene)
     )
+    names = reader.names
     tagged = set()
     segmentation = model_output_node.GetSegmentation()
     for index in range(segmentation.GetNumberOfSegments()):
@@ -312,12 +402,21 @@ def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None
             f"Segments {unresolved[:5]} of {model_output_node.GetName()} are not DAP Atlas structures; "
             "use the segmentation produced by the DAP Atlas model (or name segments like 'Kidney Left')."
         )
-    remapped = lookup[labels.array]
-    if remapped.size and int(remapped.max()) > 144:
-        raise InvalidLabelValuesError(
-            "The segmentation holds label values above 144; it is not a DAP label map."
-        )
-    return labels.with_array(remapped.astype(np.uint8))
+    if np.array_equal(lookup, np.arange(lookup.size)) and lookup.size <= 145:
+        lookup = None  # every segment keeps its DAP id: no remapping pass over the voxels
+    return DapLabelsRead(lambda: reader.read()[0], lookup)
+
+
+def dap_labels_from_node(model_output_node, reference_volume_node, *, scene=None) -> Volume:
+    """The model output (a label-map volume or a segmentation node) as a DAP label map.
+
+    A label-map volume is taken as is (its values are DAP ids). A segmentation is exported on
+    the reference volume's grid; segments made by this toolkit keep their DAP id (label value
+    tag), others are matched by name ("Kidney Left", "kidney_left", the released CSV names, or
+    "Label 15" / "Segment_15"). The input node is not modified. (:func:`dap_labels_reader`, then
+    ``read()``; the module reads in its job runner.)
+    """
+    return dap_labels_reader(model_output_node, reference_volume_node, scene=scene).read()
 
 
 def patient_sex_of_node(node, *, scene=None) -> str | None:

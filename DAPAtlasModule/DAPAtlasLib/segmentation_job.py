@@ -82,3 +82,25 @@ def start_segmentation_job(
         description="DAP Atlas segmentation",
     )
     return job.start()
+
+
+def start_segmentation_in_background(ct: Volume, model: str | Path, *, job=None, **options) -> ProcessJob:
+    """The start of the Slicer module's *Segment* for its job runner: write the CT, start the process.
+
+    Writing the whole-body CT for the child process is the slow part; here it runs off the GUI
+    thread. ``job`` (a ThreadJob) may be cancelled meanwhile: the process started anyway is then
+    killed and its folder deleted (CancelledError). ``options`` are those of
+    :func:`start_segmentation_job`. Returns the running :class:`ProcessJob` (poll it).
+    """
+    from AnatomyCommonLib.errors import CancelledError
+
+    message = "Segmentation cancelled; nothing was added to the scene."
+    if job is not None:
+        if job.should_cancel():
+            raise CancelledError(message)
+        job.report_progress(0.0, "writing the CT for the model process")
+    process = start_segmentation_job(ct, model, **options)
+    if job is not None and job.should_cancel():
+        process.cancel()
+        raise CancelledError(message)
+    return process

@@ -111,7 +111,7 @@ def test_the_shared_layer_read_equals_slicers_own_export(scene, monkeypatch, ori
     )
     ids = [segmentation.GetSegmentation().GetNthSegmentID(n) for n in range(0, 40, 3)]
     fast, fast_names = slicer_bridge.segmentation_node_to_labelmap(segmentation, ct_node, segment_ids=ids)
-    monkeypatch.setattr(slicer_bridge, "_shared_layer_labelmap", lambda *args: None)
+    monkeypatch.setattr(slicer_bridge, "_shared_layer_plan", lambda *args: None)
     slow, slow_names = slicer_bridge.segmentation_node_to_labelmap(segmentation, ct_node, segment_ids=ids)
     assert fast_names == slow_names and fast.same_grid_as(slow)
     np.testing.assert_array_equal(fast.array, slow.array)
