@@ -402,7 +402,7 @@ def _write_regions(reference, result, args: argparse.Namespace, path: Path) -> N
 
     label = next(iter(result)).settings.get("label")
     mask = reference.array == label if label is not None else reference.array != 0
-    regions, n = voronoi_regions(mask, reference.spacing_kji_mm, args.connectivity)
+    regions, n = voronoi_regions(mask, reference.spacing_kji_mm, args.connectivity, spacing_order="kji")
     dtype = np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
     write_volume(reference.with_array(regions.astype(dtype)), path, overwrite=True)
 

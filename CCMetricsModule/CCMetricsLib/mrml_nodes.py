@@ -249,7 +249,9 @@ def compute_region_map(evaluation: NodeEvaluation):
     this takes tens of seconds, see :func:`~CCMetricsLib.voronoi.voronoi_regions`.
     """
     reference = evaluation.reference
-    region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, evaluation.connectivity)
+    region_map, n = voronoi_regions(
+        reference.array, reference.spacing_kji_mm, evaluation.connectivity, spacing_order="kji"
+    )
     dtype = np.uint8 if n < 256 else np.uint16
     return reference.with_array(region_map.astype(dtype)), n
 

@@ -69,6 +69,47 @@ def spacing_array(spacing: float | Sequence[float] | None, ndim: int = 3) -> np.
     return values
 
 
+#: Axis orders a raw-array spacing can be given in: numpy array order, SimpleITK GetSpacing() order.
+SPACING_ORDERS = ("kji", "xyz")
+
+
+def resolve_spacing_kji(spacing, spacing_order: str | None = None, volume_spacing_kji=None) -> np.ndarray:
+    """Spacing in array axis order (k, j, i), mm.
+
+    An anisotropic spacing given with raw arrays is ambiguous (numpy's array order (z, y, x) versus
+    SimpleITK's ``GetSpacing()`` order (x, y, z)) and silently changes distances and regions if
+    misread, so it needs ``spacing_order``; isotropic spacing and Volumes (``volume_spacing_kji``)
+    need nothing, and a spacing given with a Volume must agree with it.
+    """
+    from .exceptions import GeometryMismatchError
+
+    if spacing_order is not None and spacing_order not in SPACING_ORDERS:
+        raise InvalidParameterError(
+            f"spacing_order must be 'kji' (array axis order) or 'xyz' (SimpleITK GetSpacing() order), "
+            f"got {spacing_order!r}."
+        )
+    if spacing is None:
+        return np.asarray(volume_spacing_kji, dtype=float) if volume_spacing_kji is not None else np.ones(3)
+    values = spacing_array(spacing)
+    if spacing_order == "xyz":
+        values = values[::-1].copy()
+    anisotropic = not np.allclose(values, values[0], rtol=1e-6, atol=0)
+    if anisotropic and spacing_order is None and volume_spacing_kji is None:
+        raise InvalidParameterError(
+            f"spacing={tuple(float(v) for v in values)} is anisotropic and the masks are raw arrays, so "
+            "its axis order is ambiguous; pass spacing_order='kji' (one value per numpy array axis, "
+            "e.g. (sz, sy, sx) for sitk.GetArrayFromImage arrays) or spacing_order='xyz' (SimpleITK "
+            "GetSpacing() order), or pass AnatomyCommonLib Volumes that carry their geometry."
+        )
+    if volume_spacing_kji is not None and not np.allclose(values, volume_spacing_kji, atol=1e-4):
+        raise GeometryMismatchError(
+            f"spacing={tuple(values)} disagrees with the reference volume's spacing "
+            f"{tuple(np.round(np.asarray(volume_spacing_kji, dtype=float), 4))} (array axis order); "
+            "leave spacing=None."
+        )
+    return values
+
+
 def as_binary_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     """A boolean 3D view or copy of a 0/1 mask; NonBinaryMaskError for other values."""
     array = np.asarray(mask)
@@ -221,12 +262,17 @@ def voronoi_regions(
     reference: np.ndarray,
     spacing: float | Sequence[float] | None = None,
     connectivity: int = 26,
+    *,
+    spacing_order: str | None = None,
 ) -> tuple[np.ndarray, int]:
     """Full generalized Voronoi region map of the reference's connected components.
 
-    ``reference`` is a binary 3D mask (or a :class:`~AnatomyCommonLib.volume.Volume` holding one,
-    whose spacing is used when ``spacing`` is None); ``spacing`` is one value per array axis in
-    array axis order (mm; None = 1). Returns (int32 region map with values 1..n, n); a reference
+    ``reference`` is a binary 3D mask or a :class:`~AnatomyCommonLib.volume.Volume` holding one
+    (its spacing is used; a ``spacing`` given with it must agree). ``spacing`` in mm: a number or
+    an isotropic triple, or with raw arrays an anisotropic triple together with ``spacing_order``
+    ("kji": numpy array axis order, e.g. (sz, sy, sx) for ``sitk.GetArrayFromImage`` arrays;
+    "xyz": SimpleITK ``GetSpacing()`` order); without it InvalidParameterError (the two readings
+    give different maps). None = 1 mm. Returns (int32 region map with values 1..n, n); a reference
     without foreground gives zeros and 0. Exact to Algorithm 1, ties to the lowest component id.
 
     Method (:func:`nearest_component_map`): an octree of blocks over the grid; the distance to
@@ -240,11 +286,12 @@ def voronoi_regions(
     reference's bounding box. On 512x512x500 voxels with 60 lesions: see README (CC-Metrics,
     region map).
     """
+    volume_spacing = None
     if hasattr(reference, "spacing_kji_mm") and hasattr(reference, "array"):
-        spacing = reference.spacing_kji_mm if spacing is None else spacing
+        volume_spacing = reference.spacing_kji_mm
         reference = reference.array
+    spacing_kji = resolve_spacing_kji(spacing, spacing_order, volume_spacing)
     mask = as_binary_mask(reference, "reference")
-    spacing_kji = spacing_array(spacing)
     connectivity = check_connectivity(connectivity)
     flat = np.flatnonzero(mask)
     if flat.size == 0:
@@ -562,6 +609,8 @@ def _decide_by_corners(regions, sites, starts, extents, size, blocks, components
     )
     pair_count = count[blocks]
     tolerance2 = tolerance**2
+    strides = np.array(regions.strides) // regions.itemsize
+    voxel_flat = voxel_offsets @ strides
     exact_voxels, exact_pairs, exact_upper = [], [], []
     for k in np.unique(pair_count):
         rows = np.flatnonzero(pair_count == k)
@@ -573,11 +622,20 @@ def _decide_by_corners(regions, sites, starts, extents, size, blocks, components
         upper += gradient[inverse[rows]].reshape(rows.size, 3 * n_corners) @ weighted_offsets.T
         upper = upper.reshape(-1, k, n_voxels)
         choice, alive = _choose_from_bounds(lower, upper, tolerance2)
-        valid = np.all(voxel_offsets[None, :, :] < extents[group_blocks][:, None, :], axis=2)
-        block_index, voxel_column = np.nonzero((choice >= 0) & valid)
-        coordinates = starts[group_blocks[block_index]] + voxel_offsets[voxel_column]
-        winners = ids[block_index, choice[block_index, voxel_column]]
-        regions.ravel()[np.ravel_multi_index(tuple(coordinates.T), regions.shape)] = winners
+        # voxels beyond the grid (blocks at its far edges) are never written
+        valid = np.ones(choice.shape, dtype=bool)
+        partial = np.flatnonzero(np.any(extents[group_blocks] < size, axis=1))
+        valid[partial] = np.all(
+            voxel_offsets[None, :, :] < extents[group_blocks[partial]][:, None, :], axis=2
+        )
+        flat = (starts[group_blocks] @ strides)[:, None] + voxel_flat[None, :]
+        write = (choice >= 0) & valid
+        if k == 2:
+            winners = np.where(choice == 0, ids[:, :1], ids[:, 1:])
+        else:
+            winners = np.take_along_axis(ids, np.maximum(choice, 0), axis=1)
+        regions.ravel()[flat[write]] = winners[write]
+        del flat, write, winners
         block_index, voxel_column = np.nonzero((choice < 0) & valid)
         if block_index.size == 0:
             continue

@@ -84,7 +84,7 @@ def test_evaluate_writes_json_csv_regions_and_png_and_prints_a_summary(files, ca
     assert [int(r["component_id"]) for r in missed] == plan.missed
     regions = read_volume(out / "regions.nii.gz")
     assert regions.same_grid_as(reference)
-    expected, n = voronoi_regions(reference.array, reference.spacing_kji_mm)
+    expected, n = voronoi_regions(reference.array, reference.spacing_kji_mm, spacing_order="kji")
     assert n == 5 and np.array_equal(regions.array, expected)
     with Image.open(out / "r.png") as png:
         assert png.size[0] > 600 and png.size[1] > 300

@@ -66,7 +66,7 @@ def mismatches(seeds):
     for seed in seeds:
         mask, spacing, connectivity = tie_rich_case(seed)
         expected, n_expected = brute_force_regions(mask, spacing, connectivity)
-        regions, n = voronoi_regions(mask, spacing, connectivity)
+        regions, n = voronoi_regions(mask, spacing, connectivity, spacing_order="kji")
         if n != n_expected or not np.array_equal(regions, expected):
             failures.append((seed, int((regions != expected).sum())))
     return failures
