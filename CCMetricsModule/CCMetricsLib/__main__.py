@@ -354,20 +354,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.png:
             from . import report_png
 
-            report_png.render_component_report(
+            report = report_png.render_component_report(
                 reference, predictions, results[0], staged.path(args.png), overwrite=True
             )
+            png_pages = [args.png]
+            for number, page in enumerate(report.pages[1:], start=2):  # written beside the staged first
+                png_pages.append(args.png.with_name(f"{args.png.stem}_page{number}{args.png.suffix}"))
+                staged.adopt(page, png_pages[-1])
     print(format_summary_table(summary, args.metrics))
     for what, path in (
         ("table", args.csv),
         ("summary", args.summary_csv),
         ("JSON", args.json),
         ("regions", args.regions),
-        ("PNG", args.png),
         ("anatomy strata", args.anatomy_csv),
     ):
         if path:
             print(f"{what}: {path}", file=sys.stderr)
+    for page in png_pages if args.png else []:
+        print(f"PNG: {page}", file=sys.stderr)
     return 0
 
 
@@ -402,7 +407,7 @@ def _write_regions(reference, result, args: argparse.Namespace, path: Path) -> N
 
     label = next(iter(result)).settings.get("label")
     mask = reference.array == label if label is not None else reference.array != 0
-    regions, n = voronoi_regions(mask, reference.spacing_kji_mm, args.connectivity)
+    regions, n = voronoi_regions(mask, reference.spacing_kji_mm, args.connectivity, spacing_order="kji")
     dtype = np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
     write_volume(reference.with_array(regions.astype(dtype)), path, overwrite=True)
 

@@ -53,10 +53,12 @@ from .instance_metrics import ComponentOverlaps, lesion_dice, panoptic_quality
 from .overlap import dice_from_counts, iou_from_counts
 from .surface_distance import SURFACE_METRICS, directed_distances_mm, kd_tree, surface_scores
 from .voronoi import (
+    SPACING_ORDERS,  # noqa: F401  (public here before it moved to voronoi)
     as_binary_mask,
     check_connectivity,
     component_sites,
     label_components,
+    resolve_spacing_kji,
     spacing_array,
 )
 
@@ -118,40 +120,9 @@ def _check_same_grid(reference: MaskInput, prediction: MaskInput, name: str) -> 
         )
 
 
-SPACING_ORDERS = ("kji", "xyz")
-
-
 def _resolve_spacing(spacing, reference: MaskInput, spacing_order: str | None = None) -> np.ndarray:
-    """Spacing in array axis order (k, j, i).
-
-    An anisotropic spacing given with raw arrays is ambiguous (numpy's array order (z, y, x) versus
-    SimpleITK's ``GetSpacing()`` order (x, y, z)) and silently changes CC-NSD and the distances if
-    misread, so it needs ``spacing_order``; isotropic spacing and Volumes need nothing.
-    """
-    if spacing_order is not None and spacing_order not in SPACING_ORDERS:
-        raise InvalidParameterError(
-            f"spacing_order must be 'kji' (array axis order) or 'xyz' (SimpleITK GetSpacing() order), "
-            f"got {spacing_order!r}."
-        )
-    if spacing is None:
-        return reference.spacing_kji if reference.spacing_kji is not None else np.ones(3)
-    values = spacing_array(spacing)
-    if spacing_order == "xyz":
-        values = values[::-1].copy()
-    anisotropic = not np.allclose(values, values[0], rtol=1e-6, atol=0)
-    if anisotropic and spacing_order is None and reference.spacing_kji is None:
-        raise InvalidParameterError(
-            f"spacing={tuple(float(v) for v in values)} is anisotropic and the masks are raw arrays, so "
-            "its axis order is ambiguous; pass spacing_order='kji' (one value per numpy array axis, "
-            "e.g. (sz, sy, sx) for sitk.GetArrayFromImage arrays) or spacing_order='xyz' (SimpleITK "
-            "GetSpacing() order), or pass AnatomyCommonLib Volumes that carry their geometry."
-        )
-    if reference.spacing_kji is not None and not np.allclose(values, reference.spacing_kji, atol=1e-4):
-        raise GeometryMismatchError(
-            f"spacing={tuple(values)} disagrees with the reference volume's spacing "
-            f"{tuple(np.round(reference.spacing_kji, 4))} (array axis order); leave spacing=None."
-        )
-    return values
+    """Spacing in array axis order (k, j, i); see :func:`~CCMetricsLib.voronoi.resolve_spacing_kji`."""
+    return resolve_spacing_kji(spacing, spacing_order, reference.spacing_kji)
 
 
 # ---------------------------------------------------------------------------- prepared reference

@@ -73,7 +73,7 @@ def write_lesion_report(
     if component_notes:
         rows = [{**row, "note": component_notes.get(row["component_id"], "")} for row in rows]
     mask = np.asarray(reference.array) != 0
-    regions, n = voronoi_regions(mask, reference.spacing_kji_mm)
+    regions, n = voronoi_regions(mask, reference.spacing_kji_mm, spacing_order="kji")
     dtype = np.uint8 if n < 256 else np.uint16
     with StagedOutputs() as staged:  # all five files, or none
         rows_to_csv(rows, staged.path(paths["components"]))

@@ -36,6 +36,10 @@ class StagedOutputs:
         self._pending.append((Path(tmp_name), target))
         return Path(tmp_name)
 
+    def adopt(self, written: str | os.PathLike, target: str | os.PathLike) -> None:
+        """Move a file a writer made beside a staged path (e.g. a further PNG page) to ``target`` too."""
+        self._pending.append((Path(written), Path(target)))
+
     def _make_parent(self, folder: Path) -> None:
         missing = []
         probe = folder

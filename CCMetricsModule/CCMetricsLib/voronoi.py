@@ -10,7 +10,9 @@ Two ways to get regions, both exact:
 - :func:`voronoi_regions` builds the full region map (the ``--regions`` output, the Slicer
   overlay) with :func:`nearest_component_map`: an octree of blocks, each filled at once when the
   distance bounds at its centre leave one possible nearest component, split otherwise, down to
-  single voxels decided by exact distances (work grows with the area of the region borders).
+  small blocks whose voxels are decided by second-order bounds from exact values at the block
+  corners, or by exact distances where those bounds cannot tell (work grows with the area of the
+  region borders).
 - :class:`ComponentSites` answers "which region is this voxel in" for a few voxels only (the
   predicted ones). The nearest voxel of a set seen from outside it is always one of its
   6-neighbourhood boundary voxels (an interior voxel has a neighbour one step closer), so a k-d
@@ -63,6 +65,47 @@ def spacing_array(spacing: float | Sequence[float] | None, ndim: int = 3) -> np.
         raise InvalidParameterError(
             f"spacing must be one positive value per array axis ({ndim} values, array axis order), "
             f"got {spacing!r}."
+        )
+    return values
+
+
+#: Axis orders a raw-array spacing can be given in: numpy array order, SimpleITK GetSpacing() order.
+SPACING_ORDERS = ("kji", "xyz")
+
+
+def resolve_spacing_kji(spacing, spacing_order: str | None = None, volume_spacing_kji=None) -> np.ndarray:
+    """Spacing in array axis order (k, j, i), mm.
+
+    An anisotropic spacing given with raw arrays is ambiguous (numpy's array order (z, y, x) versus
+    SimpleITK's ``GetSpacing()`` order (x, y, z)) and silently changes distances and regions if
+    misread, so it needs ``spacing_order``; isotropic spacing and Volumes (``volume_spacing_kji``)
+    need nothing, and a spacing given with a Volume must agree with it.
+    """
+    from .exceptions import GeometryMismatchError
+
+    if spacing_order is not None and spacing_order not in SPACING_ORDERS:
+        raise InvalidParameterError(
+            f"spacing_order must be 'kji' (array axis order) or 'xyz' (SimpleITK GetSpacing() order), "
+            f"got {spacing_order!r}."
+        )
+    if spacing is None:
+        return np.asarray(volume_spacing_kji, dtype=float) if volume_spacing_kji is not None else np.ones(3)
+    values = spacing_array(spacing)
+    if spacing_order == "xyz":
+        values = values[::-1].copy()
+    anisotropic = not np.allclose(values, values[0], rtol=1e-6, atol=0)
+    if anisotropic and spacing_order is None and volume_spacing_kji is None:
+        raise InvalidParameterError(
+            f"spacing={tuple(float(v) for v in values)} is anisotropic and the masks are raw arrays, so "
+            "its axis order is ambiguous; pass spacing_order='kji' (one value per numpy array axis, "
+            "e.g. (sz, sy, sx) for sitk.GetArrayFromImage arrays) or spacing_order='xyz' (SimpleITK "
+            "GetSpacing() order), or pass AnatomyCommonLib Volumes that carry their geometry."
+        )
+    if volume_spacing_kji is not None and not np.allclose(values, volume_spacing_kji, atol=1e-4):
+        raise GeometryMismatchError(
+            f"spacing={tuple(values)} disagrees with the reference volume's spacing "
+            f"{tuple(np.round(np.asarray(volume_spacing_kji, dtype=float), 4))} (array axis order); "
+            "leave spacing=None."
         )
     return values
 
@@ -219,27 +262,36 @@ def voronoi_regions(
     reference: np.ndarray,
     spacing: float | Sequence[float] | None = None,
     connectivity: int = 26,
+    *,
+    spacing_order: str | None = None,
 ) -> tuple[np.ndarray, int]:
     """Full generalized Voronoi region map of the reference's connected components.
 
-    ``reference`` is a binary 3D mask (or a :class:`~AnatomyCommonLib.volume.Volume` holding one,
-    whose spacing is used when ``spacing`` is None); ``spacing`` is one value per array axis in
-    array axis order (mm; None = 1). Returns (int32 region map with values 1..n, n); a reference
+    ``reference`` is a binary 3D mask or a :class:`~AnatomyCommonLib.volume.Volume` holding one
+    (its spacing is used; a ``spacing`` given with it must agree). ``spacing`` in mm: a number or
+    an isotropic triple, or with raw arrays an anisotropic triple together with ``spacing_order``
+    ("kji": numpy array axis order, e.g. (sz, sy, sx) for ``sitk.GetArrayFromImage`` arrays;
+    "xyz": SimpleITK ``GetSpacing()`` order); without it InvalidParameterError (the two readings
+    give different maps). None = 1 mm. Returns (int32 region map with values 1..n, n); a reference
     without foreground gives zeros and 0. Exact to Algorithm 1, ties to the lowest component id.
 
     Method (:func:`nearest_component_map`): an octree of blocks over the grid; the distance to
     each component is 1-Lipschitz, so from the distances at a block's centre the components that
     can be nearest anywhere in the block are known; a block with one candidate is filled, the
-    others are split, down to single voxels, whose candidates' exact distances decide (lowest id
-    among equidistant ones). Work grows with the area of the region boundaries, not the volume;
-    memory is the output plus the labels of the reference's bounding box. On 512x512x500 voxels
-    with 60 lesions: see README (CC-Metrics, region map).
+    others are split down to small blocks, whose voxels are decided from exact squared distances
+    at the block corners (the squared distance to a point set minus |x|^2 is concave, which gives
+    lower and upper bounds that are tight to second order), and the few voxels those bounds leave
+    from their candidates' exact distances (lowest id among equidistant ones). Work grows with the
+    area of the region boundaries, not the volume; memory is the output plus the labels of the
+    reference's bounding box. On 512x512x500 voxels with 60 lesions: see README (CC-Metrics,
+    region map).
     """
+    volume_spacing = None
     if hasattr(reference, "spacing_kji_mm") and hasattr(reference, "array"):
-        spacing = reference.spacing_kji_mm if spacing is None else spacing
+        volume_spacing = reference.spacing_kji_mm
         reference = reference.array
+    spacing_kji = resolve_spacing_kji(spacing, spacing_order, volume_spacing)
     mask = as_binary_mask(reference, "reference")
-    spacing_kji = spacing_array(spacing)
     connectivity = check_connectivity(connectivity)
     flat = np.flatnonzero(mask)
     if flat.size == 0:
@@ -268,11 +320,20 @@ def voronoi_regions(
 #: Block edge (voxels) of the octree's top level along the finest axis (:func:`nearest_component_map`).
 TOP_BLOCK = 32
 
+#: Block edge (voxels, finest axis) at which blocks are decided voxel by voxel from exact values at
+#: their corners (:func:`_decide_by_corners`) instead of being split further.
+CORNER_BLOCK = 8
+
 #: Top-level blocks processed together (bounds the memory of the candidate lists).
 TOP_BLOCKS_PER_BATCH = 512
 
 
-def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) -> np.ndarray:
+def nearest_component_map(
+    sites: ComponentSites,
+    shape: tuple[int, int, int],
+    top_block: int | None = None,
+    corner_block: int | None = None,
+) -> np.ndarray:
     """Id of the nearest component (lowest id among equidistant ones) of every voxel of ``shape``.
 
     Exact for voxels outside the components (there the distance to a component's boundary voxels
@@ -280,13 +341,18 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     overwrites them. The distance to a point set is 1-Lipschitz: a component whose distance at
     a block's centre exceeds the smallest one there by more than the block's diameter cannot be
     nearest for any voxel of the block. Blocks with one candidate are filled; the others are split
-    into eight (an octree) down to single voxels, whose exact distances (within
-    :data:`TIE_RELATIVE_TOLERANCE`) decide.
+    into eight (an octree) down to blocks of ``corner_block`` voxels (:data:`CORNER_BLOCK`), whose
+    voxels are decided by second-order bounds from exact values at the block corners
+    (:func:`_decide_by_corners`), the few voxels those leave by exact distances (within
+    :data:`TIE_RELATIVE_TOLERANCE`). ``top_block``/``corner_block`` (None: the module constants)
+    change only the speed, never the result.
 
     Before querying a child block's candidates, bounds from the parent prune without a query:
     the parent's nearest point of each candidate gives an upper bound of its distance at the
     child's centre, the parent's distance minus the centre offset a lower bound.
     """
+    top_block = TOP_BLOCK if top_block is None else int(top_block)
+    corner_block = CORNER_BLOCK if corner_block is None else int(corner_block)
     shape_arr = np.asarray(shape, dtype=np.int64)
     n = sites.n_components
     if n <= 1:
@@ -294,12 +360,13 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
     regions = np.empty(shape, dtype=np.int32)
     # blocks about as long in mm along every axis: fewer voxels along coarsely sampled axes
     top_size = np.maximum(
-        1, 2 ** np.round(np.log2(TOP_BLOCK * sites.spacing.min() / sites.spacing)).astype(np.int64)
+        1, 2 ** np.round(np.log2(top_block * sites.spacing.min() / sites.spacing)).astype(np.int64)
     )
     top = np.stack(
         np.meshgrid(*[np.arange(0, s, b) for s, b in zip(shape, top_size, strict=True)], indexing="ij"),
         axis=-1,
     ).reshape(-1, 3)
+    corner_size = np.maximum(1, top_size * corner_block // top_block)
     tolerance = 1.0 + TIE_RELATIVE_TOLERANCE
     # per component: its bounding box (mm) and one of its points, for bounds at the top level
     box_lo = np.array([sites.component_points_mm(c).min(axis=0) for c in range(1, n + 1)])
@@ -350,6 +417,9 @@ def nearest_component_map(sites: ComponentSites, shape: tuple[int, int, int]) ->
                     blocks, components, upper = blocks[~lone], components[~lone], upper[~lone]
                 if leaf:
                     _decide_voxels(regions, sites, starts, blocks, components, upper, tolerance)
+                    break
+                if np.all(size <= corner_size):
+                    _decide_by_corners(regions, sites, starts, extent, size, blocks, components, tolerance)
                     break
             distance, point = _distances(sites, components, centres_mm[blocks])
             nearest = np.full(starts.shape[0], np.inf)
@@ -448,6 +518,185 @@ def _decide_voxels(regions, sites, starts, blocks, components, upper, tolerance)
         winner[open_block] = lowest[open_block]
     decided = np.flatnonzero(winner > 0)
     regions.ravel()[np.ravel_multi_index(tuple(starts[decided].T), regions.shape)] = winner[decided]
+
+
+def _decide_by_corners(regions, sites, starts, extents, size, blocks, components, tolerance) -> None:
+    """Decide every voxel of small blocks from exact values at the blocks' corners.
+
+    For a point set P, phi(x) = d(x, P)^2 and psi(x) = |x|^2 - phi(x) = max_p (2 x.p - |p|^2) is
+    convex. For a voxel v = sum_i w_i c_i (trilinear weights w_i of the block's corners c_i, s(v)
+    = sum_i w_i |c_i - v|^2) this gives, with g_i = c_i - p_i (p_i the nearest point of c_i):
+
+    - lower bound: phi(v) >= sum_i w_i phi(c_i) - s(v) (Jensen on psi);
+    - upper bound: phi(v) <= |v - p_i|^2 = phi(c_i) + 2 (v - c_i).g_i + |v - c_i|^2 for every i,
+      hence also for their w-weighted mean, sum_i w_i phi(c_i) + s(v) + 2 sum_i w_i (v - c_i).g_i.
+      The two bounds differ by 2 sum_i w_i (p_i - p(v)).(c_i - v) >= 0 (psi's gradient 2 p is
+      monotone): zero when the corners share their nearest point, small when it moves little
+      across the block; Lipschitz bounds from the centre are off by the block's size instead.
+
+    Both are two matrix products per block size. A voxel is decided when the lowest id among the
+    candidates not excluded by the bounds has an upper bound within the tie tolerance of every
+    other candidate's lower bound (so a tie never goes to a higher id); the rare others get exact
+    k-d tree distances (:func:`_decide_voxels`). Corners are shared between neighbouring blocks and
+    queried once per component; whole blocks are first pruned and filled with coarser bounds.
+    """
+    if blocks.size == 0:
+        return
+    size = np.asarray(size, dtype=np.int64)
+    n = sites.n_components
+    n_blocks = starts.shape[0]
+    # corners: offsets 0 and size along axes longer than one voxel (a one-voxel axis needs none)
+    corner_offsets = np.stack(
+        np.meshgrid(*[np.array([0, s]) if s > 1 else np.array([0]) for s in size], indexing="ij"), axis=-1
+    ).reshape(-1, 3)
+    n_corners = corner_offsets.shape[0]
+    voxel_offsets = np.stack(np.meshgrid(*[np.arange(s) for s in size], indexing="ij"), axis=-1)
+    voxel_offsets = voxel_offsets.reshape(-1, 3)
+    n_voxels = voxel_offsets.shape[0]
+    # per (voxel offset, corner): trilinear weight w_i, v - c_i (mm), |v - c_i|^2
+    fraction = voxel_offsets / size
+    weights = np.ones((n_voxels, n_corners))
+    for axis in range(3):
+        if size[axis] > 1:
+            at_far = corner_offsets[:, axis] > 0
+            weights *= np.where(at_far[None, :], fraction[:, axis, None], 1.0 - fraction[:, axis, None])
+    offset_mm = (voxel_offsets[:, None, :] - corner_offsets[None, :, :]) * sites.spacing  # (V, C, 3)
+    offset_sq = (offset_mm**2).sum(axis=2)
+    spread = (weights * offset_sq).sum(axis=1)
+    weighted_offsets = (2.0 * weights[:, :, None] * offset_mm).reshape(n_voxels, 3 * n_corners)
+    # exact values at the corners, each (corner, component) once
+    grid_shape = np.asarray(regions.shape) // size + 2
+    corner_grid = (starts[blocks] // size)[:, None, :] + (corner_offsets // size)[None, :, :]
+    keys = np.ravel_multi_index(tuple(corner_grid.reshape(-1, 3).T), grid_shape) * (n + 1)
+    keys += np.repeat(components, n_corners)
+    del corner_grid
+    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    del keys
+    corner_mm = np.stack(np.unravel_index(unique_keys // (n + 1), grid_shape), axis=1) * size * sites.spacing
+    _, nearest_point = _distances(sites, unique_keys % (n + 1), corner_mm)
+    gradient = corner_mm - nearest_point  # g_i = c_i - p_i
+    squared = (gradient**2).sum(axis=1)
+    del corner_mm, nearest_point, unique_keys
+    inverse = inverse.reshape(-1, n_corners)
+    # whole blocks first: bounds valid for every voxel of the block
+    corner_squared = squared[inverse]  # (pairs, C)
+    block_lower = np.sqrt(np.maximum(corner_squared.min(axis=1) - spread.max(), 0.0))
+    block_upper = (np.sqrt(corner_squared) + np.sqrt(offset_sq.max(axis=0))[None, :]).min(axis=1)
+    smallest = np.full(n_blocks, np.inf)
+    np.minimum.at(smallest, blocks, block_upper)
+    keep = block_lower <= smallest[blocks] * tolerance + 1e-12
+    blocks, components, inverse, corner_squared = (
+        blocks[keep],
+        components[keep],
+        inverse[keep],
+        corner_squared[keep],
+    )
+    count = np.bincount(blocks, minlength=n_blocks)
+    single = count == 1
+    if single.any():
+        value = np.zeros(n_blocks, dtype=np.int64)
+        value[blocks[single[blocks]]] = components[single[blocks]]
+        decided = np.flatnonzero(single)
+        _fill_blocks(regions, starts[decided], extents[decided], value[decided], size)
+    # voxel by voxel, blocks grouped by their number of candidates k: arrays (blocks, k, voxels)
+    order = np.lexsort((components, blocks, count[blocks]))
+    order = order[count[blocks[order]] > 1]
+    blocks, components, inverse, corner_squared = (
+        blocks[order],
+        components[order],
+        inverse[order],
+        corner_squared[order],
+    )
+    pair_count = count[blocks]
+    tolerance2 = tolerance**2
+    strides = np.array(regions.strides) // regions.itemsize
+    voxel_flat = voxel_offsets @ strides
+    exact_voxels, exact_pairs, exact_upper = [], [], []
+    for k in np.unique(pair_count):
+        rows = np.flatnonzero(pair_count == k)
+        group_blocks = blocks[rows[::k]]
+        ids = components[rows].reshape(-1, k)  # ascending within a block
+        upper = corner_squared[rows] @ weights.T  # squared distances from here on
+        lower = (upper - spread).reshape(-1, k, n_voxels)
+        upper += spread
+        upper += gradient[inverse[rows]].reshape(rows.size, 3 * n_corners) @ weighted_offsets.T
+        upper = upper.reshape(-1, k, n_voxels)
+        choice, alive = _choose_from_bounds(lower, upper, tolerance2)
+        # voxels beyond the grid (blocks at its far edges) are never written
+        valid = np.ones(choice.shape, dtype=bool)
+        partial = np.flatnonzero(np.any(extents[group_blocks] < size, axis=1))
+        valid[partial] = np.all(
+            voxel_offsets[None, :, :] < extents[group_blocks[partial]][:, None, :], axis=2
+        )
+        flat = (starts[group_blocks] @ strides)[:, None] + voxel_flat[None, :]
+        write = (choice >= 0) & valid
+        if k == 2:
+            winners = np.where(choice == 0, ids[:, :1], ids[:, 1:])
+        else:
+            winners = np.take_along_axis(ids, np.maximum(choice, 0), axis=1)
+        regions.ravel()[flat[write]] = winners[write]
+        del flat, write, winners
+        block_index, voxel_column = np.nonzero((choice < 0) & valid)
+        if block_index.size == 0:
+            continue
+        # the rest: the smallest single-corner upper bound |v - p_i|^2, then exact distances
+        pair_rows = rows.reshape(-1, k)[block_index]  # (m, k)
+        corner_rows = inverse[pair_rows]  # (m, k, C)
+        tangent = squared[corner_rows] + offset_sq[voxel_column][:, None, :]
+        tangent += 2.0 * np.einsum("mkcx,mcx->mkc", gradient[corner_rows], offset_mm[voxel_column])
+        refined = np.minimum(upper[block_index, :, voxel_column], tangent.min(axis=2))
+        still_alive = alive[block_index, :, voxel_column]
+        lower_left = np.where(still_alive, lower[block_index, :, voxel_column], np.inf)
+        choice_left, alive_left = _choose_from_bounds(lower_left[:, :, None], refined[:, :, None], tolerance2)
+        choice_left, alive_left = choice_left[:, 0], alive_left[:, :, 0] & still_alive
+        voxel_coordinates = starts[group_blocks[block_index]] + voxel_offsets[voxel_column]
+        done = choice_left >= 0
+        regions.ravel()[np.ravel_multi_index(tuple(voxel_coordinates[done].T), regions.shape)] = ids[
+            block_index[done], choice_left[done]
+        ]
+        voxel, candidate = np.nonzero(alive_left & ~done[:, None])
+        if voxel.size:
+            exact_voxels.append(voxel_coordinates[voxel])
+            exact_pairs.append(ids[block_index[voxel], candidate])
+            exact_upper.append(np.sqrt(np.maximum(refined[voxel, candidate], 0.0)))
+    if exact_voxels:
+        voxels = np.concatenate(exact_voxels)
+        flat = np.ravel_multi_index(tuple(voxels.T), regions.shape)
+        unique_flat, voxel_index = np.unique(flat, return_inverse=True)
+        voxel_starts = np.stack(np.unravel_index(unique_flat, regions.shape), axis=1)
+        _decide_voxels(
+            regions,
+            sites,
+            voxel_starts,
+            voxel_index,
+            np.concatenate(exact_pairs),
+            np.concatenate(exact_upper),
+            tolerance,
+        )
+
+
+def _choose_from_bounds(lower: np.ndarray, upper: np.ndarray, tolerance2: float):
+    """Nearest candidate from bounds of squared distances, arrays (m, k, V), candidates by ascending id.
+
+    Returns (choice (m, V): index of the winner along k, -1 where the bounds cannot tell; alive
+    (m, k, V): the candidates the bounds do not exclude). The winner is the lowest id among the
+    candidates whose lower bound is within the tie tolerance of the smallest upper bound, when its
+    upper bound is within the tolerance of every other such candidate's lower bound: then it is
+    nearest or tied with the nearest, and every lower id is farther beyond the tolerance.
+    """
+    if lower.shape[1] == 2:  # the common case, without the general bookkeeping
+        first_wins = upper[:, 0] <= lower[:, 1] * tolerance2 + 1e-12
+        second_wins = lower[:, 0] > upper[:, 1] * tolerance2 + 1e-12
+        choice = np.where(first_wins, 0, np.where(second_wins, 1, -1))
+        alive = np.stack([~second_wins, ~first_wins], axis=1)
+        return choice, alive
+    alive = lower <= upper.min(axis=1, keepdims=True) * tolerance2 + 1e-12
+    first = np.argmax(alive, axis=1)[:, None, :]  # the lowest id among them (ids ascend)
+    first_upper = np.take_along_axis(upper, first, axis=1)[:, 0, :]
+    others = np.where(alive, lower, np.inf)
+    np.put_along_axis(others, first, np.inf, axis=1)
+    sure = first_upper <= others.min(axis=1) * tolerance2 + 1e-12
+    return np.where(sure, first[:, 0, :], -1), alive
 
 
 def _fill_blocks(regions: np.ndarray, starts: np.ndarray, extents: np.ndarray, values: np.ndarray, size):

@@ -95,7 +95,7 @@ def test_the_region_overlay_has_one_outlined_segment_per_component_on_the_refere
     display = result.regions.GetDisplayNode()
     assert display.GetVisibility2DOutline() and not display.GetVisibility2DFill()
     labels, names = bridge.segmentation_node_to_labelmap(result.regions, reference, scene=scene)
-    expected, _ = voronoi_regions(reference.array, reference.spacing_kji_mm)
+    expected, _ = voronoi_regions(reference.array, reference.spacing_kji_mm, spacing_order="kji")
     assert np.array_equal(labels.array, expected)
     assert names[1] == "Region 1"
     show_regions(result.regions, visible=False)

@@ -84,7 +84,7 @@ def test_evaluate_writes_json_csv_regions_and_png_and_prints_a_summary(files, ca
     assert [int(r["component_id"]) for r in missed] == plan.missed
     regions = read_volume(out / "regions.nii.gz")
     assert regions.same_grid_as(reference)
-    expected, n = voronoi_regions(reference.array, reference.spacing_kji_mm)
+    expected, n = voronoi_regions(reference.array, reference.spacing_kji_mm, spacing_order="kji")
     assert n == 5 and np.array_equal(regions.array, expected)
     with Image.open(out / "r.png") as png:
         assert png.size[0] > 600 and png.size[1] > 300
@@ -242,3 +242,20 @@ def test_existing_outputs_are_not_overwritten_without_the_flag(files, capsys):
     assert main(args) == 2
     assert (folder / "taken.csv").read_text() == "mine\n"
     assert main([*args, "--overwrite"]) == 0
+
+
+def test_png_with_more_than_one_sheet_writes_and_names_every_page(tmp_path, capsys):
+    """31 lesions need two sheets of 30 panels: both land at their final names and are printed."""
+    mask = np.zeros((3, 40, 40), np.uint8)
+    for index in range(31):  # isolated 2x2 lesions on a 6x6 lattice (26-connectivity keeps them apart)
+        j, i = divmod(index, 6)
+        mask[1, 2 + 6 * j : 4 + 6 * j, 2 + 6 * i : 4 + 6 * i] = 1
+    reference = Volume.from_geometry(mask, (1.0, 1.0, 2.0))
+    write_volume(reference, tmp_path / "ref.nii.gz")
+    out = tmp_path / "out"
+    path = str(tmp_path / "ref.nii.gz")
+    code = main(["evaluate", "--reference", path, "--prediction", path, "--png", str(out / "r.png")])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["r.png", "r_page2.png"]  # no staged leftovers
+    printed = capsys.readouterr().err
+    assert str(out / "r.png") in printed and str(out / "r_page2.png") in printed

@@ -32,7 +32,7 @@ def test_region_map_equals_algorithm_1_on_random_tie_rich_cases(case):
     mask = random_seeds(rng, tuple(rng.integers(4, 14, 3)), int(rng.integers(2, 8)))
     spacing = SPACINGS[case % len(SPACINGS)]
     connectivity = (6, 18, 26)[case % 3]
-    fast, n = voronoi_regions(mask, spacing, connectivity)
+    fast, n = voronoi_regions(mask, spacing, connectivity, spacing_order="kji")
     slow, n_slow = voronoi_regions_per_component_edt(mask, spacing, connectivity)
     assert n == n_slow
     assert np.array_equal(fast, slow)
@@ -56,7 +56,7 @@ def test_anisotropic_spacing_moves_the_partition_by_physical_distance():
     assert n == 2
     isotropic, _ = voronoi_regions(mask)
     assert isotropic[3, 4, 0] == labels[0, 0, 0]  # 3 mm to k=0 against 6 mm to j=10
-    stretched, _ = voronoi_regions(mask, spacing=(3.0, 1.0, 1.0))
+    stretched, _ = voronoi_regions(mask, spacing=(3.0, 1.0, 1.0), spacing_order="kji")
     assert stretched[3, 4, 0] == labels[6, 10, 0]  # 9 mm to k=0 against 6 mm to j=10
     slow, _ = voronoi_regions_per_component_edt(mask, spacing=(3.0, 1.0, 1.0))
     assert np.array_equal(stretched, slow)
@@ -85,7 +85,7 @@ def test_sparse_nearest_component_agrees_with_the_full_map():
     rng = np.random.default_rng(7)
     mask = random_seeds(rng, (20, 24, 22), 9)
     for spacing in (None, (2.0, 0.7, 1.1)):
-        regions, n = voronoi_regions(mask, spacing)
+        regions, n = voronoi_regions(mask, spacing, spacing_order="kji")
         labels, _ = label_components(mask)
         sites = component_sites(labels, n, spacing)
         probes = np.argwhere(~mask)
@@ -107,5 +107,33 @@ def test_voronoi_regions_takes_the_spacing_of_a_volume():
     mask[:, 10, 0] = 1
     volume = Volume.from_geometry(mask, spacing_mm=(1.0, 1.0, 3.0))  # i, j, k: k is 3 mm
     from_volume, _ = voronoi_regions(volume)
-    explicit, _ = voronoi_regions(mask, spacing=(3.0, 1.0, 1.0))
+    explicit, _ = voronoi_regions(mask, spacing=(3.0, 1.0, 1.0), spacing_order="kji")
     assert np.array_equal(from_volume, explicit)
+
+
+def test_voronoi_regions_refuses_an_anisotropic_raw_array_spacing_without_its_axis_order():
+    """(3, 1, 1) read as (z, y, x) or as SimpleITK's (x, y, z) gives different maps: say which."""
+    from AnatomyCommonLib import Volume
+    from CCMetricsLib.exceptions import GeometryMismatchError
+
+    mask = np.zeros((7, 11, 5), np.uint8)
+    mask[0, :7, 0] = 1
+    mask[:, 10, 4] = 1
+    mask[6, 0, 4] = 1
+    with pytest.raises(InvalidParameterError, match=r"spacing_order='kji'.*spacing_order='xyz'"):
+        voronoi_regions(mask, spacing=(3.0, 1.0, 1.0))
+    with pytest.raises(InvalidParameterError, match="spacing_order"):
+        voronoi_regions(mask, spacing=(3.0, 1.0, 1.0), spacing_order="zyx")
+    kji, n = voronoi_regions(mask, spacing=(3.0, 1.0, 1.0), spacing_order="kji")
+    xyz, _ = voronoi_regions(mask, spacing=(1.0, 1.0, 3.0), spacing_order="xyz")
+    expected, n_expected = voronoi_regions_per_component_edt(mask, spacing=(3.0, 1.0, 1.0))
+    misread, _ = voronoi_regions_per_component_edt(mask, spacing=(1.0, 1.0, 3.0))
+    assert n == n_expected == 3
+    assert np.array_equal(kji, expected) and np.array_equal(xyz, expected)
+    assert not np.array_equal(expected, misread)  # the order matters on this mask
+    for isotropic in (2.0, (2.0, 2.0, 2.0), None):  # no order to state
+        assert np.array_equal(voronoi_regions(mask, spacing=isotropic)[0], voronoi_regions(mask)[0])
+    volume = Volume.from_geometry(mask, spacing_mm=(1.0, 1.0, 3.0))  # i, j, k: k is 3 mm
+    assert np.array_equal(voronoi_regions(volume)[0], expected)
+    with pytest.raises(GeometryMismatchError, match="spacing"):
+        voronoi_regions(volume, spacing=(1.0, 1.0, 3.0), spacing_order="kji")

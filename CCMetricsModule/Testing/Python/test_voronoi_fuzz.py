@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from CCMetricsLib import voronoi_regions
+from CCMetricsLib import voronoi, voronoi_regions
 
 SPACINGS = [
     (1.0, 1.0, 1.0),
@@ -66,7 +66,7 @@ def mismatches(seeds):
     for seed in seeds:
         mask, spacing, connectivity = tie_rich_case(seed)
         expected, n_expected = brute_force_regions(mask, spacing, connectivity)
-        regions, n = voronoi_regions(mask, spacing, connectivity)
+        regions, n = voronoi_regions(mask, spacing, connectivity, spacing_order="kji")
         if n != n_expected or not np.array_equal(regions, expected):
             failures.append((seed, int((regions != expected).sum())))
     return failures
@@ -105,6 +105,37 @@ def test_tie_rich_grids_of_the_fuzz_have_ties_and_anisotropic_spacing():
             ordered = np.sort(distances, axis=0)
             tied_cases += bool(np.any(np.isclose(ordered[0], ordered[1]) & (ordered[0] > 0)))
     assert tied_cases >= 50 and anisotropic >= 50
+
+
+@pytest.mark.parametrize("top_block, corner_block", [(4, 2), (8, 8), (16, 1), (32, 32)])
+def test_region_map_is_exact_whatever_the_block_sizes(monkeypatch, top_block, corner_block):
+    """The block sizes change which voxels the corner bounds decide and which get exact
+    distances (and on these small grids whether the octree splits at all), never the map."""
+    monkeypatch.setattr(voronoi, "TOP_BLOCK", top_block)
+    monkeypatch.setattr(voronoi, "CORNER_BLOCK", corner_block)
+    assert mismatches(range(1000, 1150)) == []
+
+
+def test_fuzz_decides_voxels_both_by_corner_bounds_and_by_exact_distances(monkeypatch):
+    """Both decision paths of the region map, and ties settled by the bounds alone, occur in the fuzz."""
+    seen = {"bounds": 0, "exact": 0, "bound_ties": 0}
+    choose, decide = voronoi._choose_from_bounds, voronoi._decide_voxels
+
+    def counting_choose(lower, upper, tolerance2):
+        choice, alive = choose(lower, upper, tolerance2)
+        seen["bounds"] += int((choice >= 0).sum())
+        if lower.shape[1] >= 2:  # the chosen (lowest) id's upper bound equals another's lower bound
+            seen["bound_ties"] += int(np.isclose(upper[:, 0], lower[:, 1], rtol=1e-9, atol=0).sum())
+        return choice, alive
+
+    def counting_decide(regions, sites, starts, *args):
+        seen["exact"] += starts.shape[0]
+        return decide(regions, sites, starts, *args)
+
+    monkeypatch.setattr(voronoi, "_choose_from_bounds", counting_choose)
+    monkeypatch.setattr(voronoi, "_decide_voxels", counting_decide)
+    assert mismatches(range(60)) == []
+    assert seen["bounds"] > 10000 and seen["exact"] > 500 and seen["bound_ties"] > 50, seen
 
 
 @pytest.mark.slow
