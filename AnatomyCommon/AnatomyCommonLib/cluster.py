@@ -90,12 +90,61 @@ class _ExpectedFailure:
     reason: str
 
 
-def _call_case(function: Callable[[str, Any], Any], case: str, job: Any) -> Any:
-    # module-level, so that workers unpickle it by reference
+#: Tests only: a folder. Every case a Dask worker starts is appended to ``calls.log`` there
+#: (``case pid``), and a file ``die-<case>`` makes the worker running that case exit abruptly
+#: once (as an OOM kill would; the file is removed), so the command-line tests can kill a worker.
+TEST_HOOKS_ENV = "ANATOMY_TOOLKIT_TEST_HOOKS"
+
+
+def _test_hooks(case: str) -> None:
+    folder = os.environ.get(TEST_HOOKS_ENV)
+    if not folder or not _on_worker():  # never in the command's own process
+        return
+    with open(os.path.join(folder, "calls.log"), "a", encoding="utf-8") as log:
+        log.write(f"{case} {os.getpid()}\n")
     try:
-        return function(case, job)
+        os.remove(os.path.join(folder, f"die-{case}"))
+    except FileNotFoundError:
+        return
+    os._exit(1)
+
+
+def _on_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _call_case(function: Callable[[str, Any], Any], case: str, job: Any, done_key: str | None = None) -> Any:
+    # module-level, so that workers unpickle it by reference
+    done = _done_variable(done_key)
+    if done is not None:
+        try:  # computed again because its worker died before we fetched the result: reuse it
+            return done.get(timeout=0)
+        except TimeoutError:
+            pass
+    _test_hooks(case)
+    try:
+        value = function(case, job)
     except AnatomyToolkitError as error:
-        return _ExpectedFailure(one_line_reason(error))
+        value = _ExpectedFailure(one_line_reason(error))
+    if done is not None:
+        done.set(value)
+    return value
+
+
+def _done_variable(done_key: str | None):
+    """The scheduler-side record of a finished case (small), so that a case whose result was lost
+    with its worker is not run again: Dask recomputes a lost result the client still waits for."""
+    if done_key is None:
+        return None
+    import distributed
+
+    return distributed.Variable(done_key)
 
 
 class _ProgressLine:
@@ -239,13 +288,16 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
             )
         futures = {}
         cases = list(jobs)
-        for case in cases:
+        run = uuid.uuid4().hex
+        done_keys = [f"done-{run}-{index}" for index in range(len(cases))]
+        for case, done_key in zip(cases, done_keys, strict=True):
             future = client.submit(
                 _call_case,
                 function,
                 case,
                 jobs[case],
-                key=f"case-{case}-{uuid.uuid4().hex}",
+                done_key,
+                key=f"case-{case}-{run}",
                 pure=False,
                 retries=options.retries,
                 resources=resources or None,
@@ -255,16 +307,23 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
         failed = 0
         slots = max(1, sum(client.nthreads().values()))  # one case per worker thread at a time
         bar.show(0, 0, min(slots, len(cases)), max(0, len(cases) - slots))
-        for future in distributed.as_completed(list(futures)):
-            case = futures[future]
+        finished = distributed.as_completed(list(futures))
+        for future in finished:
+            case = futures.pop(future)
             if future.status == "finished":
                 outcomes[case] = _outcome(case, future.result())
             else:
                 outcomes[case] = CaseOutcome(case, "failed", one_line_reason(future.exception()))
+            # let go of the result at once: a result still wanted when its worker dies is computed
+            # again, which would redo a finished case
+            future.release()
+            del future
             failed += outcomes[case].status == "failed"
             pending = len(cases) - len(outcomes)
             bar.show(len(outcomes) - failed, failed, min(slots, pending), max(0, pending - slots))
         bar.show(len(outcomes) - failed, failed, 0, final=True)
+        for done_key in done_keys:
+            distributed.Variable(done_key, client=client).delete()
         return {case: outcomes[case] for case in cases}
     finally:
         client.close()
