@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import AnatomyToolkitError, MissingDependencyError
@@ -66,6 +66,9 @@ class ClusterOptions:
     retries: int = DEFAULT_RETRIES
     gpu_resource: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Modules local workers import when they start (the case function's module by default), so
+    #: that the first case does not pay the toolkit's import.
+    preload: tuple[str, ...] = ()
 
     @property
     def distributed(self) -> bool:
@@ -119,32 +122,43 @@ def _on_worker() -> bool:
     return True
 
 
-def _call_case(function: Callable[[str, Any], Any], case: str, job: Any, done_key: str | None = None) -> Any:
+def _call_case(
+    function: Callable[[str, Any], Any], case: str, job: Any, done_key: tuple[str, str] | None = None
+) -> Any:
     # module-level, so that workers unpickle it by reference
-    done = _done_variable(done_key)
-    if done is not None:
-        try:  # computed again because its worker died before we fetched the result: reuse it
-            return done.get(timeout=0)
-        except TimeoutError:
-            pass
+    client = _worker_client() if done_key else None
+    if client is not None:
+        done = client.get_metadata(list(done_key), default=None)
+        if done is not None:  # computed again because its worker died before we fetched the result
+            return _loads(done)
     _test_hooks(case)
     try:
         value = function(case, job)
     except AnatomyToolkitError as error:
         value = _ExpectedFailure(one_line_reason(error))
-    if done is not None:
-        done.set(value)
+    if client is not None:
+        # the small result kept on the scheduler: Dask computes a result lost with its worker
+        # again while the client still waits for it, which must not run a finished case again
+        client.set_metadata(list(done_key), _dumps(value))
     return value
 
 
-def _done_variable(done_key: str | None):
-    """The scheduler-side record of a finished case (small), so that a case whose result was lost
-    with its worker is not run again: Dask recomputes a lost result the client still waits for."""
-    if done_key is None:
-        return None
-    import distributed
+def _worker_client():
+    from distributed import get_client
 
-    return distributed.Variable(done_key)
+    return get_client()
+
+
+def _dumps(value: Any) -> bytes:
+    from distributed.protocol import pickle
+
+    return pickle.dumps(value)
+
+
+def _loads(data: bytes) -> Any:
+    from distributed.protocol import pickle
+
+    return pickle.loads(data)
 
 
 class _ProgressLine:
@@ -186,7 +200,19 @@ def run_cases(
     bar = _ProgressLine(len(jobs), desc, bool(progress))
     if not options.distributed:
         return _run_here(jobs, function, bar, progress if callable(progress) else None, desc)
+    if options.workers and not options.preload:
+        options = replace(options, preload=function_modules(function))
     return _run_on_cluster(jobs, function, options, bar, dict(resources or {}))
+
+
+def function_modules(function: Callable) -> tuple[str, ...]:
+    """The toolkit module defining ``function`` (or its class), for workers to import when they
+    start; none for other code (a test's or script's function travels by value)."""
+    module = getattr(function, "__module__", None) or type(function).__module__ or ""
+    return (module,) if module.split(".")[0] in _TOOLKIT_PACKAGES else ()
+
+
+_TOOLKIT_PACKAGES = ("AnatomyCommonLib", "CCMetricsLib", "DAPAtlasLib", "LIMISLib")
 
 
 def _outcome(case: str, value: Any) -> CaseOutcome:
@@ -265,6 +291,7 @@ def start_client(options: ClusterOptions):
             processes=True,
             resources=worker_resources,
             dashboard_address=":0",
+            preload=list(options.preload),
             **dict(options.extra),
         )
     try:
@@ -289,7 +316,7 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
         futures = {}
         cases = list(jobs)
         run = uuid.uuid4().hex
-        done_keys = [f"done-{run}-{index}" for index in range(len(cases))]
+        done_keys = [(f"anatomy-toolkit-{run}", str(index)) for index in range(len(cases))]
         for case, done_key in zip(cases, done_keys, strict=True):
             future = client.submit(
                 _call_case,
@@ -322,8 +349,7 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
             pending = len(cases) - len(outcomes)
             bar.show(len(outcomes) - failed, failed, min(slots, pending), max(0, pending - slots))
         bar.show(len(outcomes) - failed, failed, 0, final=True)
-        for done_key in done_keys:
-            distributed.Variable(done_key, client=client).delete()
+        client.set_metadata([f"anatomy-toolkit-{run}"], None)  # forget the run's results
         return {case: outcomes[case] for case in cases}
     finally:
         client.close()
