@@ -35,7 +35,10 @@ __all__ = [
     "ClusterOptions",
     "add_cluster_arguments",
     "cluster_options",
+    "gpu_present",
+    "plan_local_workers",
     "run_cases",
+    "too_large_for_workers",
     "worker_memory_limit",
 ]
 
@@ -186,11 +189,16 @@ def run_cases(
     desc: str = "cases",
     progress: bool | Callable[[Iterable, int, str], Iterable] = True,
     resources: Mapping[str, float] | None = None,
+    memory: Mapping[str, int] | None = None,
 ) -> dict[str, CaseOutcome]:
     """Run ``function(case, job)`` for every ``{case: job}``; {case: outcome} in the order of ``jobs``.
 
     A job is what the case needs (its paths): small, it travels to the worker with the task.
     ``resources`` (e.g. ``{"GPU": 1}``) is what each task requires of a worker on a cluster.
+    ``memory``: {case: estimated peak bytes} (cases without an estimate are not checked). On a
+    cluster, a case above every worker's memory limit fails at once with a message instead of
+    getting its worker killed; a local cluster without ``--worker-memory`` starts as many of the
+    N workers as the machine's RAM holds with the largest case (:func:`plan_local_workers`).
     Skipping finished cases (``--resume``) is the caller's job: it passes only the cases to do.
     ``progress``: True for the progress line on stderr, or, in this process, a wrapper
     ``progress(iterable, total, desc)`` such as a tqdm bar.
@@ -202,7 +210,67 @@ def run_cases(
         return _run_here(jobs, function, bar, progress if callable(progress) else None, desc)
     if options.workers and not options.preload:
         options = replace(options, preload=function_modules(function))
-    return _run_on_cluster(jobs, function, options, bar, dict(resources or {}))
+    memory = {case: int(n) for case, n in (memory or {}).items() if case in jobs}
+    if options.workers and memory and "memory_limit" not in options.extra:
+        workers, note = plan_local_workers(options.workers, max(memory.values()), _total_ram_bytes())
+        if note:
+            print(note, file=sys.stderr)
+        options = replace(options, workers=workers)
+    return _run_on_cluster(jobs, function, options, bar, dict(resources or {}), memory)
+
+
+#: A worker's memory limit must exceed a case's estimated peak by this factor: Dask's nanny
+#: restarts a worker at 95 % of its limit, and unmanaged memory comes on top of the estimate.
+MEMORY_HEADROOM = 1.25
+_GB = 1e9
+
+
+def plan_local_workers(workers: int, largest_case_bytes: int, total_ram_bytes: int) -> tuple[int, str | None]:
+    """How many of ``workers`` local workers to start so that each one's memory limit (the RAM
+    divided among them, Dask's default) holds the largest case with :data:`MEMORY_HEADROOM`;
+    and the note saying why, when fewer."""
+    need = largest_case_bytes * MEMORY_HEADROOM
+    if need * workers <= total_ram_bytes:
+        return workers, None
+    fit = max(1, int(total_ram_bytes // need))
+    if fit >= workers:
+        return workers, None
+    return fit, (
+        f"the largest case needs about {largest_case_bytes / _GB:.1f} GB (estimate) and each worker "
+        f"{need / _GB:.1f} GB with headroom: {total_ram_bytes / _GB:.1f} GB of RAM hold {fit} such "
+        f"worker(s), so {fit} start instead of {workers}."
+    )
+
+
+def _total_ram_bytes() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:  # psutil comes with distributed; without it, Dask's own default applies
+        return 1 << 62
+
+
+def _largest_worker_limit(client) -> int | None:
+    """The largest memory limit among the cluster's workers; None when any has none."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info().get("workers", {}).values()]
+    return None if not limits or 0 in limits else max(limits)
+
+
+def too_large_for_workers(memory: Mapping[str, int], limit: int | None) -> dict[str, str]:
+    """{case: reason} of the cases whose estimated peak exceeds ``limit`` (a worker's memory limit)."""
+    if limit is None:
+        return {}
+    return {
+        case: (
+            f"needs about {need / _GB:.1f} GB of memory (estimate; {need * MEMORY_HEADROOM / _GB:.1f} GB "
+            f"with headroom), more than a worker's limit of {limit / _GB:.1f} GB: give the workers "
+            "more (--worker-memory, dask worker "
+            "--memory-limit) or run this case on a larger machine"
+        )
+        for case, need in memory.items()
+        if need * MEMORY_HEADROOM > limit
+    }
 
 
 def function_modules(function: Callable) -> tuple[str, ...]:
@@ -240,7 +308,7 @@ def _run_here(jobs: dict[str, Any], function, bar: _ProgressLine, wrap, desc) ->
     return outcomes
 
 
-def _gpu_present() -> bool:
+def gpu_present() -> bool:
     """An NVIDIA GPU visible to this process, without importing PyTorch just to ask."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
@@ -281,7 +349,7 @@ def start_client(options: ClusterOptions):
         return distributed.Client(options.scheduler), None
     import dask
 
-    worker_resources = {"GPU": 1} if (options.gpu_resource or _gpu_present()) else None
+    worker_resources = {"GPU": 1} if (options.gpu_resource or gpu_present()) else None
     # a case whose worker died is rescheduled until it took this many workers down with it
     allowed = max(int(dask.config.get("distributed.scheduler.allowed-failures")), options.retries + 1)
     with dask.config.set({"distributed.scheduler.allowed-failures": allowed}):
@@ -302,7 +370,7 @@ def start_client(options: ClusterOptions):
     return client, cluster
 
 
-def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOutcome]:
+def _run_on_cluster(jobs, function, options, bar, resources, memory=None) -> dict[str, CaseOutcome]:
     import distributed
 
     client, cluster = start_client(options)
@@ -313,8 +381,12 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
                 f"local Dask cluster: {options.workers} worker processes, dashboard {link}",
                 file=sys.stderr,
             )
+        refused = too_large_for_workers(memory or {}, _largest_worker_limit(client)) if memory else {}
+        outcomes: dict[str, CaseOutcome] = {c: CaseOutcome(c, "failed", why) for c, why in refused.items()}
+        failed = len(outcomes)
         futures = {}
-        cases = list(jobs)
+        every_case = list(jobs)
+        cases = [case for case in every_case if case not in refused]
         run = uuid.uuid4().hex
         done_keys = [(f"anatomy-toolkit-{run}", str(index)) for index in range(len(cases))]
         for case, done_key in zip(cases, done_keys, strict=True):
@@ -330,10 +402,8 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
                 resources=resources or None,
             )
             futures[future] = case
-        outcomes: dict[str, CaseOutcome] = {}
-        failed = 0
         slots = max(1, sum(client.nthreads().values()))  # one case per worker thread at a time
-        bar.show(0, 0, min(slots, len(cases)), max(0, len(cases) - slots))
+        bar.show(0, failed, min(slots, len(cases)), max(0, len(cases) - slots))
         finished = distributed.as_completed(list(futures))
         for future in finished:
             case = futures.pop(future)
@@ -346,11 +416,11 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
             future.release()
             del future
             failed += outcomes[case].status == "failed"
-            pending = len(cases) - len(outcomes)
+            pending = len(every_case) - len(outcomes)
             bar.show(len(outcomes) - failed, failed, min(slots, pending), max(0, pending - slots))
         bar.show(len(outcomes) - failed, failed, 0, final=True)
         client.set_metadata([f"anatomy-toolkit-{run}"], None)  # forget the run's results
-        return {case: outcomes[case] for case in cases}
+        return {case: outcomes[case] for case in every_case}
     finally:
         client.close()
         if cluster is not None:
