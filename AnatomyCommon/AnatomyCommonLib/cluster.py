@@ -454,8 +454,9 @@ def add_cluster_arguments(parser, *, gpu: bool = False) -> None:
     group.add_argument(
         "--worker-memory",
         metavar="SIZE",
-        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N); "
-        "DAP batch refuses a case whose memory estimate exceeds it",
+        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N; DAP "
+        "batch starts no more workers than hold its largest case); DAP batch refuses a case whose "
+        "memory estimate exceeds it",
     )
     if gpu:
         group.add_argument(
