@@ -10,8 +10,9 @@ Workloads (written once, read from disk by every run as on shared storage):
   and a perturbed prediction (dilated, shifted, missed, false positives) on a 512 x 512 x
   ``--cc-slices`` (default 300) grid at 0.8 x 0.8 x 2 mm (``--quick``: 6 spheres on 96 x 96 x 48);
 - DAP post-processing: ``--dap-cases`` phantoms (default 8) of the "realistic" grid (512 x 512 x 510
-  at 0.8 x 0.8 x 2 mm) with every simulated model error (``--quick``: the "tiny" grid, left/right
-  swap, gonads in the orbit and a stray fragment).
+  at 0.8 x 0.8 x 2 mm) with every simulated model error, ``--dap-distinct`` (default 2: a male and
+  a female) built and copied in turn, since one takes minutes to build (``--quick``: the "tiny"
+  grid, left/right swap, gonads in the orbit and a stray fragment, all distinct).
 Each round runs the sequential loop, then the command against a LocalCluster of 1 and of 2 workers
 started beforehand (``--scheduler``; the workers preload the case function's module as
 ``--workers`` does), whose start is timed apart and added in the "with the start" lines. Printed
@@ -63,16 +64,25 @@ def write_cc_cases(folder: Path, count: int, quick: bool, slices: int = 300) -> 
         )
 
 
-def write_dap_cases(folder: Path, count: int, size: str) -> None:
+def write_dap_cases(folder: Path, count: int, size: str, distinct: int) -> None:
+    """``count`` cases: ``distinct`` phantoms (seeds 0, 1, ...; male, female alternately) with
+    simulated model errors, copied in turn to fill ``count`` files (a realistic phantom takes
+    minutes to build on a busy machine; every case is read and post-processed on its own)."""
     from AnatomyCommonLib.anatomy.phantom import make_phantom
     from DAPAtlasLib.simulated_model_errors import inject_model_errors
 
-    for seed in range(count):
+    labels = folder / "labels"
+    for seed in range(min(distinct, count)):
+        target = labels / f"case{seed:03d}.nii.gz"
+        if target.exists():
+            continue
         sex = "F" if seed % 2 else "M"
         phantom = make_phantom(size, seed=seed, sex=sex, orientation="LPS")
         kinds = ["left_right_swap", "gonads_in_orbit", "stray_fragment"] if size == "tiny" else None
         corrupted = inject_model_errors(phantom.labels, kinds, sex=sex)
-        write_volume(corrupted.labels, folder / "labels" / f"case{seed:03d}.nii.gz")
+        write_volume(corrupted.labels, target)
+    for number in range(min(distinct, count), count):
+        shutil.copyfile(labels / f"case{number % distinct:03d}.nii.gz", labels / f"case{number:03d}.nii.gz")
 
 
 def time_cc(folder: Path, out: Path, options: ClusterOptions) -> float:
@@ -189,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cc-cases", type=int, default=20)
     parser.add_argument("--cc-slices", type=int, default=300)
     parser.add_argument("--dap-cases", type=int, default=8)
+    parser.add_argument(
+        "--dap-distinct", type=int, help="distinct DAP phantoms, copied to fill --dap-cases (default 2)"
+    )
     parser.add_argument("--repeat", type=int, default=None, help="rounds (default 3, --quick 1)")
     parser.add_argument("--data", help="folder for the written cases, kept and reused (default: temporary)")
     parser.add_argument("--only", choices=["cc", "dap"], help="run one workload")
@@ -199,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.data) if args.data else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if args.only != "dap" and not (root / "cc" / "model").is_dir():
             write_cc_cases(root / "cc", args.cc_cases, args.quick, args.cc_slices)
-        if args.only != "cc" and not (root / "dap" / "labels").is_dir():
-            write_dap_cases(root / "dap", args.dap_cases, "tiny" if args.quick else "realistic")
+        if args.only != "cc":
+            distinct = args.dap_distinct or (args.dap_cases if args.quick else 2)
+            write_dap_cases(root / "dap", args.dap_cases, "tiny" if args.quick else "realistic", distinct)
         workloads = {}
         if args.only != "dap":
             workloads[f"CC-Metrics folder mode, {args.cc_cases} cases"] = (
