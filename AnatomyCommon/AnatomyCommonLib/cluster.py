@@ -334,6 +334,21 @@ def worker_memory_limit() -> int | None:
     return int(limit) if limit else None
 
 
+#: Dask settings of the local clusters ``--workers`` starts. Dask's defaults (a stack-sampling
+#: profiler every 10 ms, an event-loop tick every 20 ms, system and GIL monitors twice a second,
+#: work stealing) keep an idle 1-worker cluster at 5-7 % of a core, measured in
+#: bench/bench_batch_cluster.py as +27 % CPU time against the sequential loop on a busy machine;
+#: with these about 1 %. Cases are long and alike, so neither the profile nor stealing helps.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+}
+
+
 def start_client(options: ClusterOptions):
     """A ``distributed.Client`` for ``options`` and the LocalCluster it started (or None)."""
     try:
@@ -352,7 +367,7 @@ def start_client(options: ClusterOptions):
     worker_resources = {"GPU": 1} if (options.gpu_resource or gpu_present()) else None
     # a case whose worker died is rescheduled until it took this many workers down with it
     allowed = max(int(dask.config.get("distributed.scheduler.allowed-failures")), options.retries + 1)
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed, **LOCAL_CLUSTER_CONFIG}):
         cluster = distributed.LocalCluster(
             n_workers=options.workers,
             threads_per_worker=1,
