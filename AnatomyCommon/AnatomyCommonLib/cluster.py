@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import AnatomyToolkitError, MissingDependencyError
@@ -35,7 +35,10 @@ __all__ = [
     "ClusterOptions",
     "add_cluster_arguments",
     "cluster_options",
+    "gpu_present",
+    "plan_local_workers",
     "run_cases",
+    "too_large_for_workers",
     "worker_memory_limit",
 ]
 
@@ -66,6 +69,9 @@ class ClusterOptions:
     retries: int = DEFAULT_RETRIES
     gpu_resource: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Modules local workers import when they start (the case function's module by default), so
+    #: that the first case does not pay the toolkit's import.
+    preload: tuple[str, ...] = ()
 
     @property
     def distributed(self) -> bool:
@@ -90,12 +96,72 @@ class _ExpectedFailure:
     reason: str
 
 
-def _call_case(function: Callable[[str, Any], Any], case: str, job: Any) -> Any:
-    # module-level, so that workers unpickle it by reference
+#: Tests only: a folder. Every case a Dask worker starts is appended to ``calls.log`` there
+#: (``case pid``), and a file ``die-<case>`` makes the worker running that case exit abruptly
+#: once (as an OOM kill would; the file is removed), so the command-line tests can kill a worker.
+TEST_HOOKS_ENV = "ANATOMY_TOOLKIT_TEST_HOOKS"
+
+
+def _test_hooks(case: str) -> None:
+    folder = os.environ.get(TEST_HOOKS_ENV)
+    if not folder or not _on_worker():  # never in the command's own process
+        return
+    with open(os.path.join(folder, "calls.log"), "a", encoding="utf-8") as log:
+        log.write(f"{case} {os.getpid()}\n")
     try:
-        return function(case, job)
+        os.remove(os.path.join(folder, f"die-{case}"))
+    except FileNotFoundError:
+        return
+    os._exit(1)
+
+
+def _on_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _call_case(
+    function: Callable[[str, Any], Any], case: str, job: Any, done_key: tuple[str, str] | None = None
+) -> Any:
+    # module-level, so that workers unpickle it by reference
+    client = _worker_client() if done_key else None
+    if client is not None:
+        done = client.get_metadata(list(done_key), default=None)
+        if done is not None:  # computed again because its worker died before we fetched the result
+            return _loads(done)
+    _test_hooks(case)
+    try:
+        value = function(case, job)
     except AnatomyToolkitError as error:
-        return _ExpectedFailure(one_line_reason(error))
+        value = _ExpectedFailure(one_line_reason(error))
+    if client is not None:
+        # the small result kept on the scheduler: Dask computes a result lost with its worker
+        # again while the client still waits for it, which must not run a finished case again
+        client.set_metadata(list(done_key), _dumps(value))
+    return value
+
+
+def _worker_client():
+    from distributed import get_client
+
+    return get_client()
+
+
+def _dumps(value: Any) -> bytes:
+    from distributed.protocol import pickle
+
+    return pickle.dumps(value)
+
+
+def _loads(data: bytes) -> Any:
+    from distributed.protocol import pickle
+
+    return pickle.loads(data)
 
 
 class _ProgressLine:
@@ -123,11 +189,16 @@ def run_cases(
     desc: str = "cases",
     progress: bool | Callable[[Iterable, int, str], Iterable] = True,
     resources: Mapping[str, float] | None = None,
+    memory: Mapping[str, int] | None = None,
 ) -> dict[str, CaseOutcome]:
     """Run ``function(case, job)`` for every ``{case: job}``; {case: outcome} in the order of ``jobs``.
 
     A job is what the case needs (its paths): small, it travels to the worker with the task.
     ``resources`` (e.g. ``{"GPU": 1}``) is what each task requires of a worker on a cluster.
+    ``memory``: {case: estimated peak bytes} (cases without an estimate are not checked). On a
+    cluster, a case above every worker's memory limit fails at once with a message instead of
+    getting its worker killed; a local cluster without ``--worker-memory`` starts as many of the
+    N workers as the machine's RAM holds with the largest case (:func:`plan_local_workers`).
     Skipping finished cases (``--resume``) is the caller's job: it passes only the cases to do.
     ``progress``: True for the progress line on stderr, or, in this process, a wrapper
     ``progress(iterable, total, desc)`` such as a tqdm bar.
@@ -137,7 +208,79 @@ def run_cases(
     bar = _ProgressLine(len(jobs), desc, bool(progress))
     if not options.distributed:
         return _run_here(jobs, function, bar, progress if callable(progress) else None, desc)
-    return _run_on_cluster(jobs, function, options, bar, dict(resources or {}))
+    if options.workers and not options.preload:
+        options = replace(options, preload=function_modules(function))
+    memory = {case: int(n) for case, n in (memory or {}).items() if case in jobs}
+    if options.workers and memory and "memory_limit" not in options.extra:
+        workers, note = plan_local_workers(options.workers, max(memory.values()), _total_ram_bytes())
+        if note:
+            print(note, file=sys.stderr)
+        options = replace(options, workers=workers)
+    return _run_on_cluster(jobs, function, options, bar, dict(resources or {}), memory)
+
+
+#: A worker's memory limit must exceed a case's estimated peak by this factor: Dask's nanny
+#: restarts a worker at 95 % of its limit, and unmanaged memory comes on top of the estimate.
+MEMORY_HEADROOM = 1.25
+_GB = 1e9
+
+
+def plan_local_workers(workers: int, largest_case_bytes: int, total_ram_bytes: int) -> tuple[int, str | None]:
+    """How many of ``workers`` local workers to start so that each one's memory limit (the RAM
+    divided among them, Dask's default) holds the largest case with :data:`MEMORY_HEADROOM`;
+    and the note saying why, when fewer."""
+    need = largest_case_bytes * MEMORY_HEADROOM
+    if need * workers <= total_ram_bytes:
+        return workers, None
+    fit = max(1, int(total_ram_bytes // need))
+    if fit >= workers:
+        return workers, None
+    return fit, (
+        f"the largest case needs about {largest_case_bytes / _GB:.1f} GB (estimate) and each worker "
+        f"{need / _GB:.1f} GB with headroom: {total_ram_bytes / _GB:.1f} GB of RAM hold {fit} such "
+        f"worker(s), so {fit} start instead of {workers}."
+    )
+
+
+def _total_ram_bytes() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:  # psutil comes with distributed; without it, Dask's own default applies
+        return 1 << 62
+
+
+def _largest_worker_limit(client) -> int | None:
+    """The largest memory limit among the cluster's workers; None when any has none."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info().get("workers", {}).values()]
+    return None if not limits or 0 in limits else max(limits)
+
+
+def too_large_for_workers(memory: Mapping[str, int], limit: int | None) -> dict[str, str]:
+    """{case: reason} of the cases whose estimated peak exceeds ``limit`` (a worker's memory limit)."""
+    if limit is None:
+        return {}
+    return {
+        case: (
+            f"needs about {need / _GB:.1f} GB of memory (estimate; {need * MEMORY_HEADROOM / _GB:.1f} GB "
+            f"with headroom), more than a worker's limit of {limit / _GB:.1f} GB: give the workers "
+            "more (--worker-memory, dask worker "
+            "--memory-limit) or run this case on a larger machine"
+        )
+        for case, need in memory.items()
+        if need * MEMORY_HEADROOM > limit
+    }
+
+
+def function_modules(function: Callable) -> tuple[str, ...]:
+    """The toolkit module defining ``function`` (or its class), for workers to import when they
+    start; none for other code (a test's or script's function travels by value)."""
+    module = getattr(function, "__module__", None) or type(function).__module__ or ""
+    return (module,) if module.split(".")[0] in _TOOLKIT_PACKAGES else ()
+
+
+_TOOLKIT_PACKAGES = ("AnatomyCommonLib", "CCMetricsLib", "DAPAtlasLib", "LIMISLib")
 
 
 def _outcome(case: str, value: Any) -> CaseOutcome:
@@ -165,7 +308,7 @@ def _run_here(jobs: dict[str, Any], function, bar: _ProgressLine, wrap, desc) ->
     return outcomes
 
 
-def _gpu_present() -> bool:
+def gpu_present() -> bool:
     """An NVIDIA GPU visible to this process, without importing PyTorch just to ask."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
@@ -191,6 +334,21 @@ def worker_memory_limit() -> int | None:
     return int(limit) if limit else None
 
 
+#: Dask settings of the local clusters ``--workers`` starts. Dask's defaults (a stack-sampling
+#: profiler every 10 ms, an event-loop tick every 20 ms, system and GIL monitors twice a second,
+#: work stealing) keep an idle 1-worker cluster at 5-7 % of a core, measured in
+#: bench/bench_batch_cluster.py as +27 % CPU time against the sequential loop on a busy machine;
+#: with these about 1 %. Cases are long and alike, so neither the profile nor stealing helps.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+}
+
+
 def start_client(options: ClusterOptions):
     """A ``distributed.Client`` for ``options`` and the LocalCluster it started (or None)."""
     try:
@@ -206,16 +364,17 @@ def start_client(options: ClusterOptions):
         return distributed.Client(options.scheduler), None
     import dask
 
-    worker_resources = {"GPU": 1} if (options.gpu_resource or _gpu_present()) else None
+    worker_resources = {"GPU": 1} if (options.gpu_resource or gpu_present()) else None
     # a case whose worker died is rescheduled until it took this many workers down with it
     allowed = max(int(dask.config.get("distributed.scheduler.allowed-failures")), options.retries + 1)
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed, **LOCAL_CLUSTER_CONFIG}):
         cluster = distributed.LocalCluster(
             n_workers=options.workers,
             threads_per_worker=1,
             processes=True,
             resources=worker_resources,
             dashboard_address=":0",
+            preload=list(options.preload),
             **dict(options.extra),
         )
     try:
@@ -226,7 +385,7 @@ def start_client(options: ClusterOptions):
     return client, cluster
 
 
-def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOutcome]:
+def _run_on_cluster(jobs, function, options, bar, resources, memory=None) -> dict[str, CaseOutcome]:
     import distributed
 
     client, cluster = start_client(options)
@@ -237,35 +396,46 @@ def _run_on_cluster(jobs, function, options, bar, resources) -> dict[str, CaseOu
                 f"local Dask cluster: {options.workers} worker processes, dashboard {link}",
                 file=sys.stderr,
             )
+        refused = too_large_for_workers(memory or {}, _largest_worker_limit(client)) if memory else {}
+        outcomes: dict[str, CaseOutcome] = {c: CaseOutcome(c, "failed", why) for c, why in refused.items()}
+        failed = len(outcomes)
         futures = {}
-        cases = list(jobs)
-        for case in cases:
+        every_case = list(jobs)
+        cases = [case for case in every_case if case not in refused]
+        run = uuid.uuid4().hex
+        done_keys = [(f"anatomy-toolkit-{run}", str(index)) for index in range(len(cases))]
+        for case, done_key in zip(cases, done_keys, strict=True):
             future = client.submit(
                 _call_case,
                 function,
                 case,
                 jobs[case],
-                key=f"case-{case}-{uuid.uuid4().hex}",
+                done_key,
+                key=f"case-{case}-{run}",
                 pure=False,
                 retries=options.retries,
                 resources=resources or None,
             )
             futures[future] = case
-        outcomes: dict[str, CaseOutcome] = {}
-        failed = 0
         slots = max(1, sum(client.nthreads().values()))  # one case per worker thread at a time
-        bar.show(0, 0, min(slots, len(cases)), max(0, len(cases) - slots))
-        for future in distributed.as_completed(list(futures)):
-            case = futures[future]
+        bar.show(0, failed, min(slots, len(cases)), max(0, len(cases) - slots))
+        finished = distributed.as_completed(list(futures))
+        for future in finished:
+            case = futures.pop(future)
             if future.status == "finished":
                 outcomes[case] = _outcome(case, future.result())
             else:
                 outcomes[case] = CaseOutcome(case, "failed", one_line_reason(future.exception()))
+            # let go of the result at once: a result still wanted when its worker dies is computed
+            # again, which would redo a finished case
+            future.release()
+            del future
             failed += outcomes[case].status == "failed"
-            pending = len(cases) - len(outcomes)
+            pending = len(every_case) - len(outcomes)
             bar.show(len(outcomes) - failed, failed, min(slots, pending), max(0, pending - slots))
         bar.show(len(outcomes) - failed, failed, 0, final=True)
-        return {case: outcomes[case] for case in cases}
+        client.set_metadata([f"anatomy-toolkit-{run}"], None)  # forget the run's results
+        return {case: outcomes[case] for case in every_case}
     finally:
         client.close()
         if cluster is not None:
@@ -299,8 +469,9 @@ def add_cluster_arguments(parser, *, gpu: bool = False) -> None:
     group.add_argument(
         "--worker-memory",
         metavar="SIZE",
-        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N); "
-        "DAP batch refuses a case whose memory estimate exceeds it",
+        help="memory limit of each local worker, e.g. 8GB (default: the machine's memory / N; DAP "
+        "batch starts no more workers than hold its largest case); DAP batch refuses a case whose "
+        "memory estimate exceeds it",
     )
     if gpu:
         group.add_argument(

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from AnatomyCommonLib.cluster import ClusterOptions, run_cases, worker_memory_limit
+import numpy as np
+
+from AnatomyCommonLib.cluster import ClusterOptions, gpu_present, run_cases, worker_memory_limit
 from AnatomyCommonLib.image_io import (
     SUPPORTED_SUFFIXES,
     image_suffix,
@@ -33,6 +35,7 @@ from AnatomyCommonLib.image_io import (
     read_volume,
     write_volume,
 )
+from AnatomyCommonLib.volume import Volume
 
 from .exceptions import (
     AnatomyToolkitError,
@@ -246,6 +249,43 @@ def run_batch(
     return report
 
 
+def header_grid(path: str | Path) -> Volume | None:
+    """The grid of an image file read from its header alone (the array is a zero-stride view,
+    no voxel is read); None where that is not possible (a DICOM folder, an unreadable file)."""
+    import SimpleITK as sitk
+
+    if Path(path).is_dir():
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None  # the case's own task reports why
+    if reader.GetDimension() != 3:
+        return None
+    array = np.broadcast_to(np.zeros((), np.int16), tuple(reversed(reader.GetSize())))
+    direction = np.reshape(reader.GetDirection(), (3, 3))
+    return Volume.from_lps_geometry(array, reader.GetSpacing(), reader.GetOrigin(), direction)
+
+
+def case_memory_bytes(segmenter, path: str | Path) -> int | None:
+    """Peak RAM of segmenting the CT at ``path``, from its header: the estimate inference makes
+    before allocating (:meth:`DAPAtlasLib.inference.DAPSegmenter.estimate_memory`) for the run on
+    the CPU, or on a GPU when the segmenter's device is one (or "auto" and a GPU is present)."""
+    from .voxel_orientation import plan_reorientation
+
+    grid = header_grid(path)
+    if grid is None:
+        return None
+    reorientation = plan_reorientation(grid, segmenter.voxel_orientation)
+    shape = reorientation.apply(grid.array).shape
+    estimate = segmenter.estimate_memory(shape, reorientation.spacing_kji(grid.spacing_kji_mm))
+    device = str(segmenter.device)
+    on_gpu = device.startswith("cuda") or (device == "auto" and gpu_present())
+    return estimate.host_bytes_gpu_run if on_gpu else estimate.host_bytes_cpu_run
+
+
 @dataclass(frozen=True)
 class SegmenterSettings:
     """What makes two segmenters the same: the key of a worker's cached model."""
@@ -322,8 +362,20 @@ def _run_on_cluster(report: BatchReport, cases, task: _SegmentCase, cluster: Clu
         report.cases.append(CaseResult(case_id, str(path), str(target), "skipped"))
         if overwrite or not target.exists():
             jobs[case_id] = (str(path), str(target))
+    memory = {}
+    if jobs and task.settings.check_memory:  # checked against the workers' limits before sending
+        segmenter = worker_segmenter(task.settings)  # here: the model's plans, not its weights
+        for case_id, (path, _) in jobs.items():
+            need = case_memory_bytes(segmenter, path)
+            if need is not None:
+                memory[case_id] = need
     outcomes = run_cases(
-        jobs, task, cluster, desc="segmenting", resources={"GPU": 1} if cluster.gpu_resource else None
+        jobs,
+        task,
+        cluster,
+        desc="segmenting",
+        resources={"GPU": 1} if cluster.gpu_resource else None,
+        memory=memory,
     )
     fatal = next((o.record for o in outcomes.values() if o.status == "ok" and "fatal" in o.record), None)
     if fatal is not None:

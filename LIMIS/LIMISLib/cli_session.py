@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from AnatomyCommonLib.cli import exit_codes_epilog, write_json
+from AnatomyCommonLib.cluster import add_cluster_arguments, cluster_options
 
 
 def add_commands(commands) -> None:
@@ -83,6 +84,7 @@ def add_commands(commands) -> None:
         "--out", required=True, help="output folder: steps.csv, summary.json, dice_vs_step.png"
     )
     evaluate.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    add_cluster_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate_interaction)
 
 
@@ -158,9 +160,12 @@ def _evaluate_interaction(args: argparse.Namespace) -> int:
         raise AnatomyToolkitError(f"--structures: {error.args[0]}") from None
     if (args.ct_dir is None) == (args.phantom_seeds is None):
         raise AnatomyToolkitError("Give either --phantom-seeds or --ct-dir with --labels-dir.")
+    cluster = cluster_options(args)
+    if args.ct_dir is not None and args.labels_dir is None:
+        raise AnatomyToolkitError("--ct-dir needs --labels-dir (label maps with the same file names).")
+    if cluster.distributed:
+        return _evaluate_interaction_on_cluster(args, structures, cluster)
     if args.ct_dir is not None:
-        if args.labels_dir is None:
-            raise AnatomyToolkitError("--ct-dir needs --labels-dir (label maps with the same file names).")
         cases = _folder_cases(args.ct_dir, args.labels_dir, structures, args.slices_per_case)
     else:
         cases = phantom_cases(args.phantom_seeds, structures, slices_per_case=args.slices_per_case,
@@ -175,23 +180,64 @@ def _evaluate_interaction(args: argparse.Namespace) -> int:
         _, bbox2mask = build_limis_models(device=args.device)
     results = evaluate_interaction(cases, bbox2mask, steps=args.steps, seed=args.seed)
     summary = write_outputs(results, args.out, model_name=bbox2mask.name, overwrite=args.overwrite)
-    print(
-        f"{summary['cases']} cases, model {bbox2mask.name}: mean Dice {summary['mean_dice_first']:.3f} -> "
-        f"{summary['mean_dice_last']:.3f} (change {summary['mean_dice_change']:+.3f} +/- "
-        f"{summary['sd_dice_change']:.3f}); improved {summary['improved']:.0%}, "
-        f"worse {summary['worse']:.0%}, unchanged {summary['unchanged']:.0%}. Written to {args.out}"
-    )
+    _print_summary(summary, bbox2mask.name, args.out)
     return 0
 
 
-def _folder_cases(ct_dir, labels_dir, structures, slices_per_case):
+def _evaluate_interaction_on_cluster(args: argparse.Namespace, structures, cluster) -> int:
+    """One task per case on Dask workers; the same outputs as the sequential run (see
+    :mod:`LIMISLib.interaction_dataset`). Failed cases are named on stderr and the exit code is 1."""
     from pathlib import Path
 
-    from AnatomyCommonLib.anatomy.label_schema import label_id
-    from AnatomyCommonLib.errors import AnatomyToolkitError
-    from AnatomyCommonLib.image_io import read_labelmap, read_volume
+    from AnatomyCommonLib.errors import OutputExistsError
 
-    from .simulated_user import labelled_volume_cases
+    from .interaction_dataset import (
+        InteractionCase,
+        evaluate_interaction_cases,
+        folder_sources,
+        interaction_jobs,
+        phantom_sources,
+    )
+    from .simulated_user import write_outputs
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:  # before any case runs
+        raise OutputExistsError(f"{out} is not empty; choose another folder or pass --overwrite.")
+    if args.ct_dir is not None:
+        sources = folder_sources(_folder_pairs(args.ct_dir, args.labels_dir))
+    else:
+        sources = phantom_sources(args.phantom_seeds, args.phantom_size)
+    jobs, failures = interaction_jobs(sources, structures, args.slices_per_case, seed=args.seed)
+    task = InteractionCase(args.model, args.device, args.steps)
+    results, model_name, failed = evaluate_interaction_cases(jobs, task, cluster)
+    failures.update(failed)
+    for case, reason in failures.items():
+        print(f"failed {case}: {reason}", file=sys.stderr)
+    if results:
+        summary = write_outputs(results, args.out, model_name=model_name, overwrite=args.overwrite)
+        _print_summary(summary, model_name, args.out)
+    if failures:
+        print(f"{len(failures)} volume(s) or case(s) failed.", file=sys.stderr)
+        return 1
+    if not results:
+        write_outputs(results, args.out, model_name="", overwrite=args.overwrite)  # raises: no case
+    return 0
+
+
+def _print_summary(summary, model_name: str, out) -> None:
+    print(
+        f"{summary['cases']} cases, model {model_name}: mean Dice {summary['mean_dice_first']:.3f} -> "
+        f"{summary['mean_dice_last']:.3f} (change {summary['mean_dice_change']:+.3f} +/- "
+        f"{summary['sd_dice_change']:.3f}); improved {summary['improved']:.0%}, "
+        f"worse {summary['worse']:.0%}, unchanged {summary['unchanged']:.0%}. Written to {out}"
+    )
+
+
+def _folder_pairs(ct_dir, labels_dir):
+    """(CT path, label map path) of every CT in ``ct_dir``; each needs a label map of its name."""
+    from pathlib import Path
+
+    from AnatomyCommonLib.errors import AnatomyToolkitError
 
     cts = sorted(p for p in Path(ct_dir).iterdir() if not p.name.startswith("."))
     pairs = [(p, Path(labels_dir) / p.name) for p in cts]
@@ -201,7 +247,16 @@ def _folder_cases(ct_dir, labels_dir, structures, slices_per_case):
             f"Every CT in {ct_dir} needs a label map of the same name in {labels_dir}; missing: "
             f"{', '.join(missing[:5]) or 'no CT files found'}."
         )
-    for ct_path, label_path in pairs:
+    return pairs
+
+
+def _folder_cases(ct_dir, labels_dir, structures, slices_per_case):
+    from AnatomyCommonLib.anatomy.label_schema import label_id
+    from AnatomyCommonLib.image_io import read_labelmap, read_volume
+
+    from .simulated_user import labelled_volume_cases
+
+    for ct_path, label_path in _folder_pairs(ct_dir, labels_dir):
         ct, labels = read_volume(ct_path), read_labelmap(label_path)
         ct.require_same_grid(labels, ("the CT", "the label map"))
         yield from labelled_volume_cases(ct_path.name, ct, labels, structures, slices_per_case, label_id)

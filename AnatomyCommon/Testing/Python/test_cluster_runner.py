@@ -155,3 +155,39 @@ def test_a_case_sees_its_workers_memory_limit(tmp_path):
     assert outcomes["a"].record == 3 * 10**9
     with pytest.raises(InvalidClusterOptionError, match="--workers"):
         cluster_options(parser.parse_args(["--worker-memory", "3GB"]))
+
+
+def test_local_workers_are_planned_from_the_largest_case():
+    from AnatomyCommonLib.cluster import MEMORY_HEADROOM, plan_local_workers
+
+    gb = 10**9
+    assert plan_local_workers(4, 2 * gb, 16 * gb) == (4, None)  # 4 x 2.5 GB fit in 16 GB
+    workers, note = plan_local_workers(4, 5 * gb, 16 * gb)  # 6.25 GB each: 2 fit
+    assert workers == 2 and "2 start instead of 4" in note and "5.0 GB" in note
+    assert plan_local_workers(2, 20 * gb, 16 * gb)[0] == 1  # never fewer than one
+    assert MEMORY_HEADROOM > 1
+
+
+def test_a_case_larger_than_the_workers_limit_is_refused_before_it_runs(tmp_path, capsys):
+    inputs = make_inputs(tmp_path, {"small": b"small case", "huge": b"huge case"})
+    jobs = {case: (path, str(tmp_path / "out")) for case, path in inputs.items()}
+    options = ClusterOptions(workers=1, extra={"memory_limit": "2GB"})
+    outcomes = run_cases(jobs, digest_case, options, memory={"small": 10**8, "huge": 3 * 10**9})
+    assert outcomes["small"].status == "ok"
+    assert outcomes["huge"].status == "failed"
+    assert "needs about 3.0 GB" in outcomes["huge"].error and "limit of 2.0 GB" in outcomes["huge"].error
+    assert "--worker-memory" in outcomes["huge"].error
+    assert outputs(tmp_path / "out") == {"small": hashlib.sha256(b"small case").hexdigest()}  # never ran
+    assert "1/2 done, 1 failed" in capsys.readouterr().err
+
+
+def test_a_local_cluster_starts_as_many_workers_as_the_largest_case_allows(tmp_path, capsys):
+    import psutil
+
+    inputs = make_inputs(tmp_path, {"a": b"one", "b": b"two"})
+    jobs = {case: (path, str(tmp_path / "out")) for case, path in inputs.items()}
+    largest = int(psutil.virtual_memory().total * 0.6)  # with headroom, one worker's worth of RAM
+    outcomes = run_cases(jobs, digest_case, ClusterOptions(workers=2), memory={"a": largest, "b": 1})
+    assert [o.status for o in outcomes.values()] == ["ok", "ok"]
+    err = capsys.readouterr().err
+    assert "1 start instead of 2" in err and "local Dask cluster: 1 worker processes" in err

@@ -72,3 +72,37 @@ def test_workers_and_scheduler_together_are_refused(tmp_path, capsys):
     assert main(folder_args(tmp_path, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")) == 2
     assert "either --workers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_worker_killed_mid_run_loses_no_case_and_redoes_no_finished_one(tmp_path):
+    """The command as a user runs it, in its own process: the worker running case5 dies (the test
+    hook of AnatomyCommonLib.cluster, as an OOM kill would) after its worker finished other cases."""
+    import os
+    import subprocess
+    import sys
+
+    from AnatomyCommonLib.cluster import TEST_HOOKS_ENV
+
+    make_folders(tmp_path, seeds=(1, 2, 3, 4, 5, 6))
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "die-case5").touch()
+    env = {**os.environ, TEST_HOOKS_ENV: str(hooks), "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "CCMetricsLib", *folder_args(tmp_path, "--workers", "2")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (hooks / "die-case5").exists()  # the worker did die
+    calls = [line.split() for line in (hooks / "calls.log").read_text().splitlines()]
+    runs = {name: [pid for case_name, pid in calls if case_name == name] for name, _ in calls}
+    assert sorted(runs) == [f"case{n}" for n in range(1, 7)]
+    assert len(runs["case5"]) == 2 and runs["case5"][0] != runs["case5"][1]  # retried on a new worker
+    assert {name: len(pids) for name, pids in runs.items() if name != "case5"} == dict.fromkeys(
+        ["case1", "case2", "case3", "case4", "case6"], 1
+    )  # no finished case ran again, even those finished on the worker that died
+    died = runs["case5"][0]
+    assert any(pids == [died] for name, pids in runs.items() if name != "case5")
+    assert [r["status"] for r in read_csv(tmp_path / "out" / "dataset.csv")] == ["ok"] * 6
+
+    shutil.move(tmp_path / "out", tmp_path / "killed")  # the uninterrupted sequential run is the oracle
+    assert main(folder_args(tmp_path)) == 0
+    assert out_files(tmp_path / "killed") == out_files(tmp_path / "out")

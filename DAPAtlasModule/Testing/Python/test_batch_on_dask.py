@@ -17,7 +17,7 @@ from dap_model_fixtures import write_coarse_random_v2_model  # noqa: E402
 
 from AnatomyCommonLib.anatomy.phantom import make_phantom  # noqa: E402
 from AnatomyCommonLib.cluster import ClusterOptions  # noqa: E402
-from AnatomyCommonLib.image_io import read_labelmap, write_volume  # noqa: E402
+from AnatomyCommonLib.image_io import read_labelmap, read_volume, write_volume  # noqa: E402
 from DAPAtlasLib.__main__ import main  # noqa: E402
 from DAPAtlasLib.batch import SegmenterSettings, run_batch, worker_segmenter  # noqa: E402
 from DAPAtlasLib.exceptions import MissingWeightsError  # noqa: E402
@@ -96,3 +96,49 @@ def test_a_case_larger_than_the_workers_memory_limit_is_refused_with_a_message(m
         segmenter.segment(ct)
     segmenter.ram_limit_bytes = needed * 4
     assert segmenter.segment(ct).same_grid_as(ct)
+
+
+def test_the_header_estimate_is_the_estimate_inference_makes(model_dir, cases):
+    from DAPAtlasLib.batch import case_memory_bytes
+    from DAPAtlasLib.inference import DAPSegmenter, plan_reorientation
+
+    segmenter = DAPSegmenter(model_dir, device="cpu")
+    for name in ("case_a.nii.gz", "case_b.nrrd"):  # LPS and RAS files
+        ct = read_volume(cases / name)
+        reorientation = plan_reorientation(ct, segmenter.voxel_orientation)  # as segment() plans it
+        shape = reorientation.apply(ct.array).shape
+        expected = segmenter.estimate_memory(shape, reorientation.spacing_kji(ct.spacing_kji_mm))
+        assert case_memory_bytes(segmenter, cases / name) == expected.host_bytes_cpu_run
+    assert case_memory_bytes(segmenter, cases / "case_c.nii.gz") is None  # not an image: no estimate
+
+
+def test_a_ct_too_large_for_the_workers_is_refused_with_a_message_and_the_rest_segmented(
+    model_dir, tmp_path, capsys
+):
+    import nibabel
+
+    folder = tmp_path / "cts"
+    write_volume(make_phantom("tiny", seed=0, orientation="LPS").ct, folder / "case_a.nii.gz")
+    # a 512 x 512 x 2000 CT: only its header is written, which is all the check reads
+    header = nibabel.Nifti1Header()
+    header.set_data_shape((512, 512, 2000))
+    header.set_data_dtype(np.int16)
+    header.set_zooms((0.8, 0.8, 0.5))
+    header.set_sform(np.diag([-0.8, -0.8, 0.5, 1.0]), code=1)
+    (folder / "case_huge.nii").write_bytes(header.binaryblock + b"\0" * 4)
+    code = main(
+        [
+            *("batch", str(folder), "--out", str(tmp_path / "out"), "--model", str(model_dir)),
+            *("--device", "cpu", "--workers", "1", "--worker-memory", "4GB"),
+        ]
+    )
+    assert code == 1
+    report = {
+        c["case_id"]: c for c in json.loads((tmp_path / "out" / "batch_report.json").read_text())["cases"]
+    }
+    assert report["case_a"]["status"] == "done"
+    assert report["case_huge"]["status"] == "failed"
+    assert "GB of memory (estimate" in report["case_huge"]["error"]
+    assert "limit of 4.0 GB" in report["case_huge"]["error"]
+    assert not (tmp_path / "out" / "case_huge_dap.nii.gz").exists()
+    capsys.readouterr()
