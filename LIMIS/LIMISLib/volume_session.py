@@ -285,6 +285,19 @@ class VolumeSession:
         )
         return self.apply(command)
 
+    def scribble(self, mask: np.ndarray, *, positive: bool = True) -> Reply:
+        """A scribble drawn with the mouse on the active slice: bool (H, W) in display pixels.
+
+        A new step (undo and revert work as for any step); the model gets it on its positive or
+        negative scribble channel (see :meth:`LIMISLib.session.InteractionSession`'s ``_scribble``).
+        """
+        drawn = np.asarray(mask, dtype=bool)
+        sign = "positive" if positive else "negative"
+        command = api_command(
+            "scribble", f"{sign} scribble ({int(drawn.sum())} px)", mask=drawn, positive=positive
+        )
+        return self.apply(command)
+
     def _segment(self, command: Command, *, box_xyxy: Box | None = None) -> Reply:
         target = command.args.get("target")
         if target != self.target:
