@@ -303,7 +303,8 @@ class InteractionSession(DialogueMixin):
             detail = f"the box from {self.lang2bbox.name} (score {detection.score:.2f})"
             self.box_margin_applied_px = float(getattr(self.lang2bbox, "margin_px", 0.0))
         else:
-            self.box_margin_applied_px = 0.0
+            # a box placed by code with the LIMIS margin already added (replay's label-map boxes)
+            self.box_margin_applied_px = float(command.args.get("box_margin_px", 0.0))
         box = clip_box(box_xyxy, self.image_shape)
         self._pending = None
         self._strategy = None
