@@ -349,6 +349,20 @@ class InteractionSession(DialogueMixin):
         """
         args = command.args
         rows, columns = self.image_shape
+        if "x" not in args or "y" not in args:
+            raise InvalidPromptError(
+                "No point placed yet: place one with the positive or negative point list, "
+                "then say 'positive click here'."
+            )
+        if (
+            args.get("slice") is not None
+            and self.slice_index is not None
+            and int(args["slice"]) != self.slice_index
+        ):
+            raise InvalidPromptError(
+                f"The last placed point is on slice {int(args['slice'])}, not on this slice "
+                f"({self.slice_index}); go to that slice or place a point here."
+            )
         x, y, positive = float(args["x"]), float(args["y"]), bool(args.get("positive", True))
         if not (0.0 <= x < columns and 0.0 <= y < rows):
             raise InvalidPromptError(
