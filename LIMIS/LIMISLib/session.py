@@ -151,6 +151,13 @@ class InteractionSession(DialogueMixin):
         return None if self._pending is None else self._pending.message
 
     @property
+    def asked_region(self):
+        """The critical region the pending question asks about (None when no question is pending)."""
+        if self._pending is None or self._pending.mode != "question":
+            return None
+        return self._pending.regions[len(self._pending.answers)]
+
+    @property
     def pending_options(self) -> list[Step]:
         return [] if self._pending is None else list(self._pending.options)
 
