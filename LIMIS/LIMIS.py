@@ -409,22 +409,21 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ mouse prompts
     def _observePointLists(self):
         """Observe the selected positive/negative point lists for newly placed points."""
-        if self._parameterNode is None:
-            return
+        node = self._parameterNode  # None (scene closing): stop observing
         wanted = {
-            self.onPositivePointPlaced: self._parameterNode.positivePoints,
-            self.onNegativePointPlaced: self._parameterNode.negativePoints,
+            self.onPositivePointPlaced: None if node is None else node.positivePoints,
+            self.onNegativePointPlaced: None if node is None else node.negativePoints,
         }
         event = slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent
-        for handler, node in wanted.items():
+        for handler, pointList in wanted.items():
             old = self._observedPoints.get(handler)
-            if old is node:
+            if old is pointList:
                 continue
             if old is not None:
                 self.removeObserver(old, event, handler)
-            if node is not None:
-                self.addObserver(node, event, handler)
-            self._observedPoints[handler] = node
+            if pointList is not None:
+                self.addObserver(pointList, event, handler)
+            self._observedPoints[handler] = pointList
 
     def onPositivePointPlaced(self, caller, event):
         self._guard(self._pointPlaced, caller, True)
