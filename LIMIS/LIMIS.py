@@ -59,6 +59,13 @@ class LIMISParameterNode:
     modelChoice: Annotated[str, Choice([NEURAL_CHOICE, BASELINE_CHOICE])] = NEURAL_CHOICE
     useSemanticMatcher: bool = True
     showGrid: bool = False
+    # whole-body label map in DAP ids: the box source when no text -> box model is loaded
+    atlasLabelMap: slicer.vtkMRMLLabelMapVolumeNode
+    positivePoints: slicer.vtkMRMLMarkupsFiducialNode
+    negativePoints: slicer.vtkMRMLMarkupsFiducialNode
+    clickOnPlace: bool = True
+    scribbleCurve: slicer.vtkMRMLMarkupsCurveNode
+    scribbleWidth: float = 3.0
 
 
 class _CommandHistory(qt.QObject):
@@ -98,6 +105,8 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._session = None
         self._sessionVolume = None
+        self._sessionLabels = None
+        self._observedPoints = {}
         self._writtenSegments = set()
         self._updatingMarkups = False
         self._history = None
@@ -154,6 +163,16 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "valueChanged(double)", lambda value: self._guard(self.onThresholdChanged, value)
         )
         self.ui.showGridCheckBox.connect("toggled(bool)", lambda _: self._updateMarkups())
+        for selector in (self.ui.positivePointsSelector, self.ui.negativePointsSelector):
+            selector.connect("currentNodeChanged(vtkMRMLNode*)", lambda _: self._observePointLists())
+        self.ui.positiveScribbleButton.connect("clicked(bool)", lambda _: self._guard(self.onScribble, True))
+        self.ui.negativeScribbleButton.connect("clicked(bool)", lambda _: self._guard(self.onScribble, False))
+        for placeWidget in (
+            self.ui.positivePlaceWidget,
+            self.ui.negativePlaceWidget,
+            self.ui.scribblePlaceWidget,
+        ):
+            placeWidget.placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -197,6 +216,7 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+        self._observePointLists()
 
     # ------------------------------------------------------------------ helpers
     def _guard(self, function, *args):
@@ -297,10 +317,16 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise ValueError("Select the CT volume first.")
         if self.logic.models is None:
             raise ValueError("Load the models first ('Load models').")
-        if self._session is None or self._sessionVolume is not volumeNode:
-            self._session = self.logic.createSession(volumeNode)
-            self._sessionVolume = volumeNode
+        labelMapNode = self._parameterNode.atlasLabelMap
+        if (
+            self._session is None
+            or self._sessionVolume is not volumeNode
+            or self._sessionLabels is not labelMapNode
+        ):
+            self._session = self.logic.createSession(volumeNode, labelMapNode)
+            self._sessionVolume, self._sessionLabels = volumeNode, labelMapNode
             self.logic.showVolume(volumeNode)
+            self._log(f"Box source: {self._session.box_source}")
         self._session.set_active_slice(self.logic.activeSliceFromView(self._session))
         return self._session
 
@@ -320,9 +346,8 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         context = session.parse_context()  # read here: the dialogue state before the job runs
 
         def work(job):
-            from LIMISLib.command_grammar import parse_command
-
-            command = session.with_default_box(parse_command(text, context, semantic=semantic))
+            # "positive click here" points at the last placed point; the rest goes to the grammar
+            command = session.with_default_box(session.parse(text, context, semantic=semantic))
             return session.apply(
                 command,
                 progress=lambda done, planned: job.report_progress(
@@ -381,6 +406,60 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         session = self._session
         self._startJob("box dragged", lambda job: session.set_box(box), self._onReply)
 
+    # ------------------------------------------------------------------ mouse prompts
+    def _observePointLists(self):
+        """Observe the selected positive/negative point lists for newly placed points."""
+        node = self._parameterNode  # None (scene closing): stop observing
+        wanted = {
+            self.onPositivePointPlaced: None if node is None else node.positivePoints,
+            self.onNegativePointPlaced: None if node is None else node.negativePoints,
+        }
+        event = slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent
+        for handler, pointList in wanted.items():
+            old = self._observedPoints.get(handler)
+            if old is pointList:
+                continue
+            if old is not None:
+                self.removeObserver(old, event, handler)
+            if pointList is not None:
+                self.addObserver(pointList, event, handler)
+            self._observedPoints[handler] = pointList
+
+    def onPositivePointPlaced(self, caller, event):
+        self._guard(self._pointPlaced, caller, True)
+
+    def onNegativePointPlaced(self, caller, event):
+        self._guard(self._pointPlaced, caller, False)
+
+    def _pointPlaced(self, node, positive):
+        session = self._session
+        if session is None:
+            self._log("(point placed; segment a structure first, then say 'positive click here')")
+            return
+        point = self.logic.placePoint(session, node, positive)
+        if point is None:
+            return
+        sign = "positive" if positive else "negative"
+        if not self._parameterNode.clickOnPlace or self._busy():
+            self._log(f"({sign} point placed on slice {point.slice_index}; say '{sign} click here')")
+            return
+        session.set_active_slice(point.slice_index)
+        self._log(f"({sign} point at x {point.x:.0f}, y {point.y:.0f})", user=True)
+        self._startJob("point", lambda job: session.click(point.x, point.y, positive=positive), self._onReply)
+
+    def onScribble(self, positive):
+        session = self._ensureSession()
+        node = self._parameterNode.scribbleCurve
+        if node is None:
+            raise ValueError("Select or draw a scribble curve first (Mouse prompts > Scribble curve).")
+        mask, sliceIndex = self.logic.scribbleFromCurve(session, node, self._parameterNode.scribbleWidth)
+        session.set_active_slice(sliceIndex)
+        sign = "positive" if positive else "negative"
+        self._log(f"({sign} scribble, {int(mask.sum())} px on slice {sliceIndex})", user=True)
+        self._startJob(
+            f"{sign} scribble", lambda job: session.scribble(mask, positive=positive), self._onReply
+        )
+
     # ------------------------------------------------------------------ views
     def _updateMarkups(self):
         if self._session is None:
@@ -402,6 +481,8 @@ class LIMISWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for widget in (self.ui.commandLineEdit, self.ui.runButton, self.ui.loadModelsButton):
             widget.enabled = not busy
         self.ui.cancelButton.enabled = busy
+        for widget in (self.ui.positiveScribbleButton, self.ui.negativeScribbleButton):
+            widget.enabled = self._session is not None and self._session.active is not None and not busy
         hasSteps = active is not None and active.current_index is not None
         stepWidgets = (
             self.ui.wrongPartButton,
@@ -520,22 +601,40 @@ class LIMISLogic(ScriptedLoadableModuleLogic):
         return f"{bbox2mask.name}" + ("" if lang2bbox is None else f" + {lang2bbox.name}")
 
     # ------------------------------------------------------------------ session
-    def createSession(self, volumeNode):
-        """A LIMISLib VolumeSession on the volume node's voxels (any orientation)."""
+    def createSession(self, volumeNode, labelMapNode=None):
+        """A LIMISLib VolumeSession on the volume node's voxels (any orientation).
+
+        ``labelMapNode``: a whole-body label map in DAP ids on the CT's grid; without a text -> box
+        model it places the boxes (atlas box source).
+        """
         from AnatomyCommonLib.slicer_bridge import node_to_volume
         from LIMISLib.volume_session import VolumeSession
 
         if self.models is None:
             raise ValueError("Load the models first (logic.loadModels()).")
         lang2bbox, bbox2mask = self.models
-        return VolumeSession(node_to_volume(volumeNode), bbox2mask, lang2bbox=lang2bbox)
+        labels = None if labelMapNode is None else node_to_volume(labelMapNode)
+        return VolumeSession(node_to_volume(volumeNode), bbox2mask, lang2bbox=lang2bbox, labels=labels)
 
     def run(self, session, text, *, boxXYXY=None, semantic=None):
         """Parse and apply one command (blocking; for the console and tests)."""
-        from LIMISLib.command_grammar import parse_command
-
-        command = session.with_box(parse_command(text, session.parse_context(), semantic=semantic), boxXYXY)
+        command = session.with_box(session.parse(text, semantic=semantic), boxXYXY)
         return session.apply(session.with_default_box(command))
+
+    @staticmethod
+    def placePoint(session, pointListNode, positive):
+        """Record the list's last placed point for "click here"; returns it (None if none is placed)."""
+        from LIMISLib.mrml_nodes import placed_point
+
+        placed = placed_point(session.geometry, pointListNode)
+        return None if placed is None else session.place_point(*placed, positive=positive)
+
+    @staticmethod
+    def scribbleFromCurve(session, curveNode, widthPx=3.0):
+        """(bool mask in display pixels, slice index) of a scribble curve drawn on an axial slice."""
+        from LIMISLib.mrml_nodes import scribble_from_curve
+
+        return scribble_from_curve(session.geometry, curveNode, width_px=widthPx)
 
     # ------------------------------------------------------------------ views and nodes
     @staticmethod
@@ -678,6 +777,22 @@ class LIMISTest(ScriptedLoadableModuleTest):
         self.assertTrue(reply.ok, reply.message)
         logic.writeSlices(session, reply.changed_slices, segmentationNode, volumeNode)
         reply = logic.run(session, "accept", semantic=False)
+        # mouse prompts: a placed positive point used by a typed "click here", then a scribble curve
+        sliceIndex = session.active_slice
+        rows, columns = np.nonzero(session.geometry.extract(liver, sliceIndex))
+        points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "LIMIS test points")
+        pointRas = session.geometry.pixel_to_ras([(columns[0] + 0.5, rows[0] + 0.5)], sliceIndex)[0]
+        points.AddControlPoint(*pointRas, "")
+        self.assertIsNotNone(logic.placePoint(session, points, True))
+        reply = logic.run(session, "positive click here", semantic=False)
+        self.assertTrue(reply.ok, reply.message)
+        curve = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsCurveNode", "LIMIS test scribble")
+        for x, y in ((columns.min() + 0.5, rows.mean()), (columns.max() + 0.5, rows.mean())):
+            curve.AddControlPoint(*session.geometry.pixel_to_ras([(x, y)], sliceIndex)[0], "")
+        mask, scribbleSlice = logic.scribbleFromCurve(session, curve)
+        self.assertEqual(scribbleSlice, sliceIndex)
+        reply = session.scribble(mask, positive=True)
+        self.assertTrue(reply.ok, reply.message)
         reply = logic.run(session, "propagate up 2 slices", semantic=False)
         logic.writeSlices(session, reply.changed_slices, segmentationNode, volumeNode)
         logic.writeSlices(session, [session.active_slice], segmentationNode, volumeNode)

@@ -299,6 +299,8 @@ def step_dap_postprocess(out: Path, args: argparse.Namespace, context: dict) -> 
     print(f"  injected {len(corrupted.errors)} model-style errors ({injected} voxels):")
     for error in corrupted.errors:
         print(f"    {error.kind:22s} {error.description} ({error.voxels} voxels) -> {error.step}")
+    for kind, reason in corrupted.skipped.items():
+        print(f"    {kind:22s} skipped: {reason}")
     result = postprocess(corrupted.labels, ct=phantom.ct, sex=phantom.sex)
     context["dap_postprocessed_labels"] = result.labels  # LIMIS takes its atlas boxes from this map
     write_volume(result.labels, folder / "labels_postprocessed.nii.gz")

@@ -32,6 +32,10 @@ from AnatomyCommonLib.volume import Volume
 from .postprocess.anatomy_geometry import PatientGeometry, median_ras
 
 
+class CannotInjectError(ValueError):
+    """An error kind has no room in this label map (a structure it needs is missing or too small)."""
+
+
 @dataclass
 class InjectedError:
     """One injected mistake and how the post-processing must repair it."""
@@ -55,6 +59,8 @@ class CorruptedLabels:
     expected: Volume
     errors: list[InjectedError]
     original: Volume | None = None
+    #: Error kinds that could not be placed in this map, with the reason (nothing of them was injected).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def expected_after(self, clean_output: Volume) -> np.ndarray:
         """What the rules must produce from the corrupted map, given their output on the clean map.
@@ -140,7 +146,9 @@ class LabelMapInjector:
         expected: np.ndarray | int | None = None,
     ) -> InjectedError:
         if not mask.any():
-            raise ValueError(f"Cannot inject {kind!r}: the structures it needs are not in this label map.")
+            raise CannotInjectError(
+                f"Cannot inject {kind!r}: the structures it needs are not in this label map."
+            )
         original = self.array[mask].copy()
         self.array[mask] = new_label
         if expected is None:
@@ -239,9 +247,16 @@ def vertebra_piece_of_neighbour(
 ) -> list[InjectedError]:
     """The lower third of a vertebra labelled as the vertebra above."""
     label, other = vertebra_id(vertebra), vertebra_id(neighbour)
-    mask = inj.mask_of(label)
-    heights = inj.heights(mask)
-    mask &= heights < np.percentile(heights[mask], 33)
+    whole = inj.mask_of(label)
+    heights = inj.heights(whole)
+    mask = whole & (heights < np.percentile(heights[whole], 33)) if whole.any() else whole
+    if whole.any() and not mask.any():
+        # coarse grids: the lowest plane holds a third or more of the vertebra; take that plane
+        mask = whole & (heights <= heights[whole].min() + 1e-6)
+        if mask.sum() == whole.sum():
+            raise CannotInjectError(
+                f"Cannot inject 'vertebra_fragment': {vertebra} is one plane thick, so it has no lower part."
+            )
     return [
         inj.change(
             "vertebra_fragment",
@@ -276,6 +291,11 @@ def bowel_in_nasal_cavity(inj: LabelMapInjector, radius_mm: float = 10.0) -> lis
     eyes = [inj.median(label) for label in (130, 131)]
     center = np.mean(eyes, axis=0) + np.array([0.0, -8.0, -18.0])
     mask = _largest_piece(inj.ball(center, radius_mm) & np.isin(inj.array, (1, 2, 3)))
+    if not mask.any():
+        raise CannotInjectError(
+            "Cannot inject 'bowel_in_nasal_cavity': no soft tissue (labels 1-3) lies within "
+            f"{radius_mm:g} mm of the nasal cavity position between the eyes on this grid."
+        )
     return [
         inj.change("bowel_in_nasal_cavity", "body_part_limits", "face tissue labelled colon", mask, 10, 132)
     ]
@@ -368,7 +388,9 @@ def inject_model_errors(
 
     Returns the corrupted map, the map the post-processing should produce from it (the input
     with the injected voxels set to their repaired labels) and the list of injected errors.
-    The kinds touch disjoint voxels, so their expected repairs do not interfere.
+    The kinds touch disjoint voxels, so their expected repairs do not interfere. A kind with no
+    room in this map (e.g. a structure it needs is absent on a coarse phantom) is skipped: nothing
+    of it is injected and ``skipped`` names it with the reason.
     """
     kinds = list(ERROR_KINDS if kinds is None else kinds)
     unknown = [k for k in kinds if k not in INJECTORS]
@@ -377,15 +399,24 @@ def inject_model_errors(
     inj = LabelMapInjector(labels)
     expected = inj.array.copy()
     errors: list[InjectedError] = []
+    skipped: dict[str, str] = {}
     for kind in ERROR_KINDS:
         if kind not in kinds:
             continue
         injector = INJECTORS[kind]
-        new = injector(inj, sex) if kind == "sex_inconsistent" else injector(inj)
+        before = inj.array.copy()
+        try:
+            new = injector(inj, sex) if kind == "sex_inconsistent" else injector(inj)
+        except CannotInjectError as error:  # this map has no room for the kind: skip it, say why
+            inj.array[...] = before
+            skipped[kind] = str(error)
+            continue
         for error in new:
             expected[error.mask] = error.expected
         errors.extend(new)
-    return CorruptedLabels(labels.with_array(inj.array), labels.with_array(expected), errors, labels)
+    return CorruptedLabels(
+        labels.with_array(inj.array), labels.with_array(expected), errors, labels, skipped=skipped
+    )
 
 
 def crop_field_of_view(

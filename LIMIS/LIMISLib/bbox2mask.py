@@ -10,7 +10,9 @@ What the dissertation found best (section 3.3.3.2) and this pipeline does:
    min-max normalised as ScribblePrompt does by default;
 3. the **box enlargement** by 10 px per side (63 % -> 66 %; 20 px drops to 54 %) is part of the
    interaction loop's default adaptation; :func:`enlarge_box` is the one helper both use;
-4. encode the prompts as ScribblePrompt does (:mod:`LIMISLib.neural.scribbleprompt_prompts`), run the
+4. scribbles (two masks over the slice: positive, negative) are cropped with the image (the crop
+   widens to hold every scribbled pixel, as for clicks);
+5. encode the prompts as ScribblePrompt does (:mod:`LIMISLib.neural.scribbleprompt_prompts`), run the
    network at 128 x 128, resize the output bilinearly back to the crop and paste it into the slice.
 
 The crop margin is not published; 20 px is our documented default (with margin 0 the box would
@@ -29,7 +31,7 @@ import numpy as np
 
 from .ct_windows import Window
 from .exceptions import ImageDimensionError, InvalidPromptError
-from .model_interfaces import Box, MaskPrediction, Point
+from .model_interfaces import Box, MaskPrediction, Point, check_scribbles
 
 #: Default enlargement of a detected box, pixels per side (dissertation: best of 0 / 10 / 20).
 DEFAULT_BOX_ENLARGEMENT_PX = 10.0
@@ -79,8 +81,10 @@ def crop_bounds(
     margin_px: float,
     image_shape: tuple[int, int],
     points: Sequence[Point] = (),
+    scribbles: np.ndarray | None = None,
 ) -> tuple[int, int, int, int]:
-    """Integer pixel bounds ``(x0, y0, x1, y1)`` (end excluded) of box + margin, widened to hold ``points``.
+    """Integer pixel bounds ``(x0, y0, x1, y1)`` (end excluded) of box + margin, widened to hold
+    ``points`` and every pixel of ``scribbles`` ((2, H, W), nonzero = scribbled).
 
     Bounds are clipped to the (H, W) image.
     """
@@ -93,6 +97,10 @@ def crop_bounds(
     )
     for x, y in points:
         x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + 1), max(y1, y + 1)
+    if scribbles is not None and np.any(scribbles):
+        rows, columns = np.nonzero(np.any(np.asarray(scribbles) != 0, axis=0))
+        x0, y0 = min(x0, float(columns.min())), min(y0, float(rows.min()))
+        x1, y1 = max(x1, float(columns.max()) + 1), max(y1, float(rows.max()) + 1)
     return (
         max(math.floor(x0), 0),
         max(math.floor(y0), 0),
@@ -133,6 +141,7 @@ class PreparedPrompt:
     box_in_crop: Box
     positive: list[Point]
     negative: list[Point]
+    scribbles: np.ndarray | None = None  # (2, h, w) float32 over the crop: positive, negative
 
 
 class CroppedBBox2Mask(abc.ABC):
@@ -158,8 +167,12 @@ class CroppedBBox2Mask(abc.ABC):
         negative_clicks: Sequence[Point] = (),
         previous: MaskPrediction | None = None,
         window: Window | None = None,
+        scribbles: np.ndarray | None = None,
     ) -> MaskPrediction:
-        """Segment the structure in ``box_xyxy`` (see :class:`LIMISLib.model_interfaces.BBox2Mask`)."""
+        """Segment the structure in ``box_xyxy`` (see :class:`LIMISLib.model_interfaces.BBox2Mask`).
+
+        ``scribbles``: (2, H, W) over the slice, positive then negative scribble (1 = scribbled).
+        """
         image_hu = np.asarray(image_hu)
         if image_hu.ndim != 2:
             raise ImageDimensionError(
@@ -167,7 +180,7 @@ class CroppedBBox2Mask(abc.ABC):
             )
         if not np.isfinite(image_hu).all():
             raise InvalidPromptError("The slice contains NaN or infinite values.")
-        prepared = self._prepare(image_hu, box_xyxy, positive_clicks, negative_clicks, window)
+        prepared = self._prepare(image_hu, box_xyxy, positive_clicks, negative_clicks, window, scribbles)
         previous_model = self._previous_for(previous, prepared.crop)
         model_logits, crop_logits, crop_probabilities, extras = self._run(prepared, previous_model)
         logits = np.full(image_hu.shape, OUTSIDE_LOGIT, dtype=np.float32)
@@ -194,13 +207,16 @@ class CroppedBBox2Mask(abc.ABC):
         positive_clicks: Sequence[Point],
         negative_clicks: Sequence[Point],
         window: Window | None,
+        scribbles: np.ndarray | None = None,
     ) -> PreparedPrompt:
         shape = image_hu.shape
         box = validate_box(box_xyxy, shape)
         positive = _check_points(positive_clicks, shape, "positive")
         negative = _check_points(negative_clicks, shape, "negative")
+        if scribbles is not None:
+            scribbles = check_scribbles(scribbles, shape)
         if self.crop_to_box:
-            crop = crop_bounds(box, self.crop_margin_px, shape, positive + negative)
+            crop = crop_bounds(box, self.crop_margin_px, shape, positive + negative, scribbles)
         else:
             crop = (0, 0, shape[1], shape[0])
         x0, y0, x1, y1 = crop
@@ -212,6 +228,7 @@ class CroppedBBox2Mask(abc.ABC):
             box_in_crop=(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0),
             positive=shift(positive),
             negative=shift(negative),
+            scribbles=None if scribbles is None else scribbles[:, y0:y1, x0:x1],
         )
 
     def _previous_for(
@@ -306,6 +323,7 @@ class ScribblePromptBBox2Mask(CroppedBBox2Mask):
             prepared.box_in_crop,
             positive_clicks=prepared.positive,
             negative_clicks=prepared.negative,
+            scribbles=prepared.scribbles,
             previous_logits=previous_model_logits,
         )
         with torch.inference_mode():

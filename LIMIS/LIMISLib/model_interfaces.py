@@ -19,9 +19,23 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .ct_windows import Window
+from .exceptions import InvalidPromptError
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
+
+
+def check_scribbles(scribbles, image_shape: tuple[int, int]) -> np.ndarray:
+    """Scribbles as a float32 (2, H, W) array in [0, 1] (positive, negative), or a clear error."""
+    array = np.asarray(scribbles, dtype=np.float32)
+    if array.shape != (2, *image_shape):
+        raise InvalidPromptError(
+            f"Scribbles must be (2, {image_shape[0]}, {image_shape[1]}) (positive, negative), "
+            f"got {array.shape}."
+        )
+    if not np.isfinite(array).all() or float(array.min()) < 0.0 or float(array.max()) > 1.0:
+        raise InvalidPromptError("Scribble maps hold values in [0, 1] (1 = scribbled pixel).")
+    return array
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,7 @@ class MaskPrediction:
 
 @runtime_checkable
 class BBox2Mask(Protocol):
-    """Box (+ clicks, + previous prediction) -> mask probabilities on a 2D slice."""
+    """Box (+ clicks, + scribbles, + previous prediction) -> mask probabilities on a 2D slice."""
 
     name: str
 
@@ -68,9 +82,11 @@ class BBox2Mask(Protocol):
         negative_clicks: Sequence[Point] = (),
         previous: MaskPrediction | None = None,
         window: Window | None = None,
+        scribbles: np.ndarray | None = None,
     ) -> MaskPrediction:
         """Segment the structure in ``box_xyxy``; ``window`` = CT window applied before normalising
-        (None: min-max of the crop, as ScribblePrompt does by default)."""
+        (None: min-max of the crop, as ScribblePrompt does by default); ``scribbles`` = (2, H, W)
+        positive and negative scribble masks over the slice (1 = scribbled), or None."""
         ...
 
 

@@ -10,6 +10,10 @@ tested against real MRML with the PyPI ``slicer-core`` package.
   its 8 corners (so a rotated or resized ROI still gives a sensible box) and the slice of its centre.
 * **Clicks** are control points of one point-list markup, labelled ``+1``, ``-2``, ... (sign =
   positive/negative, number = order); the point's slice is where the user sees it.
+* **Mouse prompts**: points the user places in a positive or a negative point list
+  (:func:`placed_point`: the last defined control point -> display pixel + slice), and a scribble
+  drawn as an open or closed markups curve (:func:`scribble_from_curve`: its interpolated curve
+  points -> a pixel mask on the curve's axial slice, :func:`LIMISLib.scribble_raster.rasterise_polyline`).
 * The **grid** (shown while a grid command is pending) is a point list with the 16 cell numbers
   at the cell centres plus a linear curve tracing the grid lines.
 * The **mask** of a slice is written into a segment named after the structure (DAP display name,
@@ -34,6 +38,8 @@ __all__ = [
     "clicks_from_points",
     "clicks_to_points",
     "grid_to_markups",
+    "placed_point",
+    "scribble_from_curve",
     "structure_description",
     "write_slice_mask",
 ]
@@ -104,6 +110,55 @@ def clicks_from_points(geometry: AxialSliceGeometry, node) -> list[tuple[Click, 
             )
         )
     return clicks
+
+
+def placed_point(geometry: AxialSliceGeometry, node) -> tuple[float, float, int] | None:
+    """(x, y, slice index) of the last control point whose position is defined (placed), or None.
+
+    Points still being placed (preview) or with an undefined position are skipped.
+    """
+    defined = getattr(node, "PositionDefined", 1)
+    for index in range(node.GetNumberOfControlPoints() - 1, -1, -1):
+        if node.GetNthControlPointPositionStatus(index) != defined:
+            continue
+        position = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(index, position)
+        pixels, _ = geometry.ras_to_pixel(np.asarray(position).reshape(1, 3))
+        return float(pixels[0, 0]), float(pixels[0, 1]), geometry.slice_index_of_ras(position)
+    return None
+
+
+def scribble_from_curve(
+    geometry: AxialSliceGeometry, node, *, width_px: float = 1.0
+) -> tuple[np.ndarray, int]:
+    """(bool (H, W) scribble mask, slice index) of a markups curve drawn on one axial slice.
+
+    Open curves (``vtkMRMLMarkupsCurveNode``) give their line, closed curves
+    (``vtkMRMLMarkupsClosedCurveNode``) their outline including the closing segment; spline curves
+    are followed through their interpolated points. A curve whose points lie on different axial
+    slices is refused (draw it in the axial view).
+    """
+    from .exceptions import InvalidPromptError
+    from .scribble_raster import rasterise_polyline
+
+    count = node.GetNumberOfControlPoints()
+    if count == 0:
+        raise InvalidPromptError(f"The curve '{node.GetName()}' has no points; draw it on the slice first.")
+    curve = node.GetCurvePointsWorld()
+    if curve is not None and curve.GetNumberOfPoints() > 0:
+        points = np.array([curve.GetPoint(i) for i in range(curve.GetNumberOfPoints())], dtype=float)
+    else:
+        points = np.array([node.GetNthControlPointPositionWorld(i) for i in range(count)], dtype=float)
+    pixels, positions = geometry.ras_to_pixel(points)
+    slices = np.clip(np.rint(positions), 0, geometry.n_slices - 1).astype(int)
+    if slices.min() != slices.max():
+        raise InvalidPromptError(
+            f"The curve '{node.GetName()}' spans axial slices {slices.min()}-{slices.max()}; "
+            "draw the scribble on one axial slice."
+        )
+    closed = bool(node.IsA("vtkMRMLMarkupsClosedCurveNode"))
+    mask = rasterise_polyline(pixels, geometry.image_shape, closed=closed, width_px=width_px)
+    return mask, int(slices[0])
 
 
 def grid_to_markups(

@@ -17,7 +17,9 @@ How it segments (all inside the box; the probability outside the box is 0):
    standard deviation of the seeds); the intensity logit is ``(tol - |I - ref|) / (tol / 4)``:
    +4 at the reference intensity, 0 at ``tol`` away, negative beyond.
 4. Clicks are local priors: a Gaussian bump of ``click_strength`` logits (sigma
-   ``click_radius_px``), added for positive and subtracted for negative clicks.
+   ``click_radius_px``), added for positive and subtracted for negative clicks. A scribble is a
+   line of such clicks: the bump of its *nearest* scribbled pixel (not the sum over its pixels),
+   and positive scribble pixels inside the box are seeds as well.
 5. The previous prediction (if its logits cover this slice) is a prior:
    ``prior_weight * clip(previous.logits, -6, 6)`` is added.
 6. Connectivity (``connected_to_seeds``, default on): of the pixels with a positive logit, only the
@@ -33,7 +35,7 @@ import numpy as np
 
 from .ct_windows import Window, apply_window
 from .exceptions import ImageDimensionError
-from .model_interfaces import Box, MaskPrediction, Point
+from .model_interfaces import Box, MaskPrediction, Point, check_scribbles
 from .slice_geometry import box_pixel_slices, clip_box
 
 #: Logit written outside the box (probability there is set to exactly 0).
@@ -76,12 +78,14 @@ class IntensityBBox2Mask:
         negative_clicks: Sequence[Point] = (),
         previous: MaskPrediction | None = None,
         window: Window | None = None,
+        scribbles: np.ndarray | None = None,
     ) -> MaskPrediction:
         image = np.asarray(image_hu, dtype=np.float32)
         if image.ndim != 2:
             raise ImageDimensionError(
                 f"BBox2Mask works on one 2D slice; got an array of shape {image.shape}."
             )
+        scribbled = None if scribbles is None else check_scribbles(scribbles, image.shape) > 0
         box = clip_box(box_xyxy, image.shape, min_size_px=1.0)
         rows, columns = box_pixel_slices(box, image.shape)
         crop = image[rows, columns]
@@ -98,6 +102,8 @@ class IntensityBBox2Mask:
         yy, xx = np.mgrid[rows, columns]
         centres_x, centres_y = xx + 0.5, yy + 0.5
         seed_mask = self._seed_mask(normalised.shape, rows, columns, positive_clicks)
+        if scribbled is not None:
+            seed_mask |= scribbled[0][rows, columns]
         seeds = normalised[seed_mask]
         reference = float(np.median(seeds))
         robust_std = 1.4826 * float(np.median(np.abs(seeds - reference)))
@@ -109,6 +115,13 @@ class IntensityBBox2Mask:
             for x, y in points:
                 distance2 = (centres_x - float(x)) ** 2 + (centres_y - float(y)) ** 2
                 logits = logits + sign * self.click_strength * np.exp(-distance2 / two_sigma2)
+        if scribbled is not None:
+            from scipy import ndimage
+
+            for channel, sign in ((0, 1.0), (1, -1.0)):
+                if scribbled[channel].any():
+                    distance = ndimage.distance_transform_edt(~scribbled[channel])[rows, columns]
+                    logits = logits + sign * self.click_strength * np.exp(-(distance**2) / two_sigma2)
 
         anchors = seed_mask.copy()
         if previous is not None and np.shape(previous.logits) == image.shape:

@@ -151,6 +151,13 @@ class InteractionSession(DialogueMixin):
         return None if self._pending is None else self._pending.message
 
     @property
+    def asked_region(self):
+        """The critical region the pending question asks about (None when no question is pending)."""
+        if self._pending is None or self._pending.mode != "question":
+            return None
+        return self._pending.regions[len(self._pending.answers)]
+
+    @property
     def pending_options(self) -> list[Step]:
         return [] if self._pending is None else list(self._pending.options)
 
@@ -303,7 +310,8 @@ class InteractionSession(DialogueMixin):
             detail = f"the box from {self.lang2bbox.name} (score {detection.score:.2f})"
             self.box_margin_applied_px = float(getattr(self.lang2bbox, "margin_px", 0.0))
         else:
-            self.box_margin_applied_px = 0.0
+            # a box placed by code with the LIMIS margin already added (replay's label-map boxes)
+            self.box_margin_applied_px = float(command.args.get("box_margin_px", 0.0))
         box = clip_box(box_xyxy, self.image_shape)
         self._pending = None
         self._strategy = None
@@ -348,6 +356,20 @@ class InteractionSession(DialogueMixin):
         """
         args = command.args
         rows, columns = self.image_shape
+        if "x" not in args or "y" not in args:
+            raise InvalidPromptError(
+                "No point placed yet: place one with the positive or negative point list, "
+                "then say 'positive click here'."
+            )
+        if (
+            args.get("slice") is not None
+            and self.slice_index is not None
+            and int(args["slice"]) != self.slice_index
+        ):
+            raise InvalidPromptError(
+                f"The last placed point is on slice {int(args['slice'])}, not on this slice "
+                f"({self.slice_index}); go to that slice or place a point here."
+            )
         x, y, positive = float(args["x"]), float(args["y"]), bool(args.get("positive", True))
         if not (0.0 <= x < columns and 0.0 <= y < rows):
             raise InvalidPromptError(
@@ -372,6 +394,56 @@ class InteractionSession(DialogueMixin):
             f"{sign} click at ({x:.0f}, {y:.0f}){note}",
         )
 
+    def _scribble(self, base: Step, state: SessionState, command: Command) -> Step:
+        """A scribble drawn with the mouse (``mask``: bool (H, W) in display pixels): a new step.
+
+        Its pixels join the positive or negative scribble map that the model receives (its
+        scribble channels) and are enforced in the mask like clicks. A positive scribble reaching
+        outside the box grows the box to hold it (plus ``point_box_margin_px``).
+        """
+        args = command.args
+        drawn = np.asarray(args.get("mask"), dtype=bool)
+        if drawn.shape != self.image_shape:
+            raise InvalidPromptError(
+                f"A scribble covers the {self.image_shape[1]} x {self.image_shape[0]} slice; "
+                f"got a mask of shape {drawn.shape}."
+            )
+        if not drawn.any():
+            raise InvalidPromptError("The scribble is empty; draw it over the slice.")
+        positive = bool(args.get("positive", True))
+        scribbles = (
+            np.zeros((2, *self.image_shape), dtype=bool)
+            if state.scribbles is None
+            else state.scribbles.copy()
+        )
+        scribbles[0 if positive else 1] |= drawn
+        scribbles[1 if positive else 0] &= ~drawn  # the later scribble decides a pixel drawn twice
+        box = state.box_xyxy
+        rows, columns = np.nonzero(drawn)
+        x0, y0, x1, y1 = box
+        grown = positive and (
+            columns.min() < x0 or rows.min() < y0 or columns.max() + 1 > x1 or rows.max() + 1 > y1
+        )
+        if grown:
+            margin = self.config.point_box_margin_px
+            box = clip_box(
+                (
+                    min(x0, columns.min() - margin),
+                    min(y0, rows.min() - margin),
+                    max(x1, columns.max() + 1 + margin),
+                    max(y1, rows.max() + 1 + margin),
+                ),
+                self.image_shape,
+            )
+        sign = "positive" if positive else "negative"
+        note = f", box grown to {box_text(box)} to hold it" if grown else ""
+        return self._make_step(
+            base,
+            state.with_(box_xyxy=box, scribbles=scribbles),
+            command,
+            f"{sign} scribble ({int(drawn.sum())} px){note}",
+        )
+
     def _default_enlargement_px(self) -> float:
         """The default adaptation's box growth: the LIMIS margin less what the detector already added."""
         return max(0.0, self.config.default_box_enlargement_px - self.box_margin_applied_px)
@@ -388,6 +460,8 @@ class InteractionSession(DialogueMixin):
         self, state: SessionState, previous: MaskPrediction | None
     ) -> tuple[MaskPrediction, float]:
         start = time.perf_counter()
+        # scribbles only when there are some: models written before scribbles keep working
+        extra = {} if state.scribbles is None else {"scribbles": state.scribbles.astype(np.float32)}
         prediction = self.bbox2mask.predict(
             self.image_hu,
             state.box_xyxy,
@@ -395,6 +469,7 @@ class InteractionSession(DialogueMixin):
             negative_clicks=state.negative_clicks,
             previous=previous,
             window=state.window,
+            **extra,
         )
         seconds = time.perf_counter() - start
         if np.shape(prediction.probabilities) != self.image_shape:
@@ -568,6 +643,8 @@ class InteractionSession(DialogueMixin):
             )
         if kind == "point_click":
             return self._point_click(base, state, command)
+        if kind == "scribble":
+            return self._scribble(base, state, command)
         if kind == "center_click":
             x, y = box_center(state.box_xyxy)
             return self._make_step(
@@ -611,7 +688,11 @@ class InteractionSession(DialogueMixin):
             action = f"removed component {index} ({int(components[index - 1].sum())} px)"
         # clicks on erased pixels no longer force them back (the removal is the later decision)
         clicks = tuple(c for c in base.state.clicks if not (c.positive and on_mask(erased, c)))
-        state = base.state.with_(erased=erased, clicks=clicks)
+        scribbles = base.state.scribbles
+        if scribbles is not None:
+            scribbles = scribbles.copy()
+            scribbles[0] &= ~erased
+        state = base.state.with_(erased=erased, clicks=clicks, scribbles=scribbles)
         return self._make_step(base, state, command, action, prediction=base.prediction)
 
     def _ensemble_candidate(self, command: Command, base: Step) -> Step:

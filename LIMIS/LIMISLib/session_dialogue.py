@@ -67,6 +67,7 @@ class DialogueMixin:
     _do_threshold = _commit_manual
     _do_center_click = _commit_manual
     _do_point_click = _commit_manual
+    _do_scribble = _commit_manual
     _do_window = _commit_manual
     _do_remove_component = _commit_manual
     _do_ensemble = _commit_manual

@@ -15,8 +15,10 @@ command, exactly what a user would type in the Slicer module, plus three directi
     ...
 
 Without a Lang2BBox (no weights, or the baseline), ``segment X`` needs a box: a drawn one
-(``@box``) or, when a reference label map is given, the box around X on the active slice -- a
-stand-in for the detector that the PNG titles and the JSON record say openly.
+(``@box``) or, when a reference label map is given, the box around X on the active slice with
+the LIMIS margin of :class:`LIMISLib.atlas_lang2bbox.AtlasLang2BBox` (10 px per side, so the
+default adaptation adds none) -- a stand-in for the detector that the PNG titles and the JSON
+record say openly.
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ from AnatomyCommonLib.volume import Volume
 from .click_grid import cell_label_positions, grid_lines
 from .command_grammar import Command, api_command, parse_command
 from .ct_windows import PRESETS
-from .exceptions import InvalidPromptError
+from .exceptions import InvalidPromptError, StructureNotFoundError
 from .session import Reply
-from .slice_geometry import box_around_mask
 from .volume_session import VolumeSession
 
 #: The scripted session of the main job: prompt, default adaptation, a guided strategy, a manual
@@ -99,10 +100,16 @@ def _structure_slice(labels: Volume, session: VolumeSession, structure: str) -> 
 
 
 def _label_box(labels: Volume, session: VolumeSession, structure: str):
-    from AnatomyCommonLib.anatomy.label_schema import label_id
+    """The structure's box on the active slice by the LIMIS margin rules of :class:`AtlasLang2BBox`
+    (tight box + 10 px per side, clipped; the default adaptation then adds no second margin), or
+    None when the slice has none of it."""
+    from .atlas_lang2bbox import AtlasLang2BBox
 
-    mask = session.geometry.extract(labels.array == label_id(structure), session.active_slice)
-    return box_around_mask(mask)
+    atlas = AtlasLang2BBox(labels, geometry=session.geometry)
+    try:
+        return atlas.slice_box(structure, session.active_slice), atlas.margin_px
+    except StructureNotFoundError:
+        return None, atlas.margin_px
 
 
 def replay(
@@ -142,8 +149,8 @@ def replay(
                     )
                     _skip(records, _record(number, line, reply, session, box_source), echo)
                     continue
-                box = _label_box(labels, session, command.args["target"])
-                box_source = "box from the reference label map (stand-in for the detector)"
+                box, margin = _label_box(labels, session, command.args["target"])
+                box_source = f"box from the reference label map + {margin:g} px (stand-in for the detector)"
                 if box is None:
                     reply = Reply(
                         command, f"The label map has no {command.args['target']} on this slice.", ok=False
@@ -151,7 +158,10 @@ def replay(
                     _skip(records, _record(number, line, reply, session, box_source), echo)
                     continue
                 command = Command(
-                    "segment", {**command.args, "box": box}, text=command.text, source=command.source
+                    "segment",
+                    {**command.args, "box": box, "box_margin_px": margin},
+                    text=command.text,
+                    source=command.source,
                 )
             reply = session.apply(command)
         record = _record(number, line, reply, session, box_source)

@@ -38,6 +38,7 @@ class SessionState:
     threshold: float
     clicks: tuple[Click, ...] = ()
     erased: np.ndarray | None = None  # bool (H, W): pixels removed with remove_component
+    scribbles: np.ndarray | None = None  # bool (2, H, W): positive, negative scribbled pixels
 
     @property
     def positive_clicks(self) -> list[Point]:
@@ -52,10 +53,14 @@ class SessionState:
 
 
 def derive_mask(probabilities: np.ndarray, state: SessionState) -> np.ndarray:
-    """The step's mask: threshold, minus erased components, then every click enforced on its pixel."""
+    """The step's mask: threshold, minus erased components, then every scribbled pixel and every
+    click enforced (positive in, negative out; clicks after scribbles)."""
     mask = np.asarray(probabilities) >= state.threshold
     if state.erased is not None:
         mask &= ~state.erased
+    if state.scribbles is not None:
+        mask |= state.scribbles[0]
+        mask &= ~state.scribbles[1]
     rows, columns = mask.shape
     for click in state.clicks:
         r, c = int(np.floor(click.y)), int(np.floor(click.x))

@@ -7,14 +7,30 @@ structure on one axial slice):
 * **step 0**: ``segment`` with the structure's box on the slice **jittered** (shift and scale, so that
   the first mask is not built from a perfect box), the default adaptation is then accepted or
   rejected, whichever gives the better Dice;
-* each further step, from the current errors (false positives FP, false negatives FN on the slice):
-  the box moves or grows when the truth reaches outside it ("move the box left by 4 pixels",
-  "enlarge the box by 3 pixels"); otherwise a positive click at the innermost pixel of the largest
-  FN region or a negative click at the innermost pixel of the largest FP region (mouse points,
-  :meth:`VolumeSession.click`); a threshold change ("raise/lower the threshold by 0.1") when the
-  error is spread out (no component large enough to click);
-* after each action the oracle **reverts** ("undo") when the Dice got worse, as the user study's
-  participants could go back to any step; proposals are accepted when they help, else rejected.
+* each further step, from the current errors (false positives FP, false negatives FN on the slice),
+  what a clinician would type or click, in this order of preference:
+
+  1. the box moves or grows when the truth reaches outside it ("move the box left by 4 pixels",
+     "enlarge the box by 3 pixels");
+  2. a **guided strategy** when the problem is clear: "wrong part" when the mask barely touches the
+     structure (Dice < 0.2), "you over-segmented" / "you under-segmented" when FP (FN) is at least
+     twice FN (FP) and at least 10 % of the structure's area; the oracle then goes through the
+     strategy's dialogue like a user: proposals accepted when they help, critical-region questions
+     answered from what it sees (is the asked point on the structure?), grid clicks in the cells
+     whose centre lies on a missed (positive) or wrongly included (negative) part, then "accept";
+  3. the **organ's CT window** ("organ window") when the current step has none or another one,
+     else the window adapted to the structure ("low HU values");
+  4. a positive click at the innermost pixel of the largest FN region or a negative click at the
+     innermost pixel of the largest FP region (mouse points, :meth:`VolumeSession.click`);
+  5. a threshold change ("raise/lower the threshold by 0.1").
+
+  Each text command is tried at most once per case when it did not help;
+* after each action the oracle **reverts** when the Dice got worse ("undo", or "revert to step N"
+  after a multi-step strategy), as the user study's participants could go back to any step;
+  proposals are accepted when they help, else rejected.
+
+The truth reaches the session only through these choices (and yes/no answers): the models get the
+CT slice, the box, the clicks and their own previous output, as with a real user.
 
 ``steps`` Dice values per case are the Dice of the shown mask after each step (step 0 = first mask).
 """
@@ -25,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .ct_windows import window_for_structure
 from .exceptions import InvalidPromptError
 from .model_interfaces import BBox2Mask, Box
 from .slice_geometry import box_around_mask, clip_box
@@ -74,8 +91,14 @@ class OracleUser:
     def score(self, mask: np.ndarray) -> float:
         return dice(mask, self.truth)
 
-    def next_action(self, mask: np.ndarray, box: Box, tried: set[str]) -> tuple[str, tuple | str]:
-        """("text", command text) or ("click", (x, y, positive)); ``tried`` = actions already reverted."""
+    def next_action(
+        self, mask: np.ndarray, box: Box, tried: set, *, window_is_organ: bool = True
+    ) -> tuple[str, tuple | str]:
+        """("text" or "guided", command text) or ("click", (x, y, positive)).
+
+        ``tried`` = actions already reverted; ``window_is_organ``: whether the current step uses the
+        structure's own CT window (what the user sees in the step list).
+        """
         tx0, ty0, tx1, ty1 = self.truth_box
         x0, y0, x1, y1 = box
         outside = {"left": x0 - tx0, "right": tx1 - x1, "up": y0 - ty0, "down": ty1 - y1}
@@ -88,6 +111,12 @@ class OracleUser:
                 text = f"enlarge the box by {round(min(amount, 10))} pixels"
             if text not in tried:
                 return "text", text
+        for text in self._guided_choices(mask):
+            if text not in tried:
+                return "guided", text
+        for text in ([] if window_is_organ else ["organ window"]) + ["low HU values"]:
+            if text not in tried:
+                return "guided" if text == "low HU values" else "text", text
         for kind in self._click_order(mask):
             point = self._innermost_point(kind, mask)
             if point is not None and ("click", point) not in tried:
@@ -98,6 +127,48 @@ class OracleUser:
             else ("raise the threshold by 0.1")
         )
         return "text", text
+
+    def _guided_choices(self, mask: np.ndarray) -> list[str]:
+        """The guided strategies whose problem the errors show clearly (see the module docstring)."""
+        area = max(int(self.truth.sum()), 1)
+        fn, fp = int((self.truth & ~mask).sum()), int((mask & ~self.truth).sum())
+        choices = []
+        if self.score(mask) < 0.2:
+            choices.append("wrong part")
+        if fp >= 2 * fn and fp >= 0.1 * area:
+            choices.append("you over-segmented")
+        if fn >= 2 * fp and fn >= 0.1 * area:
+            choices.append("you under-segmented")
+        return choices
+
+    def answer(self, region) -> str:
+        """Yes/no to "is this region part of the structure?": is its point on the structure."""
+        x, y = region.point
+        row, column = int(np.floor(y)), int(np.floor(x))
+        inside = 0 <= row < self.truth.shape[0] and 0 <= column < self.truth.shape[1]
+        return "yes" if inside and self.truth[row, column] else "no"
+
+    def grid_click(self, mask: np.ndarray, box: Box, done: set[int]) -> str | None:
+        """A grid click in the cell whose centre lies deepest inside a missed / wrongly included part."""
+        from scipy import ndimage
+
+        from .click_grid import cell_center
+
+        best = None
+        for positive, error in ((True, self.truth & ~mask), (False, mask & ~self.truth)):
+            if not error.any():
+                continue
+            depth = ndimage.distance_transform_edt(error)
+            for cell in range(1, 17):
+                x, y = cell_center(box, cell)
+                row, column = int(np.floor(y)), int(np.floor(x))
+                if cell in done or not (0 <= row < mask.shape[0] and 0 <= column < mask.shape[1]):
+                    continue
+                if depth[row, column] >= 1.5 and (best is None or depth[row, column] > best[0]):
+                    best = (float(depth[row, column]), cell, positive)
+        if best is None:
+            return None
+        return f"{'positive' if best[2] else 'negative'} click in cell {best[1]}"
 
     def _click_order(self, mask: np.ndarray) -> list[bool]:
         fn, fp = int((self.truth & ~mask).sum()), int((mask & ~self.truth).sum())
@@ -141,14 +212,24 @@ def run_case(
     result.dice.append(oracle.score(session.slice_mask(slice_index)))
     result.actions.append("segment (jittered box) + default adaptation decision")
     tried: set = set()
+    organ_window = window_for_structure(structure)
     for _ in range(steps):
         before = result.dice[-1]
+        start_index = session.active.current_index
+        window = session.active.current.window
         kind, action = oracle.next_action(
-            session.slice_mask(slice_index), session.active.current.box_xyxy, tried
+            session.slice_mask(slice_index),
+            session.active.current.box_xyxy,
+            tried,
+            window_is_organ=window is not None
+            and (window.width_hu, window.level_hu) == (organ_window.width_hu, organ_window.level_hu),
         )
         if kind == "click":
             reply = session.click(action[0], action[1], positive=action[2])
             label = f"{'positive' if action[2] else 'negative'} click at ({action[0]:.0f}, {action[1]:.0f})"
+        elif kind == "guided":
+            reply = _guided_episode(session, oracle, action, slice_index)
+            label = f"{action} (guided: {reply.message[:60]})" if not reply.ok else action
         else:
             reply = session.handle(action, semantic=False)
             label = action
@@ -162,14 +243,45 @@ def run_case(
         if not reply.ok or after < before:
             tried.add((kind, action) if kind == "click" else action)
             if reply.ok:
-                session.handle("undo", semantic=False)
-                label += " -> worse, undo"
+                back = "undo" if kind != "guided" else f"revert to step {start_index}"
+                session.handle(back, semantic=False)
+                label += f" -> worse, {back}"
             else:
                 label += " -> not possible"
             after = oracle.score(session.slice_mask(slice_index))
+        elif kind != "click" and after <= before + UNCHANGED_TOLERANCE:
+            tried.add(action)  # no gain: a clinician would not say it again
         result.dice.append(after)
         result.actions.append(label)
     return result
+
+
+def _guided_episode(session: VolumeSession, oracle: OracleUser, text: str, slice_index: int, limit: int = 12):
+    """Type a guided strategy and go through its dialogue as a user would (see the module docstring)."""
+    reply = session.handle(text, semantic=False)
+    if not reply.ok:
+        return reply
+    clicked: set[int] = set()
+    for _ in range(limit):
+        active = session.active
+        mode = active.pending
+        if mode == "proposal":
+            better = oracle.score(active.displayed.mask) > oracle.score(active.current.mask)
+            answer = "accept" if better else "reject"
+        elif mode == "question":
+            answer = oracle.answer(active.asked_region)
+        elif mode == "grid":
+            answer = oracle.grid_click(active.current.mask, active.current.box_xyxy, clicked)
+            if answer is None or len(clicked) >= 2:
+                answer = "accept"
+            else:
+                clicked.add(int(answer.rsplit(" ", 1)[1]))
+        elif mode is None:
+            break
+        else:  # examples: not part of a strategy
+            answer = "reject"
+        session.handle(answer, semantic=False)
+    return reply
 
 
 def phantom_cases(seeds, structures, *, slices_per_case: int = 3, size: str = "tiny"):

@@ -31,6 +31,7 @@ from .command_grammar import Command, ParseContext, api_command, help_text, pars
 from .exceptions import InvalidPromptError
 from .model_interfaces import BBox2Mask, Box, Lang2BBox
 from .organ_vocabulary import resolve_structure
+from .pointer_prompts import PlacedPoint, here_command
 from .session import InteractionSession, Reply, SessionConfig
 from .session_state import unknown_reply
 from .slice_geometry import AxialSliceGeometry
@@ -93,6 +94,7 @@ class VolumeSession:
         self.log: list[tuple[str, str]] = []
         self._last_was_propagation = False
         self.choices: tuple[str, ...] = ()  # candidates of the last ask-back (a bare number picks one)
+        self.last_point: PlacedPoint | None = None  # the last point placed with the mouse ("click here")
 
     # ------------------------------------------------------------------ slices
     def image(self, slice_index: int) -> np.ndarray:
@@ -154,7 +156,30 @@ class VolumeSession:
     # ------------------------------------------------------------------ commands
     def handle(self, text: str, *, semantic: bool | None = None) -> Reply:
         """Parse ``text`` in the active slice's dialogue context and apply it."""
-        return self.apply(parse_command(text, self.parse_context(), semantic=semantic))
+        return self.apply(self.parse(text, semantic=semantic))
+
+    def parse(
+        self, text: str, context: ParseContext | None = None, *, semantic: bool | None = None
+    ) -> Command:
+        """``text`` as a command: "positive click here" and the like point at :attr:`last_point`
+        (:mod:`LIMISLib.pointer_prompts`), everything else goes to the command grammar."""
+        command = here_command(text, self.last_point)
+        if command is not None:
+            return command
+        return parse_command(text, self.parse_context() if context is None else context, semantic=semantic)
+
+    def place_point(self, x: float, y: float, slice_index: int, *, positive: bool) -> PlacedPoint:
+        """Record a point the user placed with the mouse (display pixels) for a later "click here"."""
+        rows, columns = self.geometry.image_shape
+        if not (0.0 <= x < columns and 0.0 <= y < rows):
+            raise InvalidPromptError(
+                f"The point ({x:.1f}, {y:.1f}) is outside the {columns} x {rows} pixel slice; "
+                "place it on the image."
+            )
+        self.last_point = PlacedPoint(
+            float(x), float(y), self.geometry.require_slice(slice_index), bool(positive)
+        )
+        return self.last_point
 
     def apply(
         self,
@@ -282,6 +307,19 @@ class VolumeSession:
         sign = "positive" if positive else "negative"
         command = api_command(
             "point_click", f"{sign} click at ({x:.0f}, {y:.0f})", x=x, y=y, positive=positive
+        )
+        return self.apply(command)
+
+    def scribble(self, mask: np.ndarray, *, positive: bool = True) -> Reply:
+        """A scribble drawn with the mouse on the active slice: bool (H, W) in display pixels.
+
+        A new step (undo and revert work as for any step); the model gets it on its positive or
+        negative scribble channel (see :meth:`LIMISLib.session.InteractionSession`'s ``_scribble``).
+        """
+        drawn = np.asarray(mask, dtype=bool)
+        sign = "positive" if positive else "negative"
+        command = api_command(
+            "scribble", f"{sign} scribble ({int(drawn.sum())} px)", mask=drawn, positive=positive
         )
         return self.apply(command)
 

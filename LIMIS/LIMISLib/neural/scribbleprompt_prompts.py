@@ -1,16 +1,20 @@
 """Prompt encoding exactly as ScribblePrompt does it (5 input channels at 128 x 128).
 
-What the released code does (github halleewong/ScribblePrompt, ``scribbleprompt/unet.py``), and
-therefore what this module reproduces:
+What the released code does (github halleewong/ScribblePrompt, ``scribbleprompt/models/unet.py``:
+``rescale_inputs`` then ``prepare_inputs``), and therefore what this module reproduces bit for bit:
 
 * **image**: grayscale, min-max scaled to [0, 1] (the authors assert the range), resized to
   128 x 128 with bilinear interpolation, ``align_corners=False``;
 * **box** ``(x0, y0, x1, y1)`` in pixels of the (cropped) image: each coordinate is multiplied by
-  ``128 / W`` (x) or ``128 / H`` (y) and **truncated** to an integer; the channel is 1 on
+  ``128 / W`` (x) or ``128 / H`` (y) **in float32** (a float32 tensor times a Python float: torch
+  rounds the factor to float32 first) and **truncated** toward zero; the channel is 1 on
   ``[min(y):max(y), min(x):max(x)]`` (end excluded) and 0 elsewhere;
-* **clicks** ``(x, y)``: scaled the same way and truncated; each sets **one pixel** to 1 on the
-  positive (channel 2) or negative (channel 3) map;
-* **scribbles** (optional, 2 x H x W): resized bilinearly, added to the click maps, clamped to [0, 1];
+* **clicks** ``(x, y)`` with label 1 (positive) or 0 (negative), scaled the same way, in one list
+  (here: the positive clicks, then the negative ones). ``click_onehot`` writes *both* maps at each
+  click: positive map = label, negative map = 1 - label, so when two clicks land on the same grid
+  pixel the later one decides that pixel on both maps;
+* **scribbles** (optional, 2 x H x W: positive, negative; float32): resized bilinearly
+  (``align_corners=False``), added to the click maps and clamped to [0, 1];
 * **previous prediction**: the previous step's **logits** at 128 x 128 (zeros on the first step).
 
 Boxes follow :mod:`LIMISLib.model_interfaces`: continuous pixel edges, ``x0 <= x < x1``.
@@ -26,6 +30,7 @@ import torch
 from torch.nn import functional
 
 from ..exceptions import InvalidPromptError
+from ..model_interfaces import check_scribbles
 from .scribbleprompt_unet import INPUT_SIZE
 
 Box = tuple[float, float, float, float]
@@ -56,9 +61,16 @@ def resize_image(image01: np.ndarray | torch.Tensor, size: int = INPUT_SIZE) -> 
 def scale_to_grid(
     points_xy: Sequence[Sequence[float]], image_shape: tuple[int, int], size: int = INPUT_SIZE
 ) -> list[tuple[int, int]]:
-    """Pixel ``(x, y)`` pairs of an (H, W) image -> truncated integer coordinates on the size x size grid."""
+    """Pixel ``(x, y)`` pairs of an (H, W) image -> integer coordinates on the size x size grid.
+
+    As ScribblePrompt's ``rescale_inputs``: float32 coordinate times the float32 factor
+    ``size / W`` (``size / H``), truncated toward zero.
+    """
     height, width = image_shape
-    return [(int(float(x) * size / width), int(float(y) * size / height)) for x, y in points_xy]
+    factors = np.array([size / width, size / height], dtype=np.float32)
+    points = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
+    scaled = np.trunc(points * factors).astype(np.int64)  # float32 x float32 -> float32, like torch
+    return [(int(x), int(y)) for x, y in scaled]
 
 
 def box_on_grid(
@@ -81,12 +93,31 @@ def rasterise_box(box_grid: Sequence[int], size: int = INPUT_SIZE) -> np.ndarray
 
 def rasterise_clicks(points_grid: Sequence[Sequence[int]], size: int = INPUT_SIZE) -> np.ndarray:
     """(size, size) float32 map with one pixel set to 1 per click ``(x, y)`` on the grid."""
-    channel = np.zeros((size, size), dtype=np.float32)
-    for x, y in points_grid:
+    return click_channels(points_grid, (), size)[0]
+
+
+def click_channels(
+    positive_grid: Sequence[Sequence[int]], negative_grid: Sequence[Sequence[int]], size: int = INPUT_SIZE
+) -> np.ndarray:
+    """(2, size, size) float32 click maps as ``click_onehot``: each click sets label / 1 - label.
+
+    The clicks are applied in order (positives, then negatives), so a later click on the same grid
+    pixel overrides an earlier one on both maps.
+    """
+    channels = np.zeros((2, size, size), dtype=np.float32)
+    labelled = [(point, 1.0) for point in positive_grid] + [(point, 0.0) for point in negative_grid]
+    for (x, y), label in labelled:
         if not (0 <= x < size and 0 <= y < size):
             raise InvalidPromptError(f"Click ({x}, {y}) lies outside the {size} x {size} model grid.")
-        channel[int(y), int(x)] = 1.0
-    return channel
+        channels[0, int(y), int(x)] = label
+        channels[1, int(y), int(x)] = 1.0 - label
+    return channels
+
+
+def resize_scribbles(scribbles: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
+    """(2, H, W) -> (1, 2, size, size), bilinear with ``align_corners=False`` (as ``rescale_inputs``)."""
+    tensor = torch.as_tensor(np.asarray(scribbles, dtype=np.float32))[None]
+    return functional.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def encode_prompts(
@@ -114,18 +145,11 @@ def encode_prompts(
     box = torch.zeros((1, 1, size, size))
     if box_xyxy is not None:
         box[0, 0] = torch.from_numpy(rasterise_box(box_on_grid(box_xyxy, shape, size), size))
-    clicks = torch.zeros((1, 2, size, size))
-    if positive_clicks:
-        clicks[0, 0] = torch.from_numpy(rasterise_clicks(scale_to_grid(positive_clicks, shape, size), size))
-    if negative_clicks:
-        clicks[0, 1] = torch.from_numpy(rasterise_clicks(scale_to_grid(negative_clicks, shape, size), size))
+    positive_grid = scale_to_grid(positive_clicks, shape, size)
+    negative_grid = scale_to_grid(negative_clicks, shape, size)
+    clicks = torch.from_numpy(click_channels(positive_grid, negative_grid, size))[None]
     if scribbles is not None:
-        scribble = torch.as_tensor(np.asarray(scribbles, dtype=np.float32))[None]
-        if scribble.shape[1:] != (2, *shape):
-            raise InvalidPromptError(
-                f"Scribbles must be (2, {shape[0]}, {shape[1]}), got {tuple(scribble.shape[1:])}."
-            )
-        scribble = functional.interpolate(scribble, size=(size, size), mode="bilinear", align_corners=False)
+        scribble = resize_scribbles(check_scribbles(scribbles, shape), size)
         clicks = torch.clamp(clicks + scribble, 0.0, 1.0)
     previous = torch.zeros((1, 1, size, size))
     if previous_logits is not None:

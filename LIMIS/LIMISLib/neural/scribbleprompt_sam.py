@@ -9,6 +9,10 @@ module reproduces:
   multiplied by 255 and normalised with SAM's ``preprocess`` (pixel mean/std, padding);
 * box and clicks, given on the 128 grid, are scaled by 1024 / 128 for the prompt encoder
   (coordinates truncated on the 128 grid first, as for the UNet);
+* scribbles become clicks, as the authors' ``scribbles_to_clicks``: every nonzero pixel of the
+  positive map, then of the negative map (row-major order, as ``torch.nonzero``), appended after
+  the clicks with labels 1 / 0; the maps are first brought to the 128 grid like the UNet's
+  (bilinear, ``align_corners=False``), since the SAM path sees the crop at 128 x 128;
 * the previous prediction enters as the 256 x 256 low-resolution logits (``mask_input``);
 * the decoder runs in multi-mask mode and the mask with the highest predicted IoU is kept;
   its 256 x 256 logits are upsampled by SAM's ``postprocess_masks`` to 128 x 128.
@@ -28,7 +32,7 @@ from torch.nn import functional
 
 from ..bbox2mask import DEFAULT_CROP_MARGIN_PX, CroppedBBox2Mask, PreparedPrompt, map_back
 from ..exceptions import MissingDependencyError
-from .scribbleprompt_prompts import box_on_grid, resize_image, scale_to_grid
+from .scribbleprompt_prompts import box_on_grid, resize_image, resize_scribbles, scale_to_grid
 from .scribbleprompt_unet import check_state_dict_layout, read_checkpoint, strip_compile_prefix
 
 #: ScribblePrompt-SAM's image side (it works on 128 x 128 images like the UNet).
@@ -144,18 +148,10 @@ class ScribblePromptSAMBBox2Mask(CroppedBBox2Mask):
         shape = prepared.image01.shape
         scale = sam.image_encoder.img_size / size
         image = resize_image(prepared.image01, size).to(self.device)
-        box_grid = box_on_grid(prepared.box_in_crop, shape, size)
-        boxes = torch.tensor([box_grid], dtype=torch.float32, device=self.device) * scale
-        points = None
-        clicks = scale_to_grid(prepared.positive, shape, size) + scale_to_grid(prepared.negative, shape, size)
-        if clicks:
-            coords = torch.tensor([clicks], dtype=torch.float32, device=self.device) * scale
-            labels = torch.tensor(
-                [[1] * len(prepared.positive) + [0] * len(prepared.negative)],
-                dtype=torch.int64,
-                device=self.device,
-            )
-            points = (coords, labels)
+        box_grid, boxes, points = sam_prompts(prepared, size, scale)
+        boxes = boxes.to(self.device)
+        if points is not None:
+            points = (points[0].to(self.device), points[1].to(self.device))
         masks = None
         if previous_model_logits is not None:
             masks = torch.as_tensor(previous_model_logits, dtype=torch.float32, device=self.device)[
@@ -177,6 +173,30 @@ class ScribblePromptSAMBBox2Mask(CroppedBBox2Mask):
         crop_logits, crop_probabilities = map_back(logits_128, shape)
         extras = {"box_grid": box_grid, "predicted_iou": float(iou[0, best]), "mask_index": best}
         return low_res_best[0, 0].float().cpu().numpy(), crop_logits, crop_probabilities, extras
+
+
+def sam_prompts(prepared: PreparedPrompt, size: int = SAM_INPUT_SIZE, scale: float = 1024 / SAM_INPUT_SIZE):
+    """Box and points for SAM's prompt encoder from one prepared crop.
+
+    Returns the box on the ``size`` grid, the (1, 4) box tensor and ``(coords (1, n, 2), labels (1, n))``
+    or None, both scaled by ``scale`` (SAM's 1024 / 128), as the authors' ``prepare_box`` /
+    ``prepare_coords``; scribbled pixels are appended to the clicks as in ``scribbles_to_clicks``.
+    """
+    shape = prepared.image01.shape
+    box_grid = box_on_grid(prepared.box_in_crop, shape, size)
+    boxes = torch.tensor([box_grid], dtype=torch.float32) * scale
+    clicks = scale_to_grid(prepared.positive, shape, size) + scale_to_grid(prepared.negative, shape, size)
+    labels = [1] * len(prepared.positive) + [0] * len(prepared.negative)
+    if prepared.scribbles is not None:
+        scribbles = resize_scribbles(prepared.scribbles, size)[0]
+        for channel, label in ((0, 1), (1, 0)):
+            rows_columns = torch.nonzero(scribbles[channel]).tolist()
+            clicks += [(column, row) for row, column in rows_columns]
+            labels += [label] * len(rows_columns)
+    if not clicks:
+        return box_grid, boxes, None
+    coords = torch.tensor([clicks], dtype=torch.float32) * scale
+    return box_grid, boxes, (coords, torch.tensor([labels], dtype=torch.int64))
 
 
 def sam_state_dict_shapes(**architecture) -> dict[str, tuple[int, ...]]:

@@ -39,7 +39,15 @@ class RecordingBBox2Mask:
     name: str = "recording"
 
     def predict(
-        self, image_hu, box_xyxy, *, positive_clicks=(), negative_clicks=(), previous=None, window=None
+        self,
+        image_hu,
+        box_xyxy,
+        *,
+        positive_clicks=(),
+        negative_clicks=(),
+        previous=None,
+        window=None,
+        scribbles=None,
     ):
         self.calls.append(
             {
@@ -48,6 +56,7 @@ class RecordingBBox2Mask:
                 "negative": list(negative_clicks),
                 "previous": previous,
                 "window": window,
+                "scribbles": scribbles,
             }
         )
         return self.inner.predict(
@@ -57,6 +66,7 @@ class RecordingBBox2Mask:
             negative_clicks=negative_clicks,
             previous=previous,
             window=window,
+            **({} if scribbles is None else {"scribbles": scribbles}),
         )
 
 

@@ -62,6 +62,25 @@ def test_predicts_through_the_same_interface_and_returns_256_pixel_low_res_logit
     assert first.probabilities[:, :20].max() == 0
     second = model.predict(image, (30, 20, 70, 60), positive_clicks=[(50, 40)], previous=first)
     assert second.model_logits.shape == (256, 256)
+    scribbles = np.zeros((2, 90, 110), np.float32)
+    scribbles[0, 40, 40:60] = 1
+    scribbles[1, 85:88, 95:105] = 1  # outside box + margin: the crop grows to hold it
+    seen = []
+    original = tiny_sam.prompt_encoder.forward
+
+    def spy(points, boxes, masks):
+        seen.append(points)
+        return original(points, boxes, masks)
+
+    tiny_sam.prompt_encoder.forward = spy
+    try:
+        third = model.predict(image, (30, 20, 70, 60), scribbles=scribbles, previous=second)
+    finally:
+        tiny_sam.prompt_encoder.forward = original
+    assert third.crop_xyxy == (20, 10, 105, 88)
+    coords, labels = seen[-1]
+    assert int((labels == 1).sum()) > 0 and int((labels == 0).sum()) > 0  # both scribbles became clicks
+    assert coords.shape[1] == labels.shape[1]
 
 
 def test_checkpoint_loads_strictly_with_the_compile_prefix(tmp_path, tiny_sam):

@@ -103,3 +103,59 @@ def test_the_command_line_writes_steps_summary_and_plot(tmp_path):
     assert len(rows) == 2 * 4 and {r["step"] for r in rows} == {"0", "1", "2", "3"}
     assert (out / "dice_vs_step.png").stat().st_size > 5_000
     assert main(["evaluate-interaction", "--phantom-seeds", "0", "--out", str(out)]) != 0  # not empty
+
+
+def test_the_oracle_types_guided_strategies_and_windows_when_the_errors_call_for_them():
+    from LIMISLib.simulated_user import OracleUser
+
+    truth = np.zeros((40, 40), bool)
+    truth[10:30, 10:30] = True  # 400 px
+    oracle = OracleUser(truth)
+    box = (8.0, 8.0, 32.0, 32.0)  # holds the truth: no box action
+    over = truth.copy()
+    over[8:32, 8:32] = True  # FP 176 px, FN 0: over-segmented
+    assert oracle.next_action(over, box, set()) == ("guided", "you over-segmented")
+    under = np.zeros_like(truth)
+    under[14:26, 14:26] = True  # FN 256 px, FP 0: under-segmented
+    assert oracle.next_action(under, box, set()) == ("guided", "you under-segmented")
+    elsewhere = np.zeros_like(truth)
+    elsewhere[30:32, 8:32] = True  # barely touches the structure
+    assert oracle.next_action(elsewhere, box, set())[1] == "wrong part"
+    # no clear problem: the organ window first (when another is in use), then the adapted window
+    near = truth.copy()
+    near[10, 10:14] = False
+    tried = set()
+    assert oracle.next_action(near, box, tried, window_is_organ=False) == ("text", "organ window")
+    tried.add("organ window")
+    assert oracle.next_action(near, box, tried, window_is_organ=False) == ("guided", "low HU values")
+    tried.add("low HU values")
+    assert oracle.next_action(near, box, tried)[0] == "click"
+
+
+def test_the_oracle_answers_questions_and_picks_grid_cells_from_what_it_sees():
+    from LIMISLib.critical_regions import CriticalRegion
+    from LIMISLib.simulated_user import OracleUser
+
+    truth = np.zeros((40, 40), bool)
+    truth[0:20, 0:40] = True  # the upper half
+    oracle = OracleUser(truth)
+    region = CriticalRegion((5.5, 5.5), 9, 0.5, False, 1, 1.0)
+    assert oracle.answer(region) == "yes"
+    assert oracle.answer(CriticalRegion((5.5, 30.5), 9, 0.5, True, 13, 1.0)) == "no"
+    mask = np.zeros_like(truth)
+    mask[0:10, :] = True  # rows 10-19 missed
+    # a 4 x 4 grid over the whole slice: cell centres at 5, 15, 25, 35; row 15 lies in the missed band
+    assert oracle.grid_click(mask, (0.0, 0.0, 40.0, 40.0), set()).startswith("positive click in cell ")
+    cell = int(oracle.grid_click(mask, (0.0, 0.0, 40.0, 40.0), set()).rsplit(" ", 1)[1])
+    assert 5 <= cell <= 8  # the second row of cells
+
+
+def test_a_phantom_run_uses_guided_and_window_commands_and_still_never_drops(phantom):
+    results = evaluate_interaction(
+        cases_of(phantom, ("liver", "spleen", "kidney left", "aorta")), IntensityBBox2Mask(), steps=8
+    )
+    actions = [a for r in results for a in r.actions]
+    assert any(a.startswith(("you over-segmented", "you under-segmented", "wrong part")) for a in actions)
+    assert any(a.startswith(("organ window", "low HU values")) for a in actions)
+    for result in results:
+        assert all(b >= a - 1e-9 for a, b in zip(result.dice, result.dice[1:], strict=False)), result.actions
