@@ -73,6 +73,7 @@ from .commands.lexicon import (
     numbers_in,
     step_reference_in,
 )
+from .commands.scope import scoped_command
 from .commands.segment import rule_segment
 
 __all__ = [
@@ -110,13 +111,22 @@ CANONICAL_EXAMPLES: dict[str, str] = {
 
 def parse_with_rules(text: str, context: ParseContext | None = None) -> Command | None:
     """The command the rules recognise in ``text`` (None if no rule applies)."""
-    normalised = normalise(text)
+    scoped = scoped_command(text[:1000], context, _parse_normalised)
+    if scoped is not None:
+        return Command(scoped.kind, scoped.args, text=text, source=scoped.source)
+    command = _parse_normalised(normalise(text), context)
+    if command is None:
+        return None
+    return Command(command.kind, command.args, text=text, source=command.source)
+
+
+def _parse_normalised(normalised: str, context: ParseContext | None) -> Command | None:
     if not normalised:
         return None
     for rule in RULES:
         command = rule(normalised, context)
         if command is not None:
-            return Command(command.kind, command.args, text=text, source=command.source)
+            return command
     return None
 
 

@@ -170,6 +170,9 @@ _FILLER_PHRASES = (
     "i need you to",
     "i want to",
     "go ahead and",
+    "can we",
+    "could we",
+    "shall we",
     "for me",
     "if you can",
     "if possible",
@@ -300,7 +303,13 @@ _ABBREVIATIONS = {
     "propag": "propagate",
     "prpgt": "propagate",
     "undoo": "undo",
+    "gd": "good",
+    "rev": "revert",
+    "abt": "about",
 }
+
+#: Real words (names) that in this vocabulary are far likelier a typo of a command word.
+_TYPO_NOT_WORD = {"brian": "brain"}
 
 
 @cache
@@ -372,11 +381,27 @@ def _expand_prefix(token: str) -> str | None:
     return None
 
 
+def _transposed(token: str) -> str | None:
+    """A command word the token is with two neighbouring letters swapped ("udno", "hlep", "moev")."""
+    targets = set(_correction_targets())
+    for i in range(len(token) - 1):
+        swapped = token[:i] + token[i + 1] + token[i] + token[i + 2 :]
+        if swapped != token and swapped in targets:
+            return swapped
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _correct(token: str) -> str:
+    if token in _TYPO_NOT_WORD:
+        return _TYPO_NOT_WORD[token]
     known = _known_words()
     if not token.isalpha() or token in known:
         return token
+    if len(token) >= 4:
+        swapped = _transposed(token)
+        if swapped is not None:
+            return swapped
     expanded = _expand_abbreviation(token) or _expand_prefix(token)
     if expanded is not None:
         return expanded
@@ -472,6 +497,7 @@ def normalise(text: str) -> str:
         return "help"
     text = re.sub(r"\bx\s*(\d+)\b|\b(\d+)\s*x\b", lambda m: f"{m.group(1) or m.group(2)} times", text)
     text = re.sub(r"\b0,(\d+)", r"0.\1", text)
+    text = re.sub(r"(?<![\w.])\.(\d)", r"0.\1", text)  # ".5" -> "0.5"
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(\d)\s*(px|mm)\b", r"\1 \2", text)
     text = re.sub(r"(\d+)\s*/\s*(-?\d+)", r"\1 slash \2", text)

@@ -1,0 +1,139 @@
+"""Issue 11, second round: what held-out batch 3 (written before tuning) found, one test each.
+
+Negation scope across clauses, "cancel that" decided by the dialogue state, typos by swapped
+letters, ".5", impossible threshold values, ordinals answering an ask-back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from limis_session_fixtures import BIG, two_organ_slice
+
+from LIMISLib.command_grammar import ParseContext, parse_command
+from LIMISLib.reference_models import IntensityBBox2Mask
+from LIMISLib.session import InteractionSession, SessionConfig
+
+BIG_BOX = (BIG[0] - BIG[2] - 2, BIG[1] - BIG[3] - 2, BIG[0] + BIG[2] + 2, BIG[1] + BIG[3] + 2)
+DATA = Path(__file__).parent / "data"
+
+
+def rules(text: str, pending: str | None = None, choices: tuple[str, ...] = ()):
+    return parse_command(text, ParseContext(pending=pending, choices=choices), semantic=False)
+
+
+def slice_session(*, propose_default=False) -> InteractionSession:
+    s = InteractionSession(
+        two_organ_slice()[0],
+        IntensityBBox2Mask(),
+        target="liver",
+        config=SessionConfig(propose_default_adaptation=propose_default),
+    )
+    s.start(BIG_BOX)
+    return s
+
+
+def state(s: InteractionSession):
+    return (len(s.steps), s.current_index, s.pending, s.current.threshold, s.current.box_xyxy)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("don't shrink the box, enlarge it by 4", "resize_box", {"pixels": 4}),
+        ("not up, move the box down 3", "move_box", {"direction": "down", "pixels": 3}),
+        ("don't undo, revert to step 1", "revert", {"step": 1}),
+        ("don't propagate up, propagate down 5 slices", "propagate", {"direction": "down", "slices": 5}),
+        ("not the left kidney, the right one", "segment", {"target": "kidney right"}),
+        ("no, lower the threshold, not raise it", "threshold", {"delta": -0.1}),
+        ("without propagating, finish with step 3", "finish", {"step": 3}),
+    ],
+)
+def test_a_negation_covers_its_own_clause_and_the_other_clause_is_the_command(text, kind, args):
+    command = rules(text)
+    assert command.kind == kind and all(command.args.get(k) == v for k, v in args.items()), command
+
+
+@pytest.mark.parametrize(
+    "text", ["no, don't finish yet", "no need to propagate", "no positive clicks", "i do not want to undo"]
+)
+def test_a_negated_command_of_any_kind_declines_it(text):
+    assert rules(text).kind == "reject"
+
+
+def test_cancel_that_with_a_proposal_pending_drops_it_and_nothing_else():
+    s = slice_session(propose_default=True)  # the default adaptation is proposed at the start
+    assert s.pending == "proposal"
+    steps, current = len(s.steps), s.current_index
+    reply = s.handle("cancel that", semantic=False)
+    assert reply.ok and s.pending is None
+    assert (len(s.steps), s.current_index) == (steps, current)
+
+
+def test_cancel_that_with_nothing_pending_asks_undo_or_nothing_and_a_number_answers():
+    s = slice_session()
+    assert s.handle("raise the threshold", semantic=False).ok
+    before = state(s)
+    reply = s.handle("cancel that", semantic=False)
+    assert not reply.ok and state(s) == before
+    assert [rules(c).kind for c in reply.choices] == ["undo", "reject"]
+    assert "1 'undo'" in reply.message and "2 'never mind'" in reply.message
+    assert s.handle("2", semantic=False) is not None and state(s) == before  # nothing
+    assert not s.handle("cancel that", semantic=False).ok
+    assert s.handle("1", semantic=False).ok and s.current_index == 0  # undo
+
+
+def test_an_impossible_threshold_is_parsed_as_said_and_answered_with_the_range():
+    command = rules("threshold 1.5")
+    assert command.kind == "threshold" and command.args == {"value": 1.5}
+    s = slice_session()
+    before = state(s)
+    reply = s.handle("threshold 1.5", semantic=False)
+    assert not reply.ok and "0.01 to 0.99" in reply.message and state(s) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("thr .5", "threshold", {"value": 0.5}),
+        ("udno", "undo", {}),
+        ("hlep", "help", {}),
+        ("moev the box down 4", "move_box", {"direction": "down", "pixels": 4}),
+        ("brian window", "window", {"preset": "brain"}),
+        ("make the threshold less strict", "threshold", {"delta": -0.1}),
+        ("revert the last two changes", "undo", {"count": 2}),
+        ("go back a step", "undo", {}),
+        ("rev 1", "revert", {"step": 1}),
+    ],
+)
+def test_typos_clipped_numbers_and_comparatives(text, kind, args):
+    command = rules(text)
+    assert command.kind == kind and command.args == {**command.args, **args}, command
+
+
+def test_an_ordinal_picks_an_ask_back_candidate_or_an_example():
+    choices = ("shrink the box", "raise the threshold")
+    assert rules("the first one", choices=choices).kind == "resize_box"
+    assert rules("2", choices=choices).kind == "threshold"
+    assert rules("i pick the 3rd", pending="examples").args == {"choice": 3}
+
+
+def _score(name: str) -> tuple[float, list]:
+    phrasings = json.loads((DATA / name).read_text())["phrasings"]
+    right, wrong = 0, []
+    for p in phrasings:
+        command = rules(p["text"], p.get("context"), tuple(p.get("choices") or ()))
+        if command.kind == p["kind"] and all(command.args.get(k) == v for k, v in p["args"].items()):
+            right += 1
+        elif command.kind != "unknown":
+            wrong.append((p["text"], p.get("subset"), command.kind, command.args))
+    return right / len(phrasings), wrong
+
+
+def test_batch3_rules_alone_reach_95_percent_and_are_never_wrong_on_negation():
+    """Batch 3 was held out until it was measured once; it is a regression set since."""
+    rate, wrong = _score("limis_phrasings_issue11_batch3.json")
+    assert rate >= 0.95, wrong
+    assert not [w for w in wrong if w[1] == "negation"], wrong
