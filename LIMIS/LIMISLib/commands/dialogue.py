@@ -7,51 +7,9 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from .answer import ANSWER_MARKERS, ANSWER_NEGATIONS, ANSWER_VOCAB, rule_answer
+from .answer import rule_answer
 from .base import Command, ParseContext
-from .guided import WRONG_PART
-from .lexicon import organ_words, words_of
-
-_ACCEPT_STRONG = words_of(
-    "accept keep ok okay good better fine great perfect apply take improvement improved nice"
-    " excellent approve sure ahead works happy agreed confirm lovely spot"
-)
-
-
-_REJECT_STRONG = words_of(
-    "reject discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss trash rid"
-)
-
-
-_NEGATION = words_of("no not nope worse never")
-
-
-_DIALOGUE_NEUTRAL = words_of(
-    "that this it is the one yes yeah go let us i will version new an a much looks so change really"
-    " quite very now lot way am with mask result and made makes prefer previous old proposal"
-    " suggestion do did help thanks before what we had was than away out please just looked much seems"
-    " seem like wanted want needed need meant exactly ya yea yep yup me by for to of get on"
-)
-
-
-def _rule_dialogue_words(text: str, context: ParseContext | None) -> Command | None:
-    """Short replies recognised by their words ("that's better, keep it", "yep, that's part of it")."""
-    if re.search(rf"\b(?:{WRONG_PART})\b", text):
-        return None
-    words = set(text.split())
-    dialogue = _ACCEPT_STRONG | _REJECT_STRONG | _NEGATION | _DIALOGUE_NEUTRAL
-    if words <= dialogue:
-        if words & _REJECT_STRONG and (not words & _ACCEPT_STRONG or words & _NEGATION):
-            return Command("reject")
-        if words & _ACCEPT_STRONG and not words & _REJECT_STRONG and not words & _NEGATION:
-            return Command("accept")
-    words = set(re.sub(r"\bleave (?:(?:it|that|this) )?out\b", "exclude", text).split())
-    if words <= ANSWER_VOCAB | organ_words() and len(words) <= 10:
-        if words & ANSWER_NEGATIONS:
-            return Command("answer", {"value": False})
-        if words & ANSWER_MARKERS:
-            return Command("answer", {"value": True})
-    return None
+from .verdict import rule_verdict
 
 
 def _rule_context(text: str, context: ParseContext | None) -> Command | None:
@@ -298,5 +256,5 @@ DIALOGUE_RULES = (
     (1, _rule_negation),
     (2, _rule_terse),
     (2.5, _rule_ambiguous),
-    (8, _rule_dialogue_words),
+    (6, rule_verdict),
 )
