@@ -159,7 +159,9 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
     if head in {"do not", "never"}:
         rest = re.sub(r"^(?:want|like|need)(?: to)?\b\s*", "", rest)
     if not rest or re.fullmatch(
-        r"(it|that|this|this one|that one|please|now|everything|all|stop|that please|yet|for now)", rest
+        r"(it|that|this|this one|that one|please|now|everything|all|stop|that please|yet|for now|enough"
+        r"|that is enough|it there)",
+        rest,
     ):
         return Command("reject")
     if head in {"do not", "never"} and re.match(

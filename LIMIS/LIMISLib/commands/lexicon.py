@@ -173,6 +173,18 @@ _FILLER_PHRASES = (
     "can we",
     "could we",
     "shall we",
+    "is it possible to",
+    "would it be possible to",
+    "would you mind",
+    "do you mind",
+    "i think we should",
+    "i think you should",
+    "we should",
+    "you should",
+    "we need to",
+    "you need to",
+    "i need to",
+    "try to",
     "for me",
     "if you can",
     "if possible",
@@ -306,6 +318,15 @@ _ABBREVIATIONS = {
     "gd": "good",
     "rev": "revert",
     "abt": "about",
+    "inc": "increase",
+    "incr": "increase",
+    "dec": "decrease",
+    "decr": "decrease",
+    "lwr": "lower",
+    "shr": "shrink",
+    "enl": "enlarge",
+    "mv": "move",
+    "img": "image",
 }
 
 #: Real words (names) that in this vocabulary are far likelier a typo of a command word.
@@ -381,6 +402,22 @@ def _expand_prefix(token: str) -> str | None:
     return None
 
 
+def _one_edit(token: str) -> str | None:
+    """The one command word a single substituted, missing or extra letter away ("shrimk", "wndow")."""
+    found = set()
+    for word in _correction_targets():
+        if abs(len(word) - len(token)) > 1 or word[0] != token[0]:
+            continue
+        if len(word) == len(token):
+            if sum(a != b for a, b in zip(word, token, strict=True)) == 1:
+                found.add(word)
+        else:
+            short, long_ = sorted((word, token), key=len)
+            if any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_))):
+                found.add(word)
+    return found.pop() if len(found) == 1 else None
+
+
 def _transposed(token: str) -> str | None:
     """A command word the token is with two neighbouring letters swapped ("udno", "hlep", "moev")."""
     targets = set(_correction_targets())
@@ -421,6 +458,10 @@ def _correct(token: str) -> str:
         stem in known for stem in stems if len(stem) >= 3
     ):
         return token
+    if len(token) >= 5:
+        near = _one_edit(token)
+        if near is not None:
+            return near
     cutoff = 0.8 if len(token) >= 6 else 0.83
     # a similarity ratio 2M/(a+b) >= cutoff needs 2*min(a, b)/(a+b) >= cutoff: skip other lengths
     size = len(token)

@@ -24,12 +24,16 @@ REJECT_WORDS = words_of(
     " trash rid bad"
 )
 NEGATION_WORDS = words_of("no not nope never")
+#: Negations that turn the verdict word after them ("not better"); a leading "no" may be an interjection.
+_SCOPING_NEGATIONS = words_of("not never")
+_KEEP_VERBS = words_of("keep accept take apply")
 NEUTRAL_WORDS = words_of(
     "that this it is the one ones yes yeah ya yea yep yup go let us i will version new an a much looks so"
     " change really quite very now lot way am with mask result and made makes prefer previous old"
     " proposal suggestion do did thanks before what we had was than away out just looked seems seem like"
     " wanted want needed need meant exactly me by for to of get on all right also then wrong original"
-    " earlier last these those"
+    " earlier last these those definitely absolutely totally certainly surely clearly obviously far slightly"
+    " bit little thing"
 )
 
 #: Two- and three-word idioms with the meaning of one verdict word.
@@ -56,8 +60,13 @@ def rule_verdict(text: str, context: ParseContext | None) -> Command | None:
     accept, reject, negated = words & ACCEPT_WORDS, words & REJECT_WORDS, words & NEGATION_WORDS
     if reject and (not accept or negated):
         return Command("reject")
-    if accept and negated:
+    if accept and words & _SCOPING_NEGATIONS:
         return Command("reject")  # "not better", "that is not an improvement"
+    if accept and negated:
+        # "no, that's fine, keep it": an explicit keep decides; "no that's fine" alone could be either
+        if accept & _KEEP_VERBS:
+            return Command("accept")
+        return Command("unknown", {"suggestions": ["accept", "reject"], "ambiguous": True})
     if accept:
         return Command("accept")
     return None

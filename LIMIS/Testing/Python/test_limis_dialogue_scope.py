@@ -106,11 +106,22 @@ def test_an_impossible_threshold_is_parsed_as_said_and_answered_with_the_range()
         ("revert the last two changes", "undo", {"count": 2}),
         ("go back a step", "undo", {}),
         ("rev 1", "revert", {"step": 1}),
+        ("could you shrimk the box", "resize_box", {"pixels": -10}),
+        ("put it back the way it was", "undo", {}),
+        ("remove everything except the largest blob", "remove_component", {"keep_largest": True}),
     ],
 )
 def test_typos_clipped_numbers_and_comparatives(text, kind, args):
     command = rules(text)
     assert command.kind == kind and command.args == {**command.args, **args}, command
+
+
+def test_a_leading_no_before_a_keep_word_keeps_and_without_one_asks_back():
+    assert rules("no that's fine, keep it", pending="proposal").kind == "accept"
+    assert rules("that is not better", pending="proposal").kind == "reject"
+    command = rules("no that's fine", pending="proposal")
+    assert command.kind == "unknown" and command.args["ambiguous"]
+    assert [rules(c).kind for c in command.args["suggestions"]] == ["accept", "reject"]
 
 
 def test_an_ordinal_picks_an_ask_back_candidate_or_an_example():
