@@ -109,9 +109,15 @@ CANONICAL_EXAMPLES: dict[str, str] = {
 }
 
 
+#: Longer texts are not one command (a paste, a dictated paragraph): nothing in them is acted on.
+MAX_COMMAND_CHARS = 400
+
+
 def parse_with_rules(text: str, context: ParseContext | None = None) -> Command | None:
-    """The command the rules recognise in ``text`` (None if no rule applies)."""
-    scoped = scoped_command(text[:1000], context, _parse_normalised)
+    """The command the rules recognise in ``text`` (None if no rule applies or it is too long)."""
+    if len(text) > MAX_COMMAND_CHARS:
+        return None
+    scoped = scoped_command(text, context, _parse_normalised)
     if scoped is not None:
         return Command(scoped.kind, scoped.args, text=text, source=scoped.source)
     command = _parse_normalised(normalise(text), context)
@@ -140,6 +146,8 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     command = parse_with_rules(text, context)
     if command is not None:
         return command
+    if len(text) > MAX_COMMAND_CHARS:
+        return Command("unknown", {"suggestions": [], "too_long": len(text)}, text=text[:80], source="none")
     if semantic is not False:
         from .semantic_matcher import default_matcher
 
@@ -153,7 +161,7 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
 
 def fallback_suggestions(text: str, n: int = 3) -> list[str]:
     """Canonical commands whose words look most like ``text`` (used without the semantic matcher)."""
-    normalised = normalise(text)[:200]  # a command is short; comparing more only costs time
+    normalised = normalise(text[:200])  # a command is short; comparing more only costs time
     examples = {**CANONICAL_EXAMPLES, **{f"guided:{k}": v for k, v in PROBLEM_EXAMPLES.items()}}
     scored = sorted(
         examples.values(),

@@ -148,3 +148,12 @@ def test_batch3_rules_alone_reach_95_percent_and_are_never_wrong_on_negation():
     rate, wrong = _score("limis_phrasings_issue11_batch3.json")
     assert rate >= 0.95, wrong
     assert not [w for w in wrong if w[1] == "negation"], wrong
+
+
+def test_a_paragraph_is_not_a_command_and_the_reply_says_why():
+    text = "move the box up 5 pixels and then " * 20  # 680 characters
+    assert rules(text).kind == "unknown"
+    s = slice_session()
+    before = state(s)
+    reply = s.handle(text, semantic=False)
+    assert not reply.ok and "680 characters" in reply.message and state(s) == before
