@@ -139,7 +139,12 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
     (``reject``); with nothing pending it could mean "undo the last step" or "do nothing", so the
     parser asks back (``unknown`` with the candidates "undo" / "never mind").
     """
-    text = re.sub(r"^(?:(?:no|nope|nah|wait|hey|oh|ok|okay)\s+)+(?=(?:" + STOP_HEADS + r")\b)", "", text)
+    text = re.sub(
+        r"^(?:(?:no|nope|nah|wait|hey|oh|ok|okay|hold on|hang on|one moment|just a moment|a moment)\s+)+"
+        r"(?=(?:" + STOP_HEADS + r")\b)",
+        "",
+        text,
+    )
     text = re.sub(r"^(?:i|we|you)\s+(?=(?:do not|never|will not|would not)\b)", "", text)
     text = re.sub(r"^(?:will not|would not)\b", "do not", text)
     match = re.fullmatch(rf"(?:please\s+)?({STOP_HEADS})\b\s*(.*)", text)
@@ -189,8 +194,17 @@ def _rule_no_noun_phrase(text: str, context: ParseContext | None) -> Command | N
     if not match or (context is not None and context.pending == "question"):
         return None
     rest = match.group(1)
-    if _rest_command(rest, context) is not None:
-        return None
+    said = _rest_command(rest, context)
+    if said is not None:
+        # "no examples", "no propagation": a command named by a noun is declined; "no keep the old
+        # one", "no move it left" (a verb first) and "no it is outside" (an answer) are left alone
+        from .frames import VERBS
+
+        verbs = frozenset().union(*VERBS.values())
+        first = rest.split()[0]
+        if said.kind in {"accept", "reject", "answer", "segment"} or first in verbs or _grammar_verb(first):
+            return None
+        return Command("reject")
     names_action = any(_grammar_word(w) for w in rest.split()[:3]) or re.match(
         rf"(?:{_SCOPED_ACTIONS})\b", rest
     )
@@ -204,6 +218,15 @@ def _grammar_vocabulary() -> frozenset[str]:
     from .frames import OBJECTS, VERBS
 
     return frozenset().union(*VERBS.values(), *OBJECTS.values())
+
+
+def _grammar_verb(word: str) -> bool:
+    """An inflected verb of the compositional grammar ("moving", "propagated")."""
+    from .frames import VERBS
+
+    verbs = frozenset().union(*VERBS.values())
+    stems = {word.removesuffix("ing"), word.removesuffix("ed"), word.removesuffix("ing") + "e"}
+    return bool(stems & verbs)
 
 
 def _grammar_word(word: str) -> bool:

@@ -531,6 +531,17 @@ def _read_number(tokens: list[str], i: int) -> tuple[str, int]:
     return str(whole), i
 
 
+_COMPARATIVES = {
+    "big": "bigger", "large": "larger", "small": "smaller", "wide": "wider", "tight": "tighter",
+    "narrow": "narrower", "high": "higher", "low": "lower", "strict": "stricter",
+}  # fmt: skip
+
+
+def _comparative(match: re.Match) -> str:
+    """ "more big" -> "bigger" (analytic comparatives of non-native speakers)."""
+    return f" {_COMPARATIVES[match.group(1)]} "
+
+
 def normalise(text: str) -> str:
     """The text the rules see (see the module docstring)."""
     text = text.lower().replace("’", "'").replace("`", "'").strip()
@@ -566,6 +577,8 @@ def normalise(text: str) -> str:
     tokens = _words_to_numbers(tokens)
     joined = " " + " ".join(tokens) + " "
     joined = re.sub(r" no thank(s| you) ", " reject ", joined)
+    joined = re.sub(r" more (big|large|small|wide|tight|narrow|high|low|strict) ", _comparative, joined)
+    joined = re.sub(r" (back to|return to|start from|start at|go to) square 1 ", r" \1 the start ", joined)
     for phrase in _FILLER_PHRASES:
         joined = joined.replace(f" {phrase} ", " ")
     tokens = [t for t in joined.split() if t not in _FILLER_WORDS]

@@ -63,4 +63,8 @@ def scoped_command(
                 break
     if len(found) == 1 or (found and all(c == found[0] for c in found)):
         return found[0]
+    if not found and len(negated) == 1:
+        declined = parse(negated[0], context)  # "hold on, don't propagate": only the negation says anything
+        if declined is not None and declined.kind == "reject":
+            return declined
     return None

@@ -17,7 +17,12 @@ _FLIPPED = (
 def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
     for pattern, replacement in _FLIPPED:
         text = re.sub(pattern, replacement, text)
-    threshold_word = has(text, r"threshold|thresholds|confidence|cutoff|cut off|probability|certainty|thresh")
+    # "cut off" is the threshold unless it is the verb with an object ("you cut off the lower pole")
+    threshold_word = has(
+        text,
+        r"threshold|thresholds|confidence|cutoff|probability|certainty|thresh"
+        r"|cut off(?! (?:the|a|an|part|some|too|much|its|it|this|that|my)\b)",
+    )
     if not threshold_word:
         if re.search(
             r"\b(only|just) (keep|include|take|use)\b.*\b(sure|confident|certain)\b", text
@@ -71,7 +76,8 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
         # "70" and "70 percent" are percentages; "1.5" is passed on as said (the session says 0..1)
         if has(text, r"percent|pct") or (abs(value) > 1.0 and float(value).is_integer()):
             value = value / 100.0
-    if value is not None and sign and (has(text, r"by") or not has(text, r"to|at|equal|equals|of|is")):
+    as_step = has(text, r"by") or (not has(text, r"to|at|equal|equals|of|is") and abs(value or 0) < 0.3)
+    if value is not None and sign and as_step:
         return Command("threshold", {"delta": round(sign * abs(value), 4)})
     if value is not None:
         return Command("threshold", {"value": round(value, 4)})

@@ -47,10 +47,14 @@ def _rule_undo_count(text: str, context: ParseContext | None) -> Command | None:
     An undo verb, then (it/that, the last/previous) a count, then a unit or nothing; a step named
     with "to" or "step N" is a revert, a box/slice/threshold word is another command.
     """
+    ago = re.search(rf"\b(-?\d+|a|one) ({_COUNT_UNITS}|versions?) ago\b", text)
+    if ago and has(text, rf"{_UNDO_VERBS}|return|restore|go|use"):
+        count = 1 if ago.group(1) in {"a", "one"} else int(ago.group(1))
+        return Command("undo", {} if count == 1 else {"count": count})  # "the version of 2 steps ago"
     if has(text, r"to|box|pixels?|px|mm|slices?|threshold|window|cell|component|level|width"):
         return None
     match = re.fullmatch(
-        rf"(?:{_UNDO_VERBS})(?:\s+(?:it|that|this))?(?:\s+the)?(?:\s+(?:last|previous))?"
+        rf"(?:make |do )?(?:{_UNDO_VERBS})(?:\s+(?:it|that|this))?(?:\s+the)?(?:\s+(?:last|previous))?"
         rf"\s+(-?\d+|twice|thrice|once|a|one)(?:\s+({_COUNT_UNITS}))?(?:\s+(?:back|you did|you made|ago))?",
         text,
     ) or re.fullmatch(rf"(-?\d+|a|one)\s+({_COUNT_UNITS})\s+back", text)

@@ -41,6 +41,7 @@ _IDIOMS = (
     (r"\b(?:looks|look|looked|is|seems) (?:right|correct|ok|okay)\b", "good"),
     (r"\b(?:well done|good job|sounds good|go ahead|do it|carry on|move on|all right|alright)\b", "good"),
     (r"\bi like (?:it|this|that|the new one)\b|\bspot on\b|\bthumbs up\b", "good"),
+    (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
     (r"\b(?:keep|prefer|want|use) (?:the |my )?(?:old|previous|original|earlier|last)\b", "discard"),
 )

@@ -69,7 +69,7 @@ def _rule_window(text: str, context: ParseContext | None) -> Command | None:
         + r")\s+(?:window|windowing|preset|setting|settings|normali[sz]ation|view|contrast)\b",
         text,
     )
-    if re.search(r"\bw \d+ l -?\d+", text):
+    if re.search(r"\bw (?:to |of |is |= ?)?\d+ (?:and )?l (?:to |of |is |= ?)?-?\d+", text):
         window_word = True
     # presets that are not structures can be named without "window" ("switch to bone")
     bare = re.fullmatch(
