@@ -45,11 +45,12 @@ def rule_answer(text: str, context: ParseContext | None) -> Command | None:
     words = set(text.split())
     if not words or len(words) > 10 or re.search(r"\d", text) or not words <= ANSWER_VOCAB | organ_words():
         return None
-    if words & ANSWER_NEGATIONS:
-        return Command("answer", {"value": False})
-    if words & ANSWER_MARKERS:
-        return Command("answer", {"value": True})
-    return None
+    value = False if words & ANSWER_NEGATIONS else True if words & ANSWER_MARKERS else None
+    if value is None:
+        return None
+    if context is not None and context.pending == "proposal":
+        return Command("accept" if value else "reject")  # "yup" / "nope" to a proposal
+    return Command("answer", {"value": value})
 
 
 SPEC = CommandSpec(

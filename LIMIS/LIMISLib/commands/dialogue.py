@@ -16,6 +16,11 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
     if context is None:
         return None
     number = re.fullmatch(r"(?:number |no )?(\d+)", text) or _picked(text)
+    last = re.fullmatch(rf"{_CHOOSE}\s*(?:the )?last(?: one| option| choice| example)?", text)
+    if last and context.choices:
+        number = re.fullmatch(r"(\d+)", str(len(context.choices)))
+    elif last and context.pending == "examples" and context.n_examples:
+        number = re.fullmatch(r"(\d+)", str(context.n_examples))
     if context.pending == "examples" and number:
         return Command("accept", {"choice": int(number.group(1))}, source="context")
     if context.pending == "grid":

@@ -10,7 +10,7 @@ from .lexicon import has, words_of
 _HELP_MARKERS = words_of("help commands command instructions usage lost")
 _HELP_WORDS = _HELP_MARKERS | words_of(
     "what which how can could do does i you me my say type understand know list show the all available are"
-    " is there this it work use am need kinds kind of here options"
+    " is there this it work use am need kinds kind of here options thing things tool program app system"
 )
 #: Questions about the system itself ("what can I say", "how does this work").
 _HELP_QUESTION = (

@@ -122,6 +122,12 @@ ORDINALS = {
     "eighth": 8,
     "ninth": 9,
     "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
     "1st": 1,
     "2nd": 2,
     "3rd": 3,
@@ -132,6 +138,12 @@ ORDINALS = {
     "8th": 8,
     "9th": 9,
     "10th": 10,
+    "11th": 11,
+    "12th": 12,
+    "13th": 13,
+    "14th": 14,
+    "15th": 15,
+    "16th": 16,
 }
 
 
@@ -185,6 +197,9 @@ _FILLER_PHRASES = (
     "you need to",
     "i need to",
     "try to",
+    "like i said",
+    "as i said",
+    "i said",
     "for me",
     "if you can",
     "if possible",
@@ -442,6 +457,11 @@ def _correct(token: str) -> str:
     expanded = _expand_abbreviation(token) or _expand_prefix(token)
     if expanded is not None:
         return expanded
+    if len(token) == 3:
+        dropped = [
+            w for w in _correction_targets() if len(w) == 4 and w[0] == token[0] and _is_subsequence(token, w)
+        ]
+        return dropped[0] if len(dropped) == 1 else token
     if len(token) < 4:
         return token
     # inflections of known words are not typos ("option" for "options", "moving" for "move")
@@ -687,7 +707,9 @@ def amount_in(text: str, default: int, small: int, large: int) -> tuple[int | No
     if px or values:
         value = abs(float(px.group(1))) if px else values[0]
         return round(value), None
-    if has(text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat"):
+    if has(
+        text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat|a hair|a smidge"
+    ):
         return small, None
     if has(text, r"a lot|lots|much|far|way|considerably|substantially|significantly|a good amount"):
         return large, None

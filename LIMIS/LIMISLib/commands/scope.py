@@ -20,6 +20,9 @@ _SPLIT = re.compile(r"\s*[,;:]\s*|\s+(?:but|instead|rather|and not)\s+|\s+-+\s+"
 _INTERJECTIONS = words_of("no nope nah wait oh ok okay hmm sorry oops whoops hey so well actually no")
 _NEGATED = re.compile(rf"^(?:(?:no|nope|nah|wait|oh)\s+)*(?:{STOP_HEADS}|not|no)\b\s*(.*)$")
 _PRONOUNS = re.compile(r"\b(it|one|that|this)\b")
+_RETRACTION = re.compile(
+    r"(?:no |oh )?(?:never mind|nevermind|forget (?:it|that)|scratch that|sorry|no wait|wait)"
+)
 
 
 def _object_of(clause: str) -> str | None:
@@ -44,6 +47,10 @@ def scoped_command(
     if len(raw) < 2 or len(raw) > 6:
         return None
     clauses = [normalise(part) for part in raw]
+    if _RETRACTION.fullmatch(clauses[0]):
+        rest = parse(normalise(" ".join(raw[1:])), context)
+        if rest is not None and rest.kind != "unknown":
+            return rest  # "never mind, keep it": the first clause takes back what was said before
     clauses = [c for c in clauses if c and not set(c.split()) <= _INTERJECTIONS]
     negated = [c for c in clauses if (m := _NEGATED.match(c)) and m.group(1)]
     positive = [c for c in clauses if c not in negated]

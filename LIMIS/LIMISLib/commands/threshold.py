@@ -83,7 +83,7 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
         return Command("threshold", {"value": round(value, 4)})
     if sign:
         step = DEFAULT_THRESHOLD_STEP
-        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally"):
+        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally|tiny bit|little bit|a hair|a smidge"):
             step = DEFAULT_THRESHOLD_STEP / 2
         elif has(text, r"a lot|much|way|considerably|substantially|significantly"):
             step = DEFAULT_THRESHOLD_STEP * 2

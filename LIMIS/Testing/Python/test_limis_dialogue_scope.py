@@ -139,6 +139,31 @@ def test_what_batch4_found(text, kind, args):
     assert command.kind == kind and command.args == {**command.args, **args}, command
 
 
+@pytest.mark.parametrize(
+    ("text", "pending", "choices", "kind", "args"),
+    [
+        ("can you lower the threshold a tiny bit", None, (), "threshold", {"delta": -0.05}),
+        ("negative click in the twelfth cell", None, (), "grid_click", {"cell": 12, "positive": False}),
+        (
+            "the last one",
+            None,
+            ("shrink the box", "you over-segmented"),
+            "guided",
+            {"problem": "oversegmented"},
+        ),
+        ("yup", "proposal", (), "accept", {}),
+        ("nope", "proposal", (), "reject", {}),
+        ("how do I use this thing", None, (), "help", {}),
+        ("udo", None, (), "undo", {}),
+        ("i said no propagation", None, (), "reject", {}),
+        ("never mind, keep it", "proposal", (), "accept", {}),
+    ],
+)
+def test_what_batch5_found(text, pending, choices, kind, args):
+    command = rules(text, pending, choices)
+    assert command.kind == kind and command.args == {**command.args, **args}, command
+
+
 def test_a_leading_no_before_a_keep_word_keeps_and_without_one_asks_back():
     assert rules("no that's fine, keep it", pending="proposal").kind == "accept"
     assert rules("that is not better", pending="proposal").kind == "reject"
