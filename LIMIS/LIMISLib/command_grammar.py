@@ -43,7 +43,10 @@ Kinds and arguments (exactly these strings):
 =====================  =====================================================================
 
 **Negation and scope**: "stop", "cancel", "don't X", "no more X" never trigger X; they decline
-(``reject``: drop what is pending, nothing else changes). Impossible values (step -1, 0 slices,
+(``reject``: drop what is pending, nothing else changes). A negation covers its own clause: in
+"don't shrink the box, enlarge it by 4" the command is the second clause. "cancel that" drops what
+is pending; with nothing pending it asks back ("undo" or "never mind"). Texts longer than
+:data:`MAX_COMMAND_CHARS` are not a command (``unknown``). Impossible values (step -1, 0 slices,
 cell 17, an unknown window name) are passed on as said, and the session answers with what is
 possible instead of guessing.
 
@@ -56,6 +59,7 @@ a grid stage.
 from __future__ import annotations
 
 import difflib
+from functools import cache
 from typing import Any
 
 from .commands import COMMANDS, KINDS, RULES
@@ -159,15 +163,21 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     )
 
 
+@cache
+def _normalised_examples() -> tuple[tuple[str, str], ...]:
+    examples = {**CANONICAL_EXAMPLES, **{f"guided:{k}": v for k, v in PROBLEM_EXAMPLES.items()}}
+    return tuple((example, normalise(example)) for example in examples.values())
+
+
 def fallback_suggestions(text: str, n: int = 3) -> list[str]:
     """Canonical commands whose words look most like ``text`` (used without the semantic matcher)."""
     normalised = normalise(text[:200])  # a command is short; comparing more only costs time
-    examples = {**CANONICAL_EXAMPLES, **{f"guided:{k}": v for k, v in PROBLEM_EXAMPLES.items()}}
-    scored = sorted(
-        examples.values(),
-        key=lambda example: -difflib.SequenceMatcher(None, normalised, normalise(example)).ratio(),
-    )
-    return scored[:n]
+    matcher = difflib.SequenceMatcher(None, b=normalised)  # b is cached: one analysis for all examples
+    scored = []
+    for example, form in _normalised_examples():
+        matcher.set_seq1(form)
+        scored.append((-matcher.ratio(), example))
+    return [example for _, example in sorted(scored)[:n]]
 
 
 def suggestion_text(kind: str, args: dict[str, Any] | None = None) -> str:
