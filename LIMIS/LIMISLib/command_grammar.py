@@ -43,7 +43,10 @@ Kinds and arguments (exactly these strings):
 =====================  =====================================================================
 
 **Negation and scope**: "stop", "cancel", "don't X", "no more X" never trigger X; they decline
-(``reject``: drop what is pending, nothing else changes). Impossible values (step -1, 0 slices,
+(``reject``: drop what is pending, nothing else changes). A negation covers its own clause: in
+"don't shrink the box, enlarge it by 4" the command is the second clause. "cancel that" drops what
+is pending; with nothing pending it asks back ("undo" or "never mind"). Texts longer than
+:data:`MAX_COMMAND_CHARS` are not a command (``unknown``). Impossible values (step -1, 0 slices,
 cell 17, an unknown window name) are passed on as said, and the session answers with what is
 possible instead of guessing.
 
@@ -56,6 +59,7 @@ a grid stage.
 from __future__ import annotations
 
 import difflib
+from functools import cache
 from typing import Any
 
 from .commands import COMMANDS, KINDS, RULES
@@ -73,6 +77,7 @@ from .commands.lexicon import (
     numbers_in,
     step_reference_in,
 )
+from .commands.scope import scoped_command
 from .commands.segment import rule_segment
 
 __all__ = [
@@ -108,15 +113,30 @@ CANONICAL_EXAMPLES: dict[str, str] = {
 }
 
 
+#: Longer texts are not one command (a paste, a dictated paragraph): nothing in them is acted on.
+MAX_COMMAND_CHARS = 400
+
+
 def parse_with_rules(text: str, context: ParseContext | None = None) -> Command | None:
-    """The command the rules recognise in ``text`` (None if no rule applies)."""
-    normalised = normalise(text)
+    """The command the rules recognise in ``text`` (None if no rule applies or it is too long)."""
+    if len(text) > MAX_COMMAND_CHARS:
+        return None
+    scoped = scoped_command(text, context, _parse_normalised)
+    if scoped is not None:
+        return Command(scoped.kind, scoped.args, text=text, source=scoped.source)
+    command = _parse_normalised(normalise(text), context)
+    if command is None:
+        return None
+    return Command(command.kind, command.args, text=text, source=command.source)
+
+
+def _parse_normalised(normalised: str, context: ParseContext | None) -> Command | None:
     if not normalised:
         return None
     for rule in RULES:
         command = rule(normalised, context)
         if command is not None:
-            return Command(command.kind, command.args, text=text, source=command.source)
+            return command
     return None
 
 
@@ -130,6 +150,8 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     command = parse_with_rules(text, context)
     if command is not None:
         return command
+    if len(text) > MAX_COMMAND_CHARS:
+        return Command("unknown", {"suggestions": [], "too_long": len(text)}, text=text[:80], source="none")
     if semantic is not False:
         from .semantic_matcher import default_matcher
 
@@ -141,15 +163,21 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     )
 
 
+@cache
+def _normalised_examples() -> tuple[tuple[str, str], ...]:
+    examples = {**CANONICAL_EXAMPLES, **{f"guided:{k}": v for k, v in PROBLEM_EXAMPLES.items()}}
+    return tuple((example, normalise(example)) for example in examples.values())
+
+
 def fallback_suggestions(text: str, n: int = 3) -> list[str]:
     """Canonical commands whose words look most like ``text`` (used without the semantic matcher)."""
-    normalised = normalise(text)[:200]  # a command is short; comparing more only costs time
-    examples = {**CANONICAL_EXAMPLES, **{f"guided:{k}": v for k, v in PROBLEM_EXAMPLES.items()}}
-    scored = sorted(
-        examples.values(),
-        key=lambda example: -difflib.SequenceMatcher(None, normalised, normalise(example)).ratio(),
-    )
-    return scored[:n]
+    normalised = normalise(text[:200])  # a command is short; comparing more only costs time
+    matcher = difflib.SequenceMatcher(None, b=normalised)  # b is cached: one analysis for all examples
+    scored = []
+    for example, form in _normalised_examples():
+        matcher.set_seq1(form)
+        scored.append((-matcher.ratio(), example))
+    return [example for _, example in sorted(scored)[:n]]
 
 
 def suggestion_text(kind: str, args: dict[str, Any] | None = None) -> str:

@@ -614,8 +614,14 @@ class InteractionSession(DialogueMixin):
                 origin="default",
             )
         if kind == "threshold":
+            low, high = self.config.min_threshold, self.config.max_threshold
             if args.get("value") is not None:
                 new = float(args["value"])
+                if not low <= new <= high:
+                    raise InvalidPromptError(
+                        f"The threshold is a probability from {low:g} to {high:g} (now "
+                        f"{state.threshold:.2f}); got {new:g}. Say e.g. 'threshold 0.6' or 'threshold 60 %'."
+                    )
             else:
                 new = state.threshold + float(args.get("delta", 0.1))
             new = float(np.clip(round(new, 4), self.config.min_threshold, self.config.max_threshold))

@@ -178,7 +178,12 @@ def unknown_reply(command: Command) -> Reply:
     """
     suggestions = list(command.args.get("suggestions") or [])
     numbered = " / ".join(f"{n} {s!r}" for n, s in enumerate(suggestions, start=1))
-    if command.args.get("ambiguous") and suggestions:
+    if command.args.get("too_long"):
+        message = (
+            f"That is {command.args['too_long']} characters; a command is one short sentence (at most 400 "
+            "characters), so nothing was done. Say 'help' for examples."
+        )
+    elif command.args.get("ambiguous") and suggestions:
         message = f"{command.text!r} can mean: {numbered}. Which one? (say the number)"
     elif suggestions:
         message = f"I did not understand {command.text!r}. Did you mean: {numbered}? (say the number)"

@@ -13,7 +13,8 @@ def _rule_critical(text: str, context: ParseContext | None) -> Command | None:
         return Command("critical_regions")
     if re.search(
         r"\b(uncertain|unsure|unclear|ambiguous|doubtful|borderline|questionable|not sure|not certain"
-        r"|less confident|least confident|unconfident)\b",
+        r"|less confident|least confident|unconfident|least sure|less sure|least certain|less certain"
+        r"|not confident|in doubt|guessing)\b",
         text,
     ) and has(
         text,

@@ -7,65 +7,28 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from .answer import ANSWER_MARKERS, ANSWER_NEGATIONS, ANSWER_VOCAB, rule_answer
+from .answer import rule_answer
 from .base import Command, ParseContext
-from .guided import WRONG_PART
-from .lexicon import organ_words, words_of
-
-_ACCEPT_STRONG = words_of(
-    "accept keep ok okay good better fine great perfect apply take improvement improved nice"
-    " excellent approve sure ahead works happy agreed confirm lovely"
-)
-
-
-_REJECT_STRONG = words_of(
-    "reject discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss trash"
-)
-
-
-_NEGATION = words_of("no not nope worse never")
-
-
-_DIALOGUE_NEUTRAL = words_of(
-    "that this it is the one yes yeah go let us i will version new an a much looks so change really"
-    " quite very now lot way am with mask result and made makes prefer previous old proposal"
-    " suggestion do did help thanks before what we had was than away out please just looked much seems"
-    " seem like wanted want needed need meant exactly ya yea yep yup"
-)
-
-
-def _rule_dialogue_words(text: str, context: ParseContext | None) -> Command | None:
-    """Short replies recognised by their words ("that's better, keep it", "yep, that's part of it")."""
-    if re.search(rf"\b(?:{WRONG_PART})\b", text):
-        return None
-    words = set(text.split())
-    dialogue = _ACCEPT_STRONG | _REJECT_STRONG | _NEGATION | _DIALOGUE_NEUTRAL
-    if words <= dialogue:
-        if words & _REJECT_STRONG and (not words & _ACCEPT_STRONG or words & _NEGATION):
-            return Command("reject")
-        if words & _ACCEPT_STRONG and not words & _REJECT_STRONG and not words & _NEGATION:
-            return Command("accept")
-    words = set(re.sub(r"\bleave (?:(?:it|that|this) )?out\b", "exclude", text).split())
-    if words <= ANSWER_VOCAB | organ_words() and len(words) <= 10:
-        if words & ANSWER_NEGATIONS:
-            return Command("answer", {"value": False})
-        if words & ANSWER_MARKERS:
-            return Command("answer", {"value": True})
-    return None
+from .verdict import rule_verdict
 
 
 def _rule_context(text: str, context: ParseContext | None) -> Command | None:
     if context is None:
         return None
-    number = re.fullmatch(r"(?:number |no )?(\d+)", text)
+    number = re.fullmatch(r"(?:number |no )?(\d+)", text) or _picked(text)
+    last = re.fullmatch(rf"{_CHOOSE}\s*(?:the )?last(?: one| option| choice| example)?", text)
+    if last and context.choices:
+        number = re.fullmatch(r"(\d+)", str(len(context.choices)))
+    elif last and context.pending == "examples" and context.n_examples:
+        number = re.fullmatch(r"(\d+)", str(context.n_examples))
     if context.pending == "examples" and number:
         return Command("accept", {"choice": int(number.group(1))}, source="context")
     if context.pending == "grid":
         if number and 1 <= int(number.group(1)) <= 16:
             return Command("grid_click", {"cell": int(number.group(1)), "positive": True}, source="context")
         if re.fullmatch(
-            r"(i am |we are )?(done|finished|that is (it|all|enough))( with (the )?(clicks|grid))?"
-            r"|enough( clicks)?|no more( clicks)?|next|continue",
+            r"(i am |we are )?(done|finished|that is (it|all|enough))( with (the )?(clicks|clicking|grid))?"
+            r"( clicks| clicking)?|enough( clicks| clicking)?|no more( clicks)?|next|continue",
             text,
         ):
             return Command("accept", source="context")
@@ -74,6 +37,24 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
         if chosen is not None:
             return Command(chosen.kind, dict(chosen.args), source="context")
     return None
+
+
+_CHOOSE = r"(?:i |we |let us )?(?:pick|take|choose|select|want|prefer|go with|use|will take|would take)?"
+
+
+def _picked(text: str) -> re.Match | None:
+    """ "the first one", "i pick the 3rd", "option two": a number or an ordinal picking a candidate."""
+    from .lexicon import ORDINALS
+
+    match = re.fullmatch(
+        rf"{_CHOOSE}\s*(?:the )?(?:(?:number|no|option|choice|candidate) )?({'|'.join(ORDINALS)}|\d+)"
+        r"(?: one| option| choice| example)?(?: please)?",
+        text,
+    )
+    if match is None:
+        return None
+    value = match.group(1)
+    return re.fullmatch(r"(\d+)", str(ORDINALS.get(value, value)))
 
 
 def _parse_choice(text: str) -> Command | None:
@@ -119,7 +100,7 @@ def _rule_ambiguous(text: str, context: ParseContext | None) -> Command | None:
 #: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").
 STOP_HEADS = (
     r"stop|halt|cease|quit|cancel|abort|abandon|do not|never mind|nevermind|never|no more|no further|not now"
-    r"|hold off(?: on)?|forget(?: about)?"
+    r"|hold off(?: on)?|forget(?: about)?|no need to|no need for|there is no need to|without|not yet"
 )
 
 
@@ -131,8 +112,24 @@ _SCOPED_ACTIONS = (
     r"|that|it|this|everything|all|the (process|loop|run|job)|keep\w*|accept\w*|apply\w*|continu\w*"
     r"|go(ing)? on"
     r"|carry\w*|extend\w*|spread\w*|copy\w*|track\w*|rais\w*|lower\w*|increas\w*|decreas\w*|adjust\w*"
-    r"|tweak\w*|refin\w*|correct\w*|fix\w*|add\w*|reject\w*|discard\w*"
+    r"|tweak\w*|refin\w*|correct\w*|fix\w*|add\w*|reject\w*|discard\w*|finish\w*|final\w*|sav\w*"
 )
+
+#: What "cancel that" means is decided by the dialogue state (see :func:`_rule_negation`).
+CANCEL_CANDIDATES = ("undo", "never mind")
+
+
+def _rest_command(rest: str, context: ParseContext | None) -> Command | None:
+    """The command the words after a negation would be on their own (negation itself excluded)."""
+    from . import RULES
+
+    for rule in RULES:
+        if rule is _rule_negation or rule is _rule_context:
+            continue
+        command = rule(rest, context)
+        if command is not None:
+            return None if command.kind == "unknown" else command
+    return None
 
 
 def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
@@ -140,27 +137,83 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
 
     A negated command declines (``reject``: drop what is pending, change nothing else); "don't
     reject / discard" keeps (``accept``). "stop here" (finish) and "not part of it" (an answer)
-    are left to their rules.
+    are left to their rules. Whatever follows the negation is read by every other rule: when it is
+    a command ("no, don't finish yet"), that command is what is declined.
+
+    "cancel that": with a proposal, question, examples or grid clicks pending it drops them
+    (``reject``); with nothing pending it could mean "undo the last step" or "do nothing", so the
+    parser asks back (``unknown`` with the candidates "undo" / "never mind").
     """
-    text = re.sub(r"^(?:(?:no|nope|nah|wait|hey|oh|ok|okay)\s+)+(?=(?:" + STOP_HEADS + r")\b)", "", text)
+    text = re.sub(
+        r"^(?:(?:no|nope|nah|wait|hey|oh|ok|okay|hold on|hang on|one moment|just a moment|a moment)\s+)+"
+        r"(?=(?:" + STOP_HEADS + r")\b)",
+        "",
+        text,
+    )
+    text = re.sub(r"^(?:i|we|you)\s+(?=(?:do not|never|will not|would not)\b)", "", text)
+    text = re.sub(r"^(?:will not|would not)\b", "do not", text)
     match = re.fullmatch(rf"(?:please\s+)?({STOP_HEADS})\b\s*(.*)", text)
     if not match:
-        return None
+        return _rule_no_noun_phrase(text, context)
     head, rest = match.group(1), match.group(2).strip()
     if head in {"stop", "halt", "quit"} and re.fullmatch(r"here|there|now and save|and (finish|save)", rest):
         return None
     if head == "no more" and re.match(r"than\b", rest):
         return None
-    if head == "cancel" and rest in {"that", "it", "this", "what you did", "the last step"}:
-        return None  # "cancel that" takes back the last action: undo (which also drops a proposal)
-    if not rest or re.fullmatch(r"(it|that|this|please|now|everything|all|stop|that please)", rest):
+    if head == "cancel" and rest in {"that", "it", "this"}:
+        if context is not None and context.pending is not None:
+            return Command("reject")
+        return Command("unknown", {"suggestions": list(CANCEL_CANDIDATES), "ambiguous": True})
+    if head == "cancel" and re.fullmatch(r"what you (just )?did|the last (step|change|action)", rest):
+        return None  # an explicit undo
+    if head in {"do not", "never"}:
+        rest = re.sub(r"^(?:want|like|need)(?: to)?\b\s*", "", rest)
+    if not rest or re.fullmatch(
+        r"(it|that|this|this one|that one|please|now|everything|all|stop|that please|yet|for now|enough"
+        r"|that is enough|it there)",
+        rest,
+    ):
         return Command("reject")
-    if head in {"do not", "never"} and re.match(r"(reject|discard|throw|drop|dismiss)\w*\b", rest):
+    if head in {"do not", "never"} and re.match(
+        r"(reject|discard|throw|drop|dismiss|cancel|bin|toss)\w*\b", rest
+    ):
         return Command("accept")
     # the scope: a command verb or object within the next few words ("don't show examples")
     if re.match(rf"(?:\w+\s+){{0,3}}?(?:{_SCOPED_ACTIONS}|show\w*|look\w*|try\w*|run\w*|us(e|ing))\b", rest):
         return Command("reject")
     if any(_grammar_word(word) for word in rest.split()[:4]):
+        return Command("reject")
+    declined = _rest_command(rest, context)
+    if declined is not None:
+        return Command("accept" if declined.kind == "reject" and head in {"do not", "never"} else "reject")
+    return None
+
+
+def _rule_no_noun_phrase(text: str, context: ParseContext | None) -> Command | None:
+    """ "no positive clicks", "no propagation": "no" before a command's noun phrase declines it.
+
+    Only when the words after "no" are not a command or an answer of their own ("no keep the old
+    one", "no it is outside" are left to their rules).
+    """
+    match = re.fullmatch(r"no\s+(.+)", text)
+    if not match or (context is not None and context.pending == "question"):
+        return None
+    rest = match.group(1)
+    said = _rest_command(rest, context)
+    if said is not None:
+        # "no examples", "no propagation": a command named by a noun is declined; "no keep the old
+        # one", "no move it left" (a verb first) and "no it is outside" (an answer) are left alone
+        from .frames import VERBS
+
+        verbs = frozenset().union(*VERBS.values())
+        first = rest.split()[0]
+        if said.kind in {"accept", "reject", "answer", "segment"} or first in verbs or _grammar_verb(first):
+            return None
+        return Command("reject")
+    names_action = any(_grammar_word(w) for w in rest.split()[:3]) or re.match(
+        rf"(?:{_SCOPED_ACTIONS})\b", rest
+    )
+    if names_action and not re.match(r"(it|that|this|the|a|an)\b", rest):
         return Command("reject")
     return None
 
@@ -170,6 +223,15 @@ def _grammar_vocabulary() -> frozenset[str]:
     from .frames import OBJECTS, VERBS
 
     return frozenset().union(*VERBS.values(), *OBJECTS.values())
+
+
+def _grammar_verb(word: str) -> bool:
+    """An inflected verb of the compositional grammar ("moving", "propagated")."""
+    from .frames import VERBS
+
+    verbs = frozenset().union(*VERBS.values())
+    stems = {word.removesuffix("ing"), word.removesuffix("ed"), word.removesuffix("ing") + "e"}
+    return bool(stems & verbs)
 
 
 def _grammar_word(word: str) -> bool:
@@ -224,5 +286,5 @@ DIALOGUE_RULES = (
     (1, _rule_negation),
     (2, _rule_terse),
     (2.5, _rule_ambiguous),
-    (8, _rule_dialogue_words),
+    (6, rule_verdict),
 )

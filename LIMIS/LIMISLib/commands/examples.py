@@ -9,6 +9,8 @@ from .lexicon import has
 
 
 def _rule_examples(text: str, context: ParseContext | None) -> Command | None:
+    if has(text, r"(?:different|other|several|some|a few|alternative) (?:ways|corrections|versions|fixes)"):
+        return Command("examples")
     if has(text, r"examples?|alternatives?|previews?|variants?|variations?|possibilities|choices|what if"):
         if re.search(r"\b(?:example|option|alternative|variant|choice|preview)\s*(?:number\s*)?\d+\b", text):
             return None

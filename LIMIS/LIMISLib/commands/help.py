@@ -5,18 +5,23 @@ from __future__ import annotations
 import re
 
 from .base import Command, CommandSpec, ParseContext
-from .lexicon import has
+from .lexicon import has, words_of
+
+_HELP_MARKERS = words_of("help commands command instructions usage lost")
+_HELP_WORDS = _HELP_MARKERS | words_of(
+    "what which how can could do does i you me my say type understand know list show the all available are"
+    " is there this it work use am need kinds kind of here options thing things tool program app system"
+)
+#: Questions about the system itself ("what can I say", "how does this work").
+_HELP_QUESTION = (
+    r"what (?:can|could|do) (?:i|you) (?:say|do|type|understand|know)|how (?:does|do) (?:this|it|i)"
+)
 
 
 def _rule_help(text: str, context: ParseContext | None) -> Command | None:
-    if re.fullmatch(
-        r"help|help me|\?+|what can i (say|do|type)|what (can|do) you (do|understand)|(list|show)( me)?( the"
-        r"| all)?( available)? commands"
-        r"|commands|what are the commands|how does (this|it) work|instructions|how do i use (this|it)|usage"
-        r"|what are my commands"
-        r"|i am lost|i need help",
-        text,
-    ):
+    """ "help", "what can I say", "list the commands", "I'm lost": help words and question words only."""
+    words = set(text.split())
+    if words <= _HELP_WORDS and (words & _HELP_MARKERS or re.search(_HELP_QUESTION, text)):
         return Command("help")
     return None
 

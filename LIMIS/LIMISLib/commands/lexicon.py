@@ -122,6 +122,12 @@ ORDINALS = {
     "eighth": 8,
     "ninth": 9,
     "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
     "1st": 1,
     "2nd": 2,
     "3rd": 3,
@@ -132,6 +138,12 @@ ORDINALS = {
     "8th": 8,
     "9th": 9,
     "10th": 10,
+    "11th": 11,
+    "12th": 12,
+    "13th": 13,
+    "14th": 14,
+    "15th": 15,
+    "16th": 16,
 }
 
 
@@ -170,6 +182,24 @@ _FILLER_PHRASES = (
     "i need you to",
     "i want to",
     "go ahead and",
+    "can we",
+    "could we",
+    "shall we",
+    "is it possible to",
+    "would it be possible to",
+    "would you mind",
+    "do you mind",
+    "i think we should",
+    "i think you should",
+    "we should",
+    "you should",
+    "we need to",
+    "you need to",
+    "i need to",
+    "try to",
+    "like i said",
+    "as i said",
+    "i said",
     "for me",
     "if you can",
     "if possible",
@@ -300,7 +330,22 @@ _ABBREVIATIONS = {
     "propag": "propagate",
     "prpgt": "propagate",
     "undoo": "undo",
+    "gd": "good",
+    "rev": "revert",
+    "abt": "about",
+    "inc": "increase",
+    "incr": "increase",
+    "dec": "decrease",
+    "decr": "decrease",
+    "lwr": "lower",
+    "shr": "shrink",
+    "enl": "enlarge",
+    "mv": "move",
+    "img": "image",
 }
+
+#: Real words (names) that in this vocabulary are far likelier a typo of a command word.
+_TYPO_NOT_WORD = {"brian": "brain"}
 
 
 @cache
@@ -372,14 +417,51 @@ def _expand_prefix(token: str) -> str | None:
     return None
 
 
+def _one_edit(token: str) -> str | None:
+    """The one command word a single substituted, missing or extra letter away ("shrimk", "wndow")."""
+    found = set()
+    for word in _correction_targets():
+        if abs(len(word) - len(token)) > 1 or word[0] != token[0]:
+            continue
+        if len(word) == len(token):
+            if sum(a != b for a, b in zip(word, token, strict=True)) == 1:
+                found.add(word)
+        else:
+            short, long_ = sorted((word, token), key=len)
+            if any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_))):
+                found.add(word)
+    return found.pop() if len(found) == 1 else None
+
+
+def _transposed(token: str) -> str | None:
+    """A command word the token is with two neighbouring letters swapped ("udno", "hlep", "moev")."""
+    targets = set(_correction_targets())
+    for i in range(len(token) - 1):
+        swapped = token[:i] + token[i + 1] + token[i] + token[i + 2 :]
+        if swapped != token and swapped in targets:
+            return swapped
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _correct(token: str) -> str:
+    if token in _TYPO_NOT_WORD:
+        return _TYPO_NOT_WORD[token]
     known = _known_words()
     if not token.isalpha() or token in known:
         return token
+    if len(token) >= 4:
+        swapped = _transposed(token)
+        if swapped is not None:
+            return swapped
     expanded = _expand_abbreviation(token) or _expand_prefix(token)
     if expanded is not None:
         return expanded
+    if len(token) == 3:
+        dropped = [
+            w for w in _correction_targets() if len(w) == 4 and w[0] == token[0] and _is_subsequence(token, w)
+        ]
+        return dropped[0] if len(dropped) == 1 else token
     if len(token) < 4:
         return token
     # inflections of known words are not typos ("option" for "options", "moving" for "move")
@@ -396,6 +478,10 @@ def _correct(token: str) -> str:
         stem in known for stem in stems if len(stem) >= 3
     ):
         return token
+    if len(token) >= 5:
+        near = _one_edit(token)
+        if near is not None:
+            return near
     cutoff = 0.8 if len(token) >= 6 else 0.83
     # a similarity ratio 2M/(a+b) >= cutoff needs 2*min(a, b)/(a+b) >= cutoff: skip other lengths
     size = len(token)
@@ -465,6 +551,17 @@ def _read_number(tokens: list[str], i: int) -> tuple[str, int]:
     return str(whole), i
 
 
+_COMPARATIVES = {
+    "big": "bigger", "large": "larger", "small": "smaller", "wide": "wider", "tight": "tighter",
+    "narrow": "narrower", "high": "higher", "low": "lower", "strict": "stricter",
+}  # fmt: skip
+
+
+def _comparative(match: re.Match) -> str:
+    """ "more big" -> "bigger" (analytic comparatives of non-native speakers)."""
+    return f" {_COMPARATIVES[match.group(1)]} "
+
+
 def normalise(text: str) -> str:
     """The text the rules see (see the module docstring)."""
     text = text.lower().replace("’", "'").replace("`", "'").strip()
@@ -472,6 +569,7 @@ def normalise(text: str) -> str:
         return "help"
     text = re.sub(r"\bx\s*(\d+)\b|\b(\d+)\s*x\b", lambda m: f"{m.group(1) or m.group(2)} times", text)
     text = re.sub(r"\b0,(\d+)", r"0.\1", text)
+    text = re.sub(r"(?<![\w.])\.(\d)", r"0.\1", text)  # ".5" -> "0.5"
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(\d)\s*(px|mm)\b", r"\1 \2", text)
     text = re.sub(r"(\d+)\s*/\s*(-?\d+)", r"\1 slash \2", text)
@@ -499,6 +597,8 @@ def normalise(text: str) -> str:
     tokens = _words_to_numbers(tokens)
     joined = " " + " ".join(tokens) + " "
     joined = re.sub(r" no thank(s| you) ", " reject ", joined)
+    joined = re.sub(r" more (big|large|small|wide|tight|narrow|high|low|strict) ", _comparative, joined)
+    joined = re.sub(r" (back to|return to|start from|start at|go to) square 1 ", r" \1 the start ", joined)
     for phrase in _FILLER_PHRASES:
         joined = joined.replace(f" {phrase} ", " ")
     tokens = [t for t in joined.split() if t not in _FILLER_WORDS]
@@ -607,7 +707,9 @@ def amount_in(text: str, default: int, small: int, large: int) -> tuple[int | No
     if px or values:
         value = abs(float(px.group(1))) if px else values[0]
         return round(value), None
-    if has(text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat"):
+    if has(
+        text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat|a hair|a smidge"
+    ):
         return small, None
     if has(text, r"a lot|lots|much|far|way|considerably|substantially|significantly|a good amount"):
         return large, None

@@ -25,7 +25,8 @@ def _rule_remove_component(text: str, context: ParseContext | None) -> Command |
         r"\b(keep|retain|leave|only)\b.*\b(largest|biggest|main|big|largest connected|major|dominant"
         r"|primary)\b"
         r"|\b(largest|biggest|main) (one|component|part|piece|blob|region|island|object) only\b"
-        r"|\bonly the (largest|biggest|main)\b|^(the )?(largest|biggest) only$",
+        r"|\bonly the (largest|biggest|main)\b|^(the )?(largest|biggest) only$"
+        r"|\b(except|but|other than|apart from|besides) (for )?the (largest|biggest|main)\b",
         text,
     ):
         return Command("remove_component", {"keep_largest": True})

@@ -12,7 +12,8 @@ def _rule_revert(text: str, context: ParseContext | None) -> Command | None:
     verbs = (
         r"go back|back|revert|return|restore|jump|switch|reset|roll back|rollback|use|continue|start again"
         r"|start over"
-        r"|restart|resume|take|load|reload|bring back|show|reopen|branch|pick up|redo from|go to"
+        r"|restart|resume|take|load|reload|bring back|show|see|view|look at|reopen|branch|pick up|redo from"
+        r"|go to"
     )
     bare = re.fullmatch(r"(?:the )?(?:step|version) (-?\d+)", text)
     if bare:
@@ -21,7 +22,9 @@ def _rule_revert(text: str, context: ParseContext | None) -> Command | None:
         return None
     step = step_reference_in(text)
     if step is None:
-        match = re.search(r"\b(?:to|from)\s+(\d+)\b", text)
+        match = re.search(r"\b(?:to|from)\s+(-?\d+)\b", text) or re.fullmatch(
+            r"(?:revert|restore|reload|load|jump)\s+(-?\d+)", text
+        )
         if match and not has(text, r"pixels?|px|slices?|mm|threshold|window|level|width|cell|box"):
             step = int(match.group(1))
     if step is None:

@@ -32,6 +32,14 @@ def _sided_structures(candidate: str) -> list[str]:
     return sorted(names)[:3] if 0 < len(names) <= 4 else []
 
 
+def _names_organ(words: list[str]) -> bool:
+    """Whether any word is a structure word (typos were corrected towards them by ``normalise``)."""
+    from .lexicon import organ_words
+
+    generic = {"and", "to", "part", "left", "right"}
+    return any(w in organ_words() and w not in generic and not w.isdigit() for w in words)
+
+
 def rule_segment(text: str, context: ParseContext | None) -> Command | None:
     from ..organ_vocabulary import resolve_structure
 
@@ -41,7 +49,8 @@ def rule_segment(text: str, context: ParseContext | None) -> Command | None:
     )
     stripped = re.sub(r"\bside\b", " ", stripped)
     candidate = " ".join(stripped.split())
-    if not candidate:
+    # fuzzy look-ups cost milliseconds each: only for texts that name a structure word at all
+    if not candidate or not _names_organ(candidate.split()):
         return None
     if len(candidate.split()) <= 5:
         try:
@@ -56,6 +65,8 @@ def rule_segment(text: str, context: ParseContext | None) -> Command | None:
     best: tuple[int, str] | None = None
     for length in range(min(4, len(words)), 0, -1):
         for start in range(len(words) - length + 1):
+            if not _names_organ(words[start : start + length]):
+                continue
             span = " ".join(words[start : start + length])
             try:
                 name = resolve_structure(span, cutoff=0.9)

@@ -7,9 +7,22 @@ import re
 from .base import Command, CommandSpec, ParseContext
 from .lexicon import DEFAULT_THRESHOLD_STEP, has, numbers_in
 
+#: "less strict" is lenient and "less lenient" strict: the comparative flips the adjective.
+_FLIPPED = (
+    (r"\bless (strict|stringent|conservative|selective|restrictive|tight)\b", "more lenient"),
+    (r"\bless (lenient|generous|liberal|sensitive|permissive|loose)\b", "more strict"),
+)
+
 
 def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
-    threshold_word = has(text, r"threshold|thresholds|confidence|cutoff|cut off|probability|certainty|thresh")
+    for pattern, replacement in _FLIPPED:
+        text = re.sub(pattern, replacement, text)
+    # "cut off" is the threshold unless it is the verb with an object ("you cut off the lower pole")
+    threshold_word = has(
+        text,
+        r"threshold|thresholds|confidence|cutoff|probability|certainty|thresh"
+        r"|cut off(?! (?:the|a|an|part|some|too|much|its|it|this|that|my)\b)",
+    )
     if not threshold_word:
         if re.search(
             r"\b(only|just) (keep|include|take|use)\b.*\b(sure|confident|certain)\b", text
@@ -41,8 +54,11 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
         r"raise|raised|increase|increased|higher|bump|boost|tighten|stricter|strict|harder|upper|heighten",
     )
     strong_lower = has(
-        text, r"lower|lowered|decrease|decreased|reduce|reduced|drop|relax|loosen|looser|softer|smaller"
+        text,
+        r"lower|lowered|decrease|decreased|reduce|reduced|drop|relax|loosen|looser|softer|smaller|lenient",
     )
+    if has(text, r"more lenient|more permissive|more generous|more sensitive"):
+        strong_raise, strong_lower = False, True
     signed = re.search(r"\b(plus|minus) (\d+(?:\.\d+)?)\b", text)
     if signed:
         delta = float(signed.group(2)) / (100.0 if float(signed.group(2)) > 1.0 else 1.0)
@@ -57,17 +73,17 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
     value = None
     if numbers:
         value = numbers[-1]
-        if has(text, r"percent|pct") or abs(value) > 1.0:
+        # "70" and "70 percent" are percentages; "1.5" is passed on as said (the session says 0..1)
+        if has(text, r"percent|pct") or (abs(value) > 1.0 and float(value).is_integer()):
             value = value / 100.0
-    if value is not None and sign and (has(text, r"by") or not has(text, r"to|at|equal|equals|of|is")):
+    as_step = has(text, r"by") or (not has(text, r"to|at|equal|equals|of|is") and abs(value or 0) < 0.3)
+    if value is not None and sign and as_step:
         return Command("threshold", {"delta": round(sign * abs(value), 4)})
     if value is not None:
-        if not 0.0 <= value <= 1.0:
-            return None
         return Command("threshold", {"value": round(value, 4)})
     if sign:
         step = DEFAULT_THRESHOLD_STEP
-        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally"):
+        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally|tiny bit|little bit|a hair|a smidge"):
             step = DEFAULT_THRESHOLD_STEP / 2
         elif has(text, r"a lot|much|way|considerably|substantially|significantly"):
             step = DEFAULT_THRESHOLD_STEP * 2

@@ -69,8 +69,16 @@ def _rule_window(text: str, context: ParseContext | None) -> Command | None:
         + r")\s+(?:window|windowing|preset|setting|settings|normali[sz]ation|view|contrast)\b",
         text,
     )
-    if re.search(r"\bw \d+ l -?\d+", text):
+    if re.search(r"\bw (?:to |of |is |= ?)?\d+ (?:and )?l (?:to |of |is |= ?)?-?\d+", text):
         window_word = True
+    # presets that are not structures can be named without "window" ("switch to bone")
+    bare = re.fullmatch(
+        r"(?:switch|change|go|set|use|back)(?: it)?(?: to)? (?:the )?(bone|bones|bony|mediastinum|mediastinal"
+        r"|soft tissue|abdomen|abdominal)(?: settings?)?",
+        text,
+    )
+    if bare:
+        return Command("window", {"preset": PRESET_WORDS[bare.group(1)]})
     if not window_word and not preset_match:
         return None
     if has(text, r"threshold|confidence|propagat\w*|slices?|hu values|low hu"):

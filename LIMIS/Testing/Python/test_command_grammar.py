@@ -86,8 +86,9 @@ def test_the_fresh_heldout_batch_parses_at_least_90_percent(matcher):
 
 @pytest.mark.semantic
 def test_the_semantic_matcher_catches_paraphrases_no_rule_knows(matcher):
-    assert parse_with_rules("show me what the different corrections would look like") is None
-    command = parse_command("show me what the different corrections would look like", semantic=True)
+    # the rules learnt "different corrections" from the held-out batches; "various outcomes" they do not
+    assert parse_with_rules("show me what the various outcomes would look like") is None
+    command = parse_command("show me what the various outcomes would look like", semantic=True)
     assert command.kind == "examples" and command.source == "semantic"
 
 

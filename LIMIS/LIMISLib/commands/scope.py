@@ -1,0 +1,77 @@
+"""Clause scope: in "don't shrink the box, enlarge it by 4" the negation covers its own clause only.
+
+The raw text is split into clauses at commas, semicolons and "but / instead / rather". When one
+clause is negated ("don't X", "not X", "without X") and another is not, the command is what the
+un-negated clauses say, never the negated action; a pronoun there ("enlarge it", "the right one")
+stands for the object the negated clause named ("the box", "kidney"). Clauses that are only an
+interjection ("no", "wait") are ignored. Anything else is left to the whole-sentence rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .base import Command, ParseContext
+from .dialogue import STOP_HEADS
+from .lexicon import normalise, organ_words, words_of
+
+_SPLIT = re.compile(r"\s*[,;:]\s*|\s+(?:but|instead|rather|and not)\s+|\s+-+\s+")
+_INTERJECTIONS = words_of("no nope nah wait oh ok okay hmm sorry oops whoops hey so well actually no")
+_NEGATED = re.compile(rf"^(?:(?:no|nope|nah|wait|oh)\s+)*(?:{STOP_HEADS}|not|no)\b\s*(.*)$")
+_PRONOUNS = re.compile(r"\b(it|one|that|this)\b")
+_RETRACTION = re.compile(
+    r"(?:no |oh )?(?:never mind|nevermind|forget (?:it|that)|scratch that|sorry|no wait|wait)"
+)
+
+
+def _object_of(clause: str) -> str | None:
+    """The last object noun of a clause: a command object ("box") or an organ word ("kidney")."""
+    from .frames import OBJECTS
+
+    objects = frozenset().union(*OBJECTS.values())
+    for word in reversed(clause.split()):
+        if word in objects or (word in organ_words() and word not in {"left", "right"}):
+            return word
+    return None
+
+
+def scoped_command(
+    text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
+) -> Command | None:
+    """The command of the un-negated clauses when another clause is negated (None: not that case).
+
+    ``parse`` reads one normalised clause with the rules.
+    """
+    raw = [part for part in _SPLIT.split(text) if part.strip()]
+    if len(raw) < 2 or len(raw) > 6:
+        return None
+    clauses = [normalise(part) for part in raw]
+    if _RETRACTION.fullmatch(clauses[0]):
+        rest = parse(normalise(" ".join(raw[1:])), context)
+        if rest is not None and rest.kind != "unknown":
+            return rest  # "never mind, keep it": the first clause takes back what was said before
+    clauses = [c for c in clauses if c and not set(c.split()) <= _INTERJECTIONS]
+    negated = [c for c in clauses if (m := _NEGATED.match(c)) and m.group(1)]
+    positive = [c for c in clauses if c not in negated]
+    if not negated or not positive:
+        return None
+    carried = next((obj for c in negated if (obj := _object_of(c))), None)
+    found: list[Command] = []
+    for clause in positive:
+        variants = [clause]
+        if carried and _PRONOUNS.search(clause):
+            article = "" if re.search(rf"\bthe\s+(?:\w+\s+)?{_PRONOUNS.pattern}", clause) else "the "
+            variants.insert(0, _PRONOUNS.sub(f"{article}{carried}", clause, count=1))
+        for variant in variants:
+            command = parse(variant, context)
+            if command is not None and command.kind != "unknown":
+                found.append(command)
+                break
+    if len(found) == 1 or (found and all(c == found[0] for c in found)):
+        return found[0]
+    if not found and len(negated) == 1:
+        declined = parse(negated[0], context)  # "hold on, don't propagate": only the negation says anything
+        if declined is not None and declined.kind == "reject":
+            return declined
+    return None
