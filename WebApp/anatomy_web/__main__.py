@@ -58,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Serving on http://{args.host}:{app.server.port}/", flush=True)
 
     app.server.controller.on_server_ready.add(announce)
-    app.server.start(host=args.host, port=args.port, open_browser=False, show_connection_info=False)
+    try:
+        app.server.start(host=args.host, port=args.port, open_browser=False, show_connection_info=False)
+    except OSError as error:  # port taken, address not on this machine
+        print(f"anatomy_web: error: cannot serve on {args.host}:{args.port}: {error.strerror or error}; "
+              "choose another --port", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 

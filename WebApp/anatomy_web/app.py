@@ -84,7 +84,11 @@ class AnatomyWebApp(TrameApp):
         self.workbench = Workbench(data_dir, output_dir)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anatomy-web")
         self.slicer_app = SlicerApp()
-        register_rca_factories(self.slicer_app.view_manager, self.server)
+        import slicer
+
+        slicer.mrmlScene = self.slicer_app.scene  # helpers that default to Slicer's scene use this one
+        # a few frames per second are enough for a teaching page and leave the CPU to the tools
+        register_rca_factories(self.slicer_app.view_manager, self.server, target_fps=15.0, blur_fps=5.0)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         axial, threed = ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.threed_view()
         coronal, sagittal = ViewLayoutDefinition.coronal_view(), ViewLayoutDefinition.sagittal_view()
@@ -109,6 +113,7 @@ class AnatomyWebApp(TrameApp):
         s.status_text = "Press Load sample, or open a CT from the data folder."
         s.status_error = False
         s.busy = False
+        s.jobs_done = 0  # finished jobs (ok or failed): page tests wait for it to grow
         s.active_tab = "limis"
         s.files = []
         s.file_choice = ""
@@ -128,6 +133,7 @@ class AnatomyWebApp(TrameApp):
         s.dap_rows = []
         s.dap_report = ""
         s.dap_systems = []
+        s.dap_weights_missing = self.workbench.dap_weights_missing()
         s.cc_rows = []
         s.cc_summary = []
         s.cc_counts = ""
@@ -167,6 +173,7 @@ class AnatomyWebApp(TrameApp):
         finally:
             with self.state:
                 self.state.busy = False
+                self.state.jobs_done += 1
         return None
 
     # ------------------------------------------------------------------ loading
@@ -190,6 +197,7 @@ class AnatomyWebApp(TrameApp):
         s.dap_rows, s.dap_report, s.dap_systems, s.dap_progress, s.dap_progress_text = [], "", [], 0, ""
         s.cc_rows, s.cc_summary, s.cc_counts = [], [], ""
         s.status_text, s.status_error = message, False
+        self.on_tab(s.active_tab)
         self.refresh_files()
 
     async def on_load_sample(self) -> None:
@@ -216,20 +224,16 @@ class AnatomyWebApp(TrameApp):
         await self.run_job(f"Opening {name}", lambda: self.workbench.open_file(name, role), done)
 
     # ------------------------------------------------------------------ LIMIS
-    def _red_slice_index(self) -> int | None:
-        session = self.workbench.limis
-        ras = self.display.red_slice_ras()
-        if session is None or ras is None:
-            return None
-        return int(session.geometry.slice_index_of_ras(ras))
-
     def _show_limis(self, status) -> None:
         s = self.state
         s.limis_reply = status.reply
         s.limis_history = status.history
         s.limis_pending = status.pending or ""
         self.display.show_limis(self.workbench.limis, status.changed_masks)
-        s.status_text = "LIMIS: " + ("done" if status.ok else "the command changed nothing (see the reply)")
+        self.on_tab(s.active_tab)
+        s.status_text = f"LIMIS: {status.command!r} " + (
+            "done" if status.ok else "changed nothing (see the reply)"
+        )
         s.status_error = False
 
     async def on_limis_command(self, text: str | None = None) -> None:
@@ -240,14 +244,11 @@ class AnatomyWebApp(TrameApp):
             self.state.limis_typed = [*self.state.limis_typed, text]
             self.state.limis_pos = len(self.state.limis_typed)
             self.state.limis_text = ""
-        wb = self.workbench
-        # the session is created first so that the axial view's slice (read on the loop's thread,
-        # MRML) maps onto its geometry
-        if wb.limis is None and "ct" in wb.volumes:
-            await self.run_job("Starting LIMIS", wb.limis_session)
-        slice_index = self._red_slice_index()
+        slice_ras = self.display.red_slice_ras()  # MRML: read on the loop's thread
         await self.run_job(
-            f"LIMIS: {text}", lambda: wb.limis_command(text, slice_index=slice_index), self._show_limis
+            f"LIMIS: {text}",
+            lambda: self.workbench.limis_command(text, slice_ras=slice_ras),
+            self._show_limis,
         )
 
     async def on_limis_revert(self, step_index: int) -> None:
@@ -279,9 +280,34 @@ class AnatomyWebApp(TrameApp):
             s.dap_report = result.report.to_text()
             s.dap_systems = [{"name": k, "visible": v} for k, v in self.display.dap_systems().items()]
             s.status_text = f"DAP Atlas rules done: {len(s.dap_rows)} structures."
+            self.on_tab(s.active_tab)
 
         await self.run_job(
             "Running the DAP Atlas rules", lambda: self.workbench.dap_postprocess(report), done
+        )
+
+    async def on_dap_inference(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def report(fraction: float, message: str) -> None:
+            def update():
+                with self.state:
+                    self.state.dap_progress = round(100 * fraction)
+                    self.state.dap_progress_text = f"model: {message}"
+
+            loop.call_soon_threadsafe(update)
+
+        def done(labels):
+            self.display.show_dap(labels)
+            s = self.state
+            s.dap_progress, s.dap_progress_text = 100, "model done; run the rules next"
+            s.loaded = [f"{ROLES[role]}: {source}" for role, source in self.workbench.sources.items()]
+            s.dap_systems = [{"name": k, "visible": v} for k, v in self.display.dap_systems().items()]
+            s.status_text = "DAP Atlas model done: the CT is segmented; run the rules to post-process it."
+            self.on_tab(s.active_tab)
+
+        await self.run_job(
+            "Segmenting the CT with the DAP Atlas model", lambda: self.workbench.dap_inference(report), done
         )
 
     def on_dap_system(self, system: str, visible: bool) -> None:
@@ -317,6 +343,7 @@ class AnatomyWebApp(TrameApp):
             if wb.cc_regions is not None:
                 self.display.show_regions(*wb.cc_regions)
             s.status_text = f"CC-Metrics done: {len(rows)} components; click a row to jump to the lesion."
+            self.on_tab(s.active_tab)
 
         await self.run_job("Running CC-Metrics", self.workbench.cc_evaluate, done)
 
@@ -329,7 +356,19 @@ class AnatomyWebApp(TrameApp):
         self.set_status(f"Centred the views on lesion {r['component_id']}.")
 
     def on_cc_regions_visible(self, visible) -> None:
-        self.display.set_visible("cc_regions", bool(visible))
+        self.display.set_visible("cc_regions", bool(visible) and self.state.active_tab == "cc")
+
+    def on_tab(self, tab: str) -> None:
+        """Each tool shows its own overlays: LIMIS its mask, DAP its map, CC-Metrics lesions and regions."""
+        shown = {
+            "limis": {"limis", "limis_box", "limis_clicks"},
+            "dap": {"dap"},
+            "cc": {"lesions", "prediction", "cc_regions"}
+            if self.state.cc_regions_visible
+            else {"lesions", "prediction"},
+        }.get(tab, set())
+        for key in ("limis", "limis_box", "limis_clicks", "dap", "lesions", "prediction", "cc_regions"):
+            self.display.set_visible(key, key in shown)
 
     # ------------------------------------------------------------------ page
     def _build_ui(self) -> None:
@@ -340,8 +379,10 @@ class AnatomyWebApp(TrameApp):
         self.server.trigger("limis_revert")(self.on_limis_revert)
         self.server.trigger("dap_postprocess")(self.on_dap_postprocess)
         self.server.trigger("dap_system")(self.on_dap_system)
+        self.server.trigger("dap_inference")(self.on_dap_inference)
         self.server.trigger("cc_run")(self.on_cc_run)
         self.server.trigger("cc_row")(self.on_cc_row)
+        self.state.change("active_tab")(lambda active_tab, **_: self.on_tab(active_tab))
         self.state.change("cc_regions_visible")(
             lambda cc_regions_visible, **_: self.on_cc_regions_visible(cc_regions_visible)
         )
@@ -389,7 +430,11 @@ class AnatomyWebApp(TrameApp):
                 v3.VProgressCircular(indeterminate=True, v_show=("busy",), size=20, classes="mx-3")
             with (
                 self.ui.content,
-                html.Div(style="display:flex; flex-direction:row; height:100%; width:100%;"),
+                html.Div(
+                    # exactly the window below the app bar: a long table scrolls in its column
+                    style="display:flex; flex-direction:row; width:100%; overflow:hidden; "
+                    "height: calc(100vh - var(--v-layout-top, 64px) - var(--v-layout-bottom, 0px));"
+                ),
             ):
                 self._build_views()
                 self._build_tools()
@@ -411,10 +456,10 @@ class AnatomyWebApp(TrameApp):
                 self._view("Yellow", "sagittal-view", "flex: 1 1 0;")
 
     def _build_tools(self) -> None:
-        with html.Div(style="flex: 0 0 440px; overflow-y:auto; padding:6px;"):
+        with html.Div(style="flex: 0 0 440px; height:100%; overflow-y:auto; padding:6px;"):
             html.Div(
                 "{{ status_text }}",
-                raw_attrs=testid("status"),
+                raw_attrs=[*testid("status"), ':data-jobs="jobs_done"', ':data-busy="busy"'],
                 classes=("status_error ? 'text-red-lighten-2' : 'text-green-lighten-2'",),
                 style="min-height:40px; font-size:13px; padding:4px; border:1px solid #444; "
                 "border-radius:4px;",
@@ -502,6 +547,18 @@ class AnatomyWebApp(TrameApp):
                 "The DAP Atlas anatomical rules on the loaded DAP model output (the sample: the phantom "
                 "labels with simulated model errors), then per-structure statistics.",
                 style="font-size:12px; color:#aaa;",
+            )
+            v3.VBtn(
+                "Segment the CT (DAP model)",
+                click="trigger('dap_inference')",
+                disabled=("busy || !!dap_weights_missing",),
+                classes="my-2 mr-2",
+                raw_attrs=testid("dap-inference"),
+            )
+            html.Div(
+                "{{ dap_weights_missing }}",
+                v_show=("dap_weights_missing",),
+                style="font-size:11px; color:#aaa;",
             )
             v3.VBtn(
                 "Run the anatomical rules",

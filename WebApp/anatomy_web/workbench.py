@@ -57,6 +57,7 @@ class NothingLoadedError(AnatomyToolkitError):
 class LimisStatus:
     """What the LIMIS panel shows after a command."""
 
+    command: str
     reply: str
     ok: bool
     model: str
@@ -217,25 +218,31 @@ class Workbench:
             return self.dap_result.labels
         return self.volumes.get("labels")
 
-    def limis_command(self, text: str, slice_index: int | None = None) -> LimisStatus:
-        """Run one typed command on ``slice_index`` (the slice shown in the axial view)."""
+    def limis_command(
+        self, text: str, slice_index: int | None = None, *, slice_ras: np.ndarray | None = None
+    ) -> LimisStatus:
+        """Run one typed command on ``slice_index``, or on the axial slice through ``slice_ras``
+        (a RAS point of the slice the axial view shows)."""
         from LIMISLib import parse_command
 
         session = self.limis_session()
+        if slice_index is None and slice_ras is not None:
+            slice_index = int(session.geometry.slice_index_of_ras(np.asarray(slice_ras, dtype=float)))
         if slice_index is not None and 0 <= slice_index < session.geometry.n_slices:
             session.set_active_slice(int(slice_index))
         command = session.with_default_box(parse_command(text, session.parse_context()))
         reply = session.apply(command)
-        return self._limis_status(reply.message, reply.ok, session.masks_to_write(reply))
+        return self._limis_status(text, reply.message, reply.ok, session.masks_to_write(reply))
 
     def limis_revert(self, step_index: int) -> LimisStatus:
         """Go back to a step of the active slice's history (the history item clicked)."""
         return self.limis_command(f"revert to step {int(step_index)}")
 
-    def _limis_status(self, message: str, ok: bool, masks: dict[int, np.ndarray]) -> LimisStatus:
+    def _limis_status(self, text: str, message: str, ok: bool, masks: dict[int, np.ndarray]) -> LimisStatus:
         session = self.limis
         active = session.active
         return LimisStatus(
+            command=text,
             reply=f"{message} ({self.limis_model})",
             ok=ok,
             model=self.limis_model,
@@ -264,6 +271,29 @@ class Workbench:
         ]
 
     # ------------------------------------------------------------------ DAP Atlas
+    @staticmethod
+    def dap_weights_missing() -> str:
+        """'' when the DAP Atlas model is installed, else the one-line install hint."""
+        from DAPAtlasLib.model_weights import DEFAULT_MODEL, install_hint, weights_manager
+
+        manager = weights_manager()
+        return "" if manager.is_installed(DEFAULT_MODEL) else install_hint(DEFAULT_MODEL, manager)
+
+    def dap_inference(self, progress: Callable[[float, str], None] | None = None) -> Volume:
+        """Segment the CT with the released DAP Atlas model (one fold on a CPU); the result becomes
+        the model output the rules post-process."""
+        from DAPAtlasLib.device_selection import cuda_free_bytes
+        from DAPAtlasLib.inference import segment
+        from DAPAtlasLib.model_weights import DEFAULT_MODEL
+
+        ct = self.require("ct")
+        labels = segment(
+            ct, DEFAULT_MODEL, folds=None if cuda_free_bytes() else [0], sex=self.sex, progress=progress
+        )
+        self.volumes["dap_input"], self.sources["dap_input"] = labels, "DAP Atlas model (this session)"
+        self.dap_result, self.dap_stats = None, []
+        return labels
+
     def dap_postprocess(self, progress: Callable[[str, int, int], None] | None = None):
         """The DAP Atlas anatomical rules on the DAP input (or the label map); per-structure statistics."""
         from DAPAtlasLib.postprocess import postprocess
