@@ -50,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("anatomy_web").setLevel(logging.INFO)
-    from .app import AnatomyWebApp
+    try:
+        from .app import AnatomyWebApp
+    except ImportError as error:  # the "web" extra is missing
+        print(
+            f"anatomy_web: error: {error}; install the web extra (./scripts/setup_env.sh web, or "
+            "pip install -e '.[web]') or start through ./scripts/run_web_app.sh",
+            file=sys.stderr,
+        )
+        return 2
 
     app = AnatomyWebApp(data_dir=data, output_dir=output)
 
