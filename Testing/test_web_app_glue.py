@@ -171,6 +171,26 @@ def test_limis_without_weights_segments_the_liver_with_the_baseline_and_reverts(
     assert np.array_equal(reverted.changed_masks[index], step0)
 
 
+def test_a_dragged_box_is_a_new_step_segmented_inside_it(sample):
+    index, _ = _liver_slice(sample)
+    sample.limis_command("segment the liver", slice_index=index)
+    steps = len(sample.limis_history())
+    rows, columns = sample.limis.geometry.image_shape
+    box = (columns * 0.25, rows * 0.25, columns * 0.6, rows * 0.7)
+    status = sample.limis_set_box(box, index)
+    assert status.ok and len(status.history) == steps + 1 and status.history[-1]["current"]
+    mask = status.changed_masks[index]
+    x0, y0, x1, y1 = (
+        int(np.floor(box[0])),
+        int(np.floor(box[1])),
+        int(np.ceil(box[2])),
+        int(np.ceil(box[3])),
+    )
+    outside = mask.copy()
+    outside[y0:y1, x0:x1] = False
+    assert mask.any() and not outside.any()  # the model only sees the box
+
+
 def test_a_limis_command_that_fails_changes_nothing(sample):
     before = sample.limis_history()
     status = sample.limis_command("revert to step 99")

@@ -15,7 +15,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from trame.app import TrameApp
+from trame.app import TrameApp, asynchronous
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_slicer.core import LayoutManager, SlicerApp
@@ -101,7 +101,7 @@ class AnatomyWebApp(TrameApp):
             ),
         )
         self.slicer_app.view_manager.set_current_view_ids([v.singleton_tag for v in self.views.values()])
-        self.display = SceneDisplay(self.slicer_app)
+        self.display = SceneDisplay(self.slicer_app, on_box_moved=self.on_box_moved)
         self._init_state()
         self._build_ui()
         self.refresh_files()
@@ -249,6 +249,22 @@ class AnatomyWebApp(TrameApp):
             f"LIMIS: {text}",
             lambda: self.workbench.limis_command(text, slice_ras=slice_ras),
             self._show_limis,
+        )
+
+    def on_box_moved(self, roi_node) -> None:
+        """The LIMIS box was dragged in a view: segment again in the new box (a new step)."""
+        from LIMISLib.mrml_nodes import box_from_roi
+
+        session = self.workbench.limis
+        if session is None or session.target is None:
+            return
+        box, slice_index = box_from_roi(session.geometry, roi_node)  # MRML: on the loop's thread
+        asynchronous.create_task(
+            self.run_job(
+                "LIMIS: box dragged",
+                lambda: self.workbench.limis_set_box(box, slice_index),
+                self._show_limis,
+            )
         )
 
     async def on_limis_revert(self, step_index: int) -> None:

@@ -23,10 +23,11 @@ LESION_COLORS = {"lesions": (0.2, 0.9, 0.3), "prediction": (0.95, 0.25, 0.2)}
 class SceneDisplay:
     """Nodes of the page in one scene: the CT and one segmentation per tool."""
 
-    def __init__(self, slicer_app) -> None:
+    def __init__(self, slicer_app, *, on_box_moved=None) -> None:
         self.app = slicer_app
         self.scene = slicer_app.scene
         self.nodes: dict[str, Any] = {}
+        self.on_box_moved = on_box_moved  # called with the ROI node after the user dragged it
 
     # ------------------------------------------------------------------ helpers
     def _remove(self, key: str) -> None:
@@ -123,6 +124,7 @@ class SceneDisplay:
             for key in ("limis_box", "limis_clicks"):
                 self._remove(key)
             return
+        new = self.nodes.get("limis_box") is None
         roi = box_to_roi(
             session.geometry,
             step.box_xyxy,
@@ -130,8 +132,15 @@ class SceneDisplay:
             scene=self.scene,
             node=self.nodes.get("limis_box"),
         )
-        self._markup_style(roi, locked=True)
+        self._markup_style(roi, locked=self.on_box_moved is None)
         self.nodes["limis_box"] = roi
+        if new and self.on_box_moved is not None:
+            import slicer
+
+            roi.AddObserver(
+                slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent,
+                lambda node, _event: self.on_box_moved(node),
+            )
         if step.state.clicks:
             clicks = clicks_to_points(
                 session.geometry,

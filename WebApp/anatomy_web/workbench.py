@@ -234,6 +234,14 @@ class Workbench:
         reply = session.apply(command)
         return self._limis_status(text, reply.message, reply.ok, session.masks_to_write(reply))
 
+    def limis_set_box(self, box_xyxy, slice_index: int) -> LimisStatus:
+        """The box dragged in the view (display pixels) on ``slice_index``: a new step there."""
+        session = self.limis_session()
+        session.set_active_slice(int(slice_index))
+        reply = session.set_box(tuple(float(v) for v in box_xyxy))
+        text = "box " + " ".join(f"{v:.0f}" for v in box_xyxy)
+        return self._limis_status(text, reply.message, reply.ok, session.masks_to_write(reply))
+
     def limis_revert(self, step_index: int) -> LimisStatus:
         """Go back to a step of the active slice's history (the history item clicked)."""
         return self.limis_command(f"revert to step {int(step_index)}")
