@@ -191,6 +191,17 @@ def test_a_dragged_box_is_a_new_step_segmented_inside_it(sample):
     assert mask.any() and not outside.any()  # the model only sees the box
 
 
+def test_a_click_in_the_view_lands_on_its_pixel_and_slice(sample):
+    index, _ = _liver_slice(sample)
+    status = sample.limis_command("segment the liver", slice_index=index)
+    rows, columns = np.nonzero(status.changed_masks[index])
+    x, y = columns[len(columns) // 2] + 0.5, rows[len(rows) // 2] + 0.5  # a pixel of the mask
+    ras = sample.limis.geometry.pixel_to_ras([(x, y)], index)[0]
+    clicked = sample.limis_click(ras, positive=False)
+    assert clicked.ok and clicked.slice_index == index and "negative click" in clicked.history[-1]["command"]
+    assert not clicked.changed_masks[index][int(y), int(x)]
+
+
 def test_a_limis_command_that_fails_changes_nothing(sample):
     before = sample.limis_history()
     status = sample.limis_command("revert to step 99")

@@ -102,6 +102,9 @@ class AnatomyWebApp(TrameApp):
         )
         self.slicer_app.view_manager.set_current_view_ids([v.singleton_tag for v in self.views.values()])
         self.display = SceneDisplay(self.slicer_app, on_box_moved=self.on_box_moved)
+        red = self.display.red_view()
+        if red is not None:
+            red.interactor().AddObserver("LeftButtonPressEvent", self.on_red_click, 1.0)
         self._init_state()
         self._build_ui()
         self.refresh_files()
@@ -128,6 +131,7 @@ class AnatomyWebApp(TrameApp):
         s.limis_history = []
         s.limis_reply = "Type a command, e.g. 'segment the liver'."
         s.limis_pending = ""
+        s.limis_click_mode = ""  # "", "positive" or "negative": what a click in the axial view adds
         s.dap_progress = 0
         s.dap_progress_text = ""
         s.dap_rows = []
@@ -249,6 +253,23 @@ class AnatomyWebApp(TrameApp):
             f"LIMIS: {text}",
             lambda: self.workbench.limis_command(text, slice_ras=slice_ras),
             self._show_limis,
+        )
+
+    def on_red_click(self, interactor, _event) -> None:
+        """A left click in the axial view while a click mode is on: a LIMIS point there."""
+        mode = self.state.limis_click_mode
+        session = self.workbench.limis
+        if not mode or session is None or session.target is None or self.state.busy:
+            return
+        ras = self.display.red_xy_to_ras(*interactor.GetEventPosition())
+        if ras is None:
+            return
+        asynchronous.create_task(
+            self.run_job(
+                f"LIMIS: {mode} click",
+                lambda: self.workbench.limis_click(ras, positive=mode == "positive"),
+                self._show_limis,
+            )
         )
 
     def on_box_moved(self, roi_node) -> None:
@@ -545,6 +566,18 @@ class AnatomyWebApp(TrameApp):
                 html.Span(
                     " waiting for: {{ limis_pending }}", v_show=("limis_pending",), style="font-size:12px;"
                 )
+            with html.Div(classes="my-1", style="font-size:12px;"):
+                html.Span("Click in the axial view adds: ")
+                with v3.VBtnToggle(
+                    v_model=("limis_click_mode",),
+                    density="compact",
+                    divided=True,
+                    variant="outlined",
+                    raw_attrs=testid("limis-click-mode"),
+                ):
+                    v3.VBtn("nothing", value="", size="small")
+                    v3.VBtn("+ point", value="positive", size="small")
+                    v3.VBtn("- point", value="negative", size="small")
             html.Div(
                 "Steps of this slice (click = go back to that step)", style="font-size:12px; color:#aaa;"
             )

@@ -54,6 +54,21 @@ class SceneDisplay:
         for view in self.slice_views():
             view.get_view_node().JumpSliceByCentering(r, a, s)
 
+    def red_view(self):
+        for view in self.slice_views():
+            if view.get_singleton_tag() == "Red":
+                return view
+        return None
+
+    def red_xy_to_ras(self, x: float, y: float) -> np.ndarray | None:
+        """RAS (mm) of a pixel of the axial view (interactor coordinates, origin bottom left)."""
+        node = self.red_slice_node()
+        if node is None:
+            return None
+        matrix = node.GetXYToRAS()
+        m = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+        return (m @ np.array([float(x), float(y), 0.0, 1.0]))[:3]
+
     def red_slice_ras(self) -> np.ndarray | None:
         node = self.red_slice_node()
         if node is None:

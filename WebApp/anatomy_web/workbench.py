@@ -242,6 +242,16 @@ class Workbench:
         text = "box " + " ".join(f"{v:.0f}" for v in box_xyxy)
         return self._limis_status(text, reply.message, reply.ok, session.masks_to_write(reply))
 
+    def limis_click(self, point_ras, *, positive: bool = True) -> LimisStatus:
+        """A point clicked in the axial view (RAS mm): a positive or negative click on its slice."""
+        session = self.limis_session()
+        pixels, _ = session.geometry.ras_to_pixel(np.asarray(point_ras, dtype=float).reshape(1, 3))
+        session.set_active_slice(session.geometry.slice_index_of_ras(np.asarray(point_ras, dtype=float)))
+        x, y = (float(v) for v in pixels[0])
+        reply = session.click(x, y, positive=positive)
+        text = f"{'positive' if positive else 'negative'} click at ({x:.0f}, {y:.0f})"
+        return self._limis_status(text, reply.message, reply.ok, session.masks_to_write(reply))
+
     def limis_revert(self, step_index: int) -> LimisStatus:
         """Go back to a step of the active slice's history (the history item clicked)."""
         return self.limis_command(f"revert to step {int(step_index)}")
