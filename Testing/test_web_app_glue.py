@@ -215,6 +215,8 @@ def test_dap_rules_give_statistics_that_match_a_voxel_count(sample):
     voxel_ml = float(np.prod(sample.volumes["ct"].spacing_mm)) / 1000.0
     expected = np.count_nonzero(result.labels.array == liver_id) * voxel_ml
     assert row["name"].lower() == "liver" and row["volume_ml"] == pytest.approx(expected, rel=1e-3)
+    table = {r["structure"]: r for r in sample.dap_table_rows()}
+    assert table["liver"]["volume_ml"] == row["volume_ml"] and "kidney left" in table
     # after the rules, LIMIS takes its boxes from the post-processed map
     assert sample.atlas_labels() is result.labels
 

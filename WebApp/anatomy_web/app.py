@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 LAYOUT_ID = "anatomy-web"
 #: columns of the DAP statistics table: (key, title)
 DAP_COLUMNS = (
-    ("name", "structure"),
+    ("structure", "structure"),
     ("system", "system"),
     ("volume_ml", "volume ml"),
     ("hu_mean", "HU mean"),
@@ -142,6 +142,7 @@ class AnatomyWebApp(TrameApp):
         s.cc_summary = []
         s.cc_counts = ""
         s.cc_regions_visible = True
+        s.cc_selected = -1
 
     def set_status(self, text: str, *, error: bool = False) -> None:
         with self.state:
@@ -199,7 +200,7 @@ class AnatomyWebApp(TrameApp):
         s.limis_history, s.limis_pending = [], ""
         s.limis_reply = "Type a command, e.g. 'segment the liver'."
         s.dap_rows, s.dap_report, s.dap_systems, s.dap_progress, s.dap_progress_text = [], "", [], 0, ""
-        s.cc_rows, s.cc_summary, s.cc_counts = [], [], ""
+        s.cc_rows, s.cc_summary, s.cc_counts, s.cc_selected = [], [], "", -1
         s.status_text, s.status_error = message, False
         self.on_tab(s.active_tab)
         self.refresh_files()
@@ -312,7 +313,7 @@ class AnatomyWebApp(TrameApp):
             s = self.state
             s.dap_progress, s.dap_progress_text = 100, f"done in {result.report.seconds:.2f} s"
             s.dap_rows = [
-                {key: _fmt(row.get(key)) for key, _ in DAP_COLUMNS} for row in self.workbench.dap_stats
+                {key: _fmt(row.get(key)) for key, _ in DAP_COLUMNS} for row in self.workbench.dap_table_rows()
             ]
             s.dap_report = result.report.to_text()
             s.dap_systems = [{"name": k, "visible": v} for k, v in self.display.dap_systems().items()]
@@ -390,7 +391,11 @@ class AnatomyWebApp(TrameApp):
             return
         r = rows[int(row)]
         self.display.jump_to((r["centroid_r"], r["centroid_a"], r["centroid_s"]))
-        self.set_status(f"Centred the views on lesion {r['component_id']}.")
+        with self.state:
+            self.state.cc_selected = int(row)
+            self.state.status_text = f"Centred the views on lesion {r['component_id']}."
+            self.state.status_error = False
+            self.state.jobs_done += 1
 
     def on_cc_regions_visible(self, visible) -> None:
         self.display.set_visible("cc_regions", bool(visible) and self.state.active_tab == "cc")
@@ -432,6 +437,7 @@ class AnatomyWebApp(TrameApp):
                 " .tool-table td, .tool-table th { padding: 1px 6px; font-size: 12px; }"
                 " .tool-table tr.clickable { cursor: pointer; }"
                 " .tool-table tr.clickable:hover { background: #345; }"
+                " .tool-table tr.selected { background: #2a4a6a; }"
                 " .history-item { cursor: pointer; padding: 2px 4px; font-size: 13px; }"
                 " .history-item:hover { background: #345; }"
                 " .history-item.current { font-weight: bold; color: #8cf; }"
@@ -686,7 +692,7 @@ class AnatomyWebApp(TrameApp):
                     html.Tr(
                         v_for="r in cc_rows",
                         key="r.row",
-                        classes="clickable",
+                        classes=("'clickable' + (r.row === cc_selected ? ' selected' : '')",),
                         raw_attrs=["@click=\"trigger('cc_row', [r.row])\""],
                     ),
                 ):

@@ -329,6 +329,12 @@ class Workbench:
         self.limis = None  # LIMIS boxes now come from the post-processed map
         return result
 
+    def dap_table_rows(self) -> list[dict[str, Any]]:
+        """The statistics rows with ``structure``: the DAP name LIMIS understands ("kidney left")."""
+        from AnatomyCommonLib.anatomy.label_schema import label_by_id
+
+        return [{**row, "structure": label_by_id(int(row["label"])).name} for row in self.dap_stats]
+
     # ------------------------------------------------------------------ CC-Metrics
     def cc_evaluate(self, *, with_regions: bool = True):
         """CC-Metrics of the prediction against the reference lesions; the Voronoi region map too."""
