@@ -250,7 +250,7 @@ def _run(*args, timeout=60):
 def test_help_shows_the_defaults():
     result = _run("--help")
     assert result.returncode == 0
-    for text in ("--port", "8765", "--host", "127.0.0.1", "--data", "--output"):
+    for text in ("--port", "8765", "--host", "127.0.0.1", "--data", "--output", "--sample-size", "small"):
         assert text in result.stdout
 
 

@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(ROOT / "out" / "web_app"),
         help="folder the app writes into (nothing outside it)",
     )
+    parser.add_argument(
+        "--sample-size",
+        default="small",
+        choices=["tiny", "small", "medium", "realistic"],
+        help="phantom size of Load sample (voxels 6, 3, 1.6-2 and 0.8-2 mm; realistic needs ~8 GB of RAM)",
+    )
     return parser
 
 
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    app = AnatomyWebApp(data_dir=data, output_dir=output)
+    app = AnatomyWebApp(data_dir=data, output_dir=output, sample_size=args.sample_size)
 
     def announce(**_):
         print(f"Serving on http://{args.host}:{app.server.port}/", flush=True)

@@ -79,9 +79,11 @@ def guess_role(name: str) -> str:
 class AnatomyWebApp(TrameApp):
     """One page, three tools, one shared MRML scene."""
 
-    def __init__(self, server=None, *, data_dir: str | Path, output_dir: str | Path) -> None:
+    def __init__(
+        self, server=None, *, data_dir: str | Path, output_dir: str | Path, sample_size: str = "small"
+    ) -> None:
         super().__init__(server)
-        self.workbench = Workbench(data_dir, output_dir)
+        self.workbench = Workbench(data_dir, output_dir, sample_size=sample_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anatomy-web")
         self.slicer_app = SlicerApp()
         import slicer
