@@ -191,10 +191,15 @@ class AnatomyWebApp(TrameApp):
                 for f in self.workbench.data.list_images()
             ]
 
-    def _after_load(self, message: str) -> None:
+    def _load(self, load):
+        """``load()`` in the worker, then where to centre the views first (the liver, if mapped)."""
+        result = load()
+        wb = self.workbench
+        return result, (wb.structure_centroid_ras("liver") if "labels" in wb.volumes else None)
+
+    def _after_load(self, message: str, centre) -> None:
         wb = self.workbench
         self.display.show_ct(wb.volumes["ct"], wb.volumes.get("lesions"), wb.volumes.get("prediction"))
-        centre = wb.structure_centroid_ras("liver") if "labels" in wb.volumes else None
         if centre is not None:
             self.display.jump_to(centre)
         s = self.state
@@ -208,15 +213,17 @@ class AnatomyWebApp(TrameApp):
         self.refresh_files()
 
     async def on_load_sample(self) -> None:
-        def done(volumes):
+        def done(loaded):
+            volumes, centre = loaded
             shape = "x".join(map(str, volumes["ct"].shape))
             self._after_load(
                 f"Loaded the sample phantom ({shape} voxels): CT, label map, DAP model output with "
                 "simulated errors, lesions and a perturbed prediction "
-                f"(files in {self.workbench.output}/sample)."
+                f"(files in {self.workbench.output}/sample).",
+                centre,
             )
 
-        await self.run_job("Loading the sample", self.workbench.load_sample, done)
+        await self.run_job("Loading the sample", lambda: self._load(self.workbench.load_sample), done)
 
     async def on_open_file(self, name: str | None = None) -> None:
         name = name or self.state.file_choice
@@ -225,10 +232,14 @@ class AnatomyWebApp(TrameApp):
         role = self.state.file_role
         role = guess_role(name) if role == "auto" else role
 
-        def done(volume):
-            self._after_load(f"Loaded {name} as {ROLES[role]} ({'x'.join(map(str, volume.shape))} voxels).")
+        def done(loaded):
+            volume, centre = loaded
+            shape = "x".join(map(str, volume.shape))
+            self._after_load(f"Loaded {name} as {ROLES[role]} ({shape} voxels).", centre)
 
-        await self.run_job(f"Opening {name}", lambda: self.workbench.open_file(name, role), done)
+        await self.run_job(
+            f"Opening {name}", lambda: self._load(lambda: self.workbench.open_file(name, role)), done
+        )
 
     # ------------------------------------------------------------------ LIMIS
     def _show_limis(self, status) -> None:
