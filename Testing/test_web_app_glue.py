@@ -341,6 +341,9 @@ def test_the_page_handlers_walk_the_three_tools_without_a_browser(tmp_path):
         limis = app.display.nodes["limis"]
         written = slicer_bridge.segment_to_mask(limis, limis.GetSegmentation().GetNthSegmentID(0), ct_node)
         assert int(written.array.sum()) == int(session.slice_mask(session.active_slice).sum())
+        await app.on_limis_command("accept")
+        await app.on_limis_revert(0)
+        assert [h["current"] for h in state.limis_history] == [True, False]
 
         state.active_tab = "dap"
         await app.on_dap_postprocess()
@@ -349,14 +352,22 @@ def test_the_page_handlers_walk_the_three_tools_without_a_browser(tmp_path):
         assert app.display.nodes["dap"].GetSegmentation().GetNumberOfSegments() == len(
             np.unique(labels[labels > 0])
         )
+        app.on_dap_system("digestive", False)
+        shown = {row["name"]: row["visible"] for row in state.dap_systems}
+        assert shown["digestive"] is False and shown["urinary"] is True
 
         state.active_tab = "cc"
         await app.on_cc_run()
         _, n = ndimage.label(app.workbench.volumes["lesions"].array > 0, structure=np.ones((3, 3, 3)))
         assert len(state.cc_rows) == n and state.cc_summary[0]["metric"] == "Dice"
         assert app.display.nodes["cc_regions"].GetSegmentation().GetNumberOfSegments() == n
+        last = app.workbench.cc_component_rows()[-1]
+        app.on_cc_row(n - 1)  # the views jump to the lesion's centroid
+        centre = np.array([last["centroid_r"], last["centroid_a"], last["centroid_s"]])
+        normal = np.array([app.display.red_slice_node().GetSliceToRAS().GetElement(r, 2) for r in range(3)])
+        assert abs(float((app.display.red_slice_ras() - centre) @ normal)) < 1e-3
         assert not app.display.nodes["dap"].GetDisplayNode().GetVisibility()  # each tab its own overlays
 
     asyncio.run(walk())
-    assert state.jobs_done == 6
+    assert state.jobs_done == 9
     app.executor.shutdown()
