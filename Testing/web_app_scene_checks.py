@@ -96,6 +96,9 @@ def walk(tmp_path: Path) -> None:
         await app.on_limis_command("accept")
         await app.on_limis_revert(0)
         assert [h["current"] for h in state.limis_history] == [True, False]
+        # a sentence no rule knows goes to the semantic matcher (torch): the server must survive it
+        await app.on_limis_command("could you kindly make the outline hug the organ more tightly")
+        assert "LIMIS:" in state.status_text and state.limis_history
 
         state.active_tab = "dap"
         await app.on_dap_postprocess()
@@ -121,7 +124,7 @@ def walk(tmp_path: Path) -> None:
         assert not app.display.nodes["dap"].GetDisplayNode().GetVisibility()  # each tab its own overlays
 
     asyncio.run(walk())
-    assert state.jobs_done == 9
+    assert state.jobs_done == 10
     app.executor.shutdown()
 
 

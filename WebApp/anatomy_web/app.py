@@ -8,6 +8,9 @@ only. Every failure ends as a message in the status line, never as a dead server
 
 from __future__ import annotations
 
+from . import torch_first  # noqa: F401  (before trame_slicer: see its docstring)
+
+# isort: split
 import asyncio
 import logging
 import time
