@@ -1,0 +1,133 @@
+"""The web app's MRML side, run in its own process by ``test_web_app_glue.py``.
+
+trame-slicer loads VTK's OpenGL rendering (Mesa's LLVM); importing torch/triton later in the same
+process crashes it, so the test suite (one process) runs these checks as a subprocess:
+
+    python Testing/web_app_scene_checks.py limis|walk TMPDIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from anatomy_web.app import AnatomyWebApp, guess_role
+from anatomy_web.scene import SceneDisplay
+from anatomy_web.workbench import Workbench
+from scipy import ndimage
+from trame.app import get_server
+from trame_slicer.core import SlicerApp
+
+from AnatomyCommonLib import slicer_bridge
+from AnatomyCommonLib.anatomy.label_schema import label_id
+
+
+def _liver_slice(bench):
+    session = bench.limis_session()
+    liver = bench.volumes["labels"].array == label_id("liver")
+    areas = [session.geometry.extract(liver, k).sum() for k in range(session.geometry.n_slices)]
+    return int(np.argmax(areas)), liver
+
+
+def check_limis(tmp_path: Path) -> None:
+    """A LIMIS mask lands in its segment on exactly its slice; the box is an ROI markup."""
+    assert [guess_role(n) for n in ("ct.nii.gz", "labels.nii.gz", "prediction_x.nii.gz", "lesions.nii")] == [
+        "ct",
+        "labels",
+        "prediction",
+        "lesions",
+    ]
+    sample = Workbench(tmp_path, tmp_path / "out", sample_size="tiny")
+    sample.load_sample()
+    index, _ = _liver_slice(sample)
+    status = sample.limis_command("segment the liver", slice_index=index)
+    display = SceneDisplay(SlicerApp())
+    display.show_ct(sample.volumes["ct"], sample.volumes["lesions"], sample.volumes["prediction"])
+    display.show_limis(sample.limis, status.changed_masks)
+    node = display.nodes["limis"]
+    segment_id = node.GetSegmentation().GetNthSegmentID(0)
+    written = slicer_bridge.segment_to_mask(node, segment_id, display.nodes["ct"], scene=display.scene)
+    expected = np.zeros(sample.volumes["ct"].shape, dtype=np.uint8)
+    sample.limis.geometry.insert(expected, index, status.changed_masks[index].astype(np.uint8))
+    assert np.array_equal(written.array, expected)
+    assert display.nodes["limis_box"].IsA("vtkMRMLMarkupsROINode")
+
+
+def walk(tmp_path: Path) -> None:
+    """The server's handlers as the page calls them: contract hooks in the page, errors in the status
+    line, and each tool's result in the MRML scene the views show."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.nii.gz").write_bytes(b"\x1f\x8b garbage, not an image" * 20)
+    (tmp_path / "secret.nii.gz").write_bytes(b"x")
+    app = AnatomyWebApp(
+        get_server("anatomy-web-handlers", client_type="vue3"), data_dir=data, output_dir=tmp_path / "out"
+    )
+    app.workbench.sample_size = "tiny"
+    hooks = set(re.findall(r'data-testid="([^"]+)"', app.ui.html))
+    assert hooks >= {
+        "load-sample", "slice-view", "threed-view", "tab-limis", "tab-dap", "tab-cc", "limis-command",
+        "limis-history", "limis-reply", "limis-accept", "limis-reject", "dap-postprocess", "dap-stats",
+        "cc-run", "cc-table", "cc-summary", "status", "file-select",
+    }  # fmt: skip
+    assert [f["value"] for f in app.state.files] == ["broken.nii.gz"]
+    state, scene = app.state, app.slicer_app.scene
+
+    async def walk():
+        await app.on_open_file("broken.nii.gz")
+        assert state.status_error and "broken.nii.gz" in state.status_text
+        await app.on_open_file("../secret.nii.gz")
+        assert state.status_error and "inside the data folder" in state.status_text
+        assert scene.GetNodesByClass("vtkMRMLScalarVolumeNode").GetNumberOfItems() == 0
+
+        await app.on_load_sample()
+        assert "Loaded" in state.status_text and not state.status_error
+        ct_node = app.display.nodes["ct"]
+
+        await app.on_limis_command("segment the liver")
+        assert "baseline" in state.limis_reply and [h["index"] for h in state.limis_history] == [0]
+        session = app.workbench.limis
+        limis = app.display.nodes["limis"]
+        written = slicer_bridge.segment_to_mask(limis, limis.GetSegmentation().GetNthSegmentID(0), ct_node)
+        assert int(written.array.sum()) == int(session.slice_mask(session.active_slice).sum())
+        await app.on_limis_command("accept")
+        await app.on_limis_revert(0)
+        assert [h["current"] for h in state.limis_history] == [True, False]
+        # a sentence no rule knows goes to the semantic matcher (torch): the server must survive it
+        await app.on_limis_command("could you kindly make the outline hug the organ more tightly")
+        assert "LIMIS:" in state.status_text and state.limis_history
+
+        state.active_tab = "dap"
+        await app.on_dap_postprocess()
+        assert "liver" in [row["structure"] for row in state.dap_rows]
+        labels = app.workbench.dap_result.labels.array
+        assert app.display.nodes["dap"].GetSegmentation().GetNumberOfSegments() == len(
+            np.unique(labels[labels > 0])
+        )
+        app.on_dap_system("digestive", False)
+        shown = {row["name"]: row["visible"] for row in state.dap_systems}
+        assert shown["digestive"] is False and shown["urinary"] is True
+
+        state.active_tab = "cc"
+        await app.on_cc_run()
+        _, n = ndimage.label(app.workbench.volumes["lesions"].array > 0, structure=np.ones((3, 3, 3)))
+        assert len(state.cc_rows) == n and state.cc_summary[0]["metric"] == "Dice"
+        assert app.display.nodes["cc_regions"].GetSegmentation().GetNumberOfSegments() == n
+        last = app.workbench.cc_component_rows()[-1]
+        app.on_cc_row(n - 1)  # the views jump to the lesion's centroid
+        centre = np.array([last["centroid_r"], last["centroid_a"], last["centroid_s"]])
+        normal = np.array([app.display.red_slice_node().GetSliceToRAS().GetElement(r, 2) for r in range(3)])
+        assert abs(float((app.display.red_slice_ras() - centre) @ normal)) < 1e-3
+        assert not app.display.nodes["dap"].GetDisplayNode().GetVisibility()  # each tab its own overlays
+
+    asyncio.run(walk())
+    assert state.jobs_done == 10
+    app.executor.shutdown()
+
+
+if __name__ == "__main__":
+    {"limis": check_limis, "walk": walk}[sys.argv[1]](Path(sys.argv[2]))
+    print("ok")

@@ -1,0 +1,236 @@
+"""The results of the workbench as MRML nodes in the trame-slicer scene (main thread only).
+
+Every conversion goes through the Libs' MRML helpers (``AnatomyCommonLib.slicer_bridge``,
+``DAPAtlasLib.mrml_nodes``, ``LIMISLib.mrml_nodes``, ``CCMetricsLib.mrml_nodes``), the same ones
+the Slicer modules use; this file only decides which node shows what in which view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from AnatomyCommonLib import slicer_bridge
+from AnatomyCommonLib.volume import Volume
+
+#: CT window of the slice views (soft tissue: width / level in HU).
+CT_WINDOW_HU = (400.0, 40.0)
+
+LESION_COLORS = {"lesions": (0.2, 0.9, 0.3), "prediction": (0.95, 0.25, 0.2)}
+
+
+class SceneDisplay:
+    """Nodes of the page in one scene: the CT and one segmentation per tool."""
+
+    def __init__(self, slicer_app, *, on_box_moved=None) -> None:
+        self.app = slicer_app
+        self.scene = slicer_app.scene
+        self.nodes: dict[str, Any] = {}
+        self.on_box_moved = on_box_moved  # called with the ROI node after the user dragged it
+
+    # ------------------------------------------------------------------ helpers
+    def _remove(self, key: str) -> None:
+        node = self.nodes.pop(key, None)
+        if node is not None and self.scene.GetNodeByID(node.GetID()) is not None:
+            self.scene.RemoveNode(node)
+
+    def clear(self) -> None:
+        for key in list(self.nodes):
+            self._remove(key)
+
+    def slice_views(self):
+        return self.app.view_manager.get_slice_views()
+
+    def red_slice_node(self):
+        for view in self.slice_views():
+            if view.get_singleton_tag() == "Red":
+                return view.get_view_node()
+        return None
+
+    def jump_to(self, ras) -> None:
+        """Centre every slice view on a RAS point (mm)."""
+        r, a, s = (float(v) for v in ras)
+        for view in self.slice_views():
+            view.get_view_node().JumpSliceByCentering(r, a, s)
+
+    def red_view(self):
+        for view in self.slice_views():
+            if view.get_singleton_tag() == "Red":
+                return view
+        return None
+
+    def red_xy_to_ras(self, x: float, y: float) -> np.ndarray | None:
+        """RAS (mm) of a pixel of the axial view (interactor coordinates, origin bottom left)."""
+        node = self.red_slice_node()
+        if node is None:
+            return None
+        matrix = node.GetXYToRAS()
+        m = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+        return (m @ np.array([float(x), float(y), 0.0, 1.0]))[:3]
+
+    def red_slice_ras(self) -> np.ndarray | None:
+        node = self.red_slice_node()
+        if node is None:
+            return None
+        matrix = node.GetSliceToRAS()
+        return np.array([matrix.GetElement(row, 3) for row in range(3)])
+
+    # ------------------------------------------------------------------ images
+    def show_ct(self, ct: Volume, lesions: Volume | None = None, prediction: Volume | None = None) -> None:
+        """Replace the scene's content by the CT (slice views, shown in 3D as slice planes)."""
+        self.clear()
+        node = slicer_bridge.volume_to_node(ct, "CT", scene=self.scene)
+        display = node.GetDisplayNode()
+        display.SetAutoWindowLevel(False)
+        display.SetWindowLevel(*CT_WINDOW_HU)
+        self.nodes["ct"] = node
+        self.app.display_manager.show_volume_in_slice_background(node)
+        self.app.display_manager.show_volume_in_slice_foreground(None)
+        for view in self.slice_views():
+            view.set_visible_in_3d(True)
+        self.app.display_manager.reset_views()
+        for role, volume in (("lesions", lesions), ("prediction", prediction)):
+            if volume is not None:
+                self.show_mask(role, volume)
+
+    def show_mask(self, role: str, volume: Volume) -> None:
+        """A lesion mask as a one-segment segmentation, outlined in the slice views."""
+        binary = volume.with_array((volume.array > 0).astype(np.uint8))
+        description = slicer_bridge.LabelDescription(
+            1, "reference lesions" if role == "lesions" else "predicted lesions", LESION_COLORS[role]
+        )
+        self._remove(role)
+        if not binary.array.any():
+            return
+        node = slicer_bridge.labelmap_to_segmentation_node(
+            binary,
+            [description],
+            name=description.name,
+            scene=self.scene,
+            reference_volume_node=self.nodes.get("ct"),
+        )
+        display = node.GetDisplayNode()
+        display.SetVisibility2DFill(False)
+        display.SetVisibility2DOutline(True)
+        display.SetVisibility3D(False)
+        self.nodes[role] = node
+
+    # ------------------------------------------------------------------ LIMIS
+    def show_limis(self, session, masks: dict[int, np.ndarray]) -> None:
+        """Write the changed slices' masks into the structure's segment; box and clicks as markups."""
+        from LIMISLib.mrml_nodes import box_to_roi, clicks_to_points, write_slice_mask
+
+        ct_node = self.nodes.get("ct")
+        if ct_node is None or session.target is None:
+            return
+        node = self.nodes.get("limis")
+        if node is None:
+            node = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "LIMIS")
+            node.CreateDefaultDisplayNodes()
+            node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+            node.GetDisplayNode().SetVisibility3D(False)
+            self.nodes["limis"] = node
+        for slice_index, mask in masks.items():
+            write_slice_mask(node, session.target, session.geometry, slice_index, mask, ct_node)
+        active = session.active
+        step = None if active is None else active.displayed
+        if step is None:
+            for key in ("limis_box", "limis_clicks"):
+                self._remove(key)
+            return
+        new = self.nodes.get("limis_box") is None
+        roi = box_to_roi(
+            session.geometry,
+            step.box_xyxy,
+            session.active_slice,
+            scene=self.scene,
+            node=self.nodes.get("limis_box"),
+        )
+        self._markup_style(roi, locked=self.on_box_moved is None)
+        self.nodes["limis_box"] = roi
+        if new and self.on_box_moved is not None:
+            import slicer
+
+            roi.AddObserver(
+                slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent,
+                lambda node, _event: self.on_box_moved(node),
+            )
+        if step.state.clicks:
+            clicks = clicks_to_points(
+                session.geometry,
+                list(step.state.clicks),
+                session.active_slice,
+                scene=self.scene,
+                node=self.nodes.get("limis_clicks"),
+            )
+            self._markup_style(clicks, locked=True)
+            self.nodes["limis_clicks"] = clicks
+        else:
+            self._remove("limis_clicks")
+
+    @staticmethod
+    def _markup_style(node, *, locked: bool) -> None:
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
+        node.SetLocked(locked)
+        display = node.GetDisplayNode()
+        display.SetVisibility(True)
+        display.SetPropertiesLabelVisibility(False)
+        if node.IsA("vtkMRMLMarkupsROINode"):
+            display.SetFillOpacity(0.0)
+
+    # ------------------------------------------------------------------ DAP Atlas
+    def show_dap(self, labels: Volume):
+        """The post-processed map as a segmentation with the DAP names, colours and terminology."""
+        from DAPAtlasLib.mrml_nodes import create_dap_segmentation
+
+        node = create_dap_segmentation(
+            labels,
+            "DAP Atlas (post-processed)",
+            scene=self.scene,
+            reference_volume_node=self.nodes.get("ct"),
+            segmentation_node=self.nodes.get("dap"),
+            key="web-app|dap",
+        )
+        display = node.GetDisplayNode()
+        display.SetOpacity2DFill(0.45)
+        display.SetVisibility3D(False)
+        self.nodes["dap"] = node
+        return node
+
+    def dap_systems(self) -> dict[str, bool]:
+        from DAPAtlasLib.mrml_nodes import system_visibility
+
+        node = self.nodes.get("dap")
+        return {} if node is None else system_visibility(node)
+
+    def set_dap_system_visible(self, system: str, visible: bool) -> int:
+        from DAPAtlasLib.mrml_nodes import set_system_visibility
+
+        node = self.nodes.get("dap")
+        return 0 if node is None else set_system_visibility(node, system, visible)
+
+    # ------------------------------------------------------------------ CC-Metrics
+    def show_regions(self, regions: Volume, n: int):
+        """The Voronoi regions of the reference lesions as outlined segments."""
+        from CCMetricsLib.mrml_nodes import regions_segmentation
+
+        if not n:
+            self._remove("cc_regions")
+            return None
+        node = regions_segmentation(
+            regions,
+            n,
+            "CC-Metrics regions",
+            scene=self.scene,
+            node=self.nodes.get("cc_regions"),
+            reference_volume_node=self.nodes.get("ct"),
+        )
+        self.nodes["cc_regions"] = node
+        return node
+
+    def set_visible(self, key: str, visible: bool) -> None:
+        node = self.nodes.get(key)
+        if node is not None and node.GetDisplayNode() is not None:
+            node.GetDisplayNode().SetVisibility(bool(visible))
