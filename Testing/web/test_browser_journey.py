@@ -30,7 +30,8 @@ MIN_OVERLAY_CHANGE = 0.002
 
 def load_sample(page, shot=None) -> None:
     """Press Load sample and wait until the status says so and the slice view shows the CT."""
-    wh.by_testid(page, "load-sample").click()
+    with wh.job(page, JOB_TIMEOUT, "Load sample"):
+        wh.by_testid(page, "load-sample").click()
     wh.wait_for_text(
         page, "status", lambda t: "Loaded" in t, JOB_TIMEOUT, "'Loaded' in the status after Load sample"
     )
@@ -52,10 +53,19 @@ def wait_idle(page, timeout: float = JOB_TIMEOUT) -> None:
 
 
 def limis_command(page, text: str) -> None:
+    """Type ``text`` into the LIMIS command line, press Enter and wait for the command's job."""
+    wait_idle(page)
     field = wh.text_input(page, "limis-command")
     field.click()
     field.fill(text)
-    field.press("Enter")
+    with wh.job(page, JOB_TIMEOUT, f"LIMIS {text!r}"):
+        field.press("Enter")
+
+
+def click(page, locator, what: str) -> None:
+    """Click something that starts server work and wait for that job."""
+    with wh.job(page, JOB_TIMEOUT, what):
+        locator.click()
 
 
 def history_items(page) -> list[str]:
@@ -77,9 +87,11 @@ def table_rows(page, testid: str) -> list[str]:
 
 
 def open_tab(page, name: str) -> None:
+    """Show a tool's tab (each tab shows its own overlays: wait for the view to settle)."""
     tab = wh.by_testid(page, f"tab-{name}")
     if tab.count():
         tab.click()
+        wh.stable_pixels(page, "slice-view")
 
 
 # ---------------------------------------------------------------------- the journey
@@ -88,10 +100,11 @@ def open_tab(page, name: str) -> None:
 def test_load_sample_draws_the_ct_in_the_slice_view(page, shot):
     before = wh.element_pixels(page, "slice-view", shot("before-load"))
     load_sample(page, shot)
-    after = wh.element_pixels(page, "slice-view")
+    after = wh.stable_pixels(page, "slice-view")
     summary = web_pixels.drawn(after)
     assert summary.is_image(), f"slice view after Load sample: {summary}"
-    assert web_pixels.changed_fraction(before, after) > 0.2, "Load sample did not change the slice view"
+    if not web_pixels.drawn(before).is_image():  # the server's first load (tests run in file order)
+        assert web_pixels.changed_fraction(before, after) > 0.2, "Load sample did not change the slice view"
     # the 3D view renders too (the body surface or at least a background that is no longer empty)
     wh.element_pixels(page, "threed-view", shot("threed"))
 
@@ -99,8 +112,8 @@ def test_load_sample_draws_the_ct_in_the_slice_view(page, shot):
 def test_limis_segment_the_liver_shows_the_step_and_the_mask(page, shot):
     load_sample(page, shot)
     open_tab(page, "limis")
-    wait_idle(page)
-    before = wh.element_pixels(page, "slice-view", shot("limis-before"))
+    before = wh.stable_pixels(page, "slice-view")
+    wh.element_pixels(page, "slice-view", shot("limis-before"))
     steps_before = history_items(page)
 
     limis_command(page, "segment the liver")
@@ -128,8 +141,7 @@ def test_limis_segment_the_liver_shows_the_step_and_the_mask(page, shot):
 def test_limis_up_arrow_recalls_the_command_accept_adds_a_step_and_clicks_revert(page, shot):
     load_sample(page)
     open_tab(page, "limis")
-    wait_idle(page)
-    before = wh.element_pixels(page, "slice-view")
+    before = wh.stable_pixels(page, "slice-view")
     limis_command(page, "segment the liver")
     wh.wait_for_text(
         page, "limis-history", lambda t: "segment the liver" in t, JOB_TIMEOUT, "the step in the history"
@@ -154,7 +166,7 @@ def test_limis_up_arrow_recalls_the_command_accept_adds_a_step_and_clicks_revert
 
     # Accept keeps the proposal shown (the step's mask with its default adaptation) as a second step
     n_steps = len(history_items(page))
-    wh.by_testid(page, "limis-accept").click()
+    click(page, wh.by_testid(page, "limis-accept"), "Accept")
     wh.wait_for_text(
         page,
         "limis-history",
@@ -162,19 +174,19 @@ def test_limis_up_arrow_recalls_the_command_accept_adds_a_step_and_clicks_revert
         JOB_TIMEOUT,
         "a new step after Accept",
     )
-    wait_idle(page)
-    accepted = wh.element_pixels(page, "slice-view", shot("accepted"))
+    accepted = wh.stable_pixels(page, "slice-view")
+    wh.element_pixels(page, "slice-view", shot("accepted"))
 
     # clicking step 0 shows its own (unadapted) mask; clicking the last step shows the accepted one again
     steps = wh.by_testid(page, "limis-history").locator(":scope > *")
-    steps.first.click()
+    click(page, steps.first, "clicking step 0")
     first = wh.wait_for_pixels(
         page, "slice-view", wh.pixels_changed(accepted, MIN_OVERLAY_CHANGE), timeout=JOB_TIMEOUT,
         what="step 0's mask after clicking it in the history", save_to=shot("step0"),
     ).pixels  # fmt: skip
     wh.wait_for_text(page, "limis-reply", lambda t: "step 0" in t, JOB_TIMEOUT, "the reply naming step 0")
-    wait_idle(page)
-    steps.last.click()
+    wh.stable_pixels(page, "slice-view")
+    click(page, steps.last, "clicking the last step")
     wh.wait_for_pixels(
         page, "slice-view", _back_to(accepted, first), timeout=JOB_TIMEOUT,
         what="the accepted mask again after clicking the last step", save_to=shot("last-step"),
@@ -205,7 +217,7 @@ def _back_to(target, other):
 def test_dap_rules_fill_the_statistics_table(page, shot):
     load_sample(page)
     open_tab(page, "dap")
-    wh.by_testid(page, "dap-postprocess").click()
+    click(page, wh.by_testid(page, "dap-postprocess"), "the DAP rules")
     wh.wait_for_text(
         page, "dap-stats", lambda t: "liver" in t.lower(), JOB_TIMEOUT, "a liver row in the DAP statistics"
     )
@@ -222,8 +234,9 @@ def test_dap_rules_fill_the_statistics_table(page, shot):
 def test_cc_metrics_table_summary_and_overlay(page, shot):
     load_sample(page)
     open_tab(page, "cc")
-    before = wh.element_pixels(page, "slice-view", shot("cc-before"))
-    wh.by_testid(page, "cc-run").click()
+    before = wh.stable_pixels(page, "slice-view")
+    wh.element_pixels(page, "slice-view", shot("cc-before"))
+    click(page, wh.by_testid(page, "cc-run"), "CC-Metrics")
     wh.wait_for_text(page, "cc-summary", lambda t: "Dice" in t, JOB_TIMEOUT, "Dice in the CC-Metrics summary")
     rows = table_rows(page, "cc-table")
     assert len(rows) >= 2, f"the sample has several lesions; the component table shows {rows}"
@@ -232,19 +245,26 @@ def test_cc_metrics_table_summary_and_overlay(page, shot):
         what="the Voronoi region overlay in the slice view", save_to=shot("cc-overlay"),
     )  # fmt: skip
 
-    # clicking a component row moves the views to that lesion
-    at_overlay = wh.element_pixels(page, "slice-view")
-    wh.by_testid(page, "cc-table").locator("tbody tr").last.click()
-    wh.wait_for_pixels(
-        page, "slice-view", wh.pixels_changed(at_overlay, 0.01), timeout=JOB_TIMEOUT,
-        what="the slice view moved to the clicked lesion", save_to=shot("cc-jump"),
-    )  # fmt: skip
+    # clicking component rows moves the views to those lesions (lesions lie on different slices:
+    # at least one of the first rows must change the slice view)
+    body_rows = wh.by_testid(page, "cc-table").locator("tbody tr")
+    changes = []
+    for index in range(min(body_rows.count(), 4)):
+        shown = wh.stable_pixels(page, "slice-view")
+        body_rows.nth(index).click()
+        now = wh.stable_pixels(page, "slice-view")
+        changes.append(web_pixels.changed_fraction(shown, now))
+        if changes[-1] > 0.01:
+            wh.element_pixels(page, "slice-view", shot("cc-jump"))
+            break
+    assert changes and max(changes) > 0.01, f"clicking rows never moved the slice view: {changes}"
 
 
 def test_bad_file_gives_a_message_and_the_page_keeps_working(page, web_server, shot):
     select = wh.by_testid(page, "file-select")
     select.locator("option[value='broken.nii.gz']").wait_for(state="attached", timeout=30_000)
-    select.select_option("broken.nii.gz")
+    with wh.job(page, JOB_TIMEOUT, "opening broken.nii.gz"):
+        select.select_option("broken.nii.gz")
     text = wh.wait_for_text(
         page, "status", lambda t: "broken.nii.gz" in t, JOB_TIMEOUT, "a message naming broken.nii.gz"
     )
@@ -258,7 +278,8 @@ def test_bad_file_gives_a_message_and_the_page_keeps_working(page, web_server, s
 def test_a_real_ct_from_the_data_folder_opens(page, shot):
     select = wh.by_testid(page, "file-select")
     select.locator("option[value='tiny_ct.nii.gz']").wait_for(state="attached", timeout=30_000)
-    select.select_option("tiny_ct.nii.gz")
+    with wh.job(page, JOB_TIMEOUT, "opening tiny_ct.nii.gz"):
+        select.select_option("tiny_ct.nii.gz")
     wh.wait_for_text(page, "status", lambda t: "Loaded tiny_ct.nii.gz" in t, JOB_TIMEOUT, "the CT opened")
     wh.wait_for_pixels(
         page,
@@ -276,13 +297,14 @@ def test_path_traversal_is_rejected(page, web_server):
     outside = web_server.data_dir.parent / "outside" / "secret_ct.nii.gz"
     assert outside.is_file()
     for name in ("../outside/secret_ct.nii.gz", str(outside)):
-        page.evaluate(
-            """([sel, name]) => { const s = document.querySelector(sel);
-                const o = document.createElement('option'); o.value = name; o.textContent = name;
-                s.appendChild(o); s.value = name;
-                s.dispatchEvent(new Event('change', {bubbles: true})); }""",
-            ['[data-testid="file-select"]', name],
-        )
+        with wh.job(page, JOB_TIMEOUT, f"opening {name}"):
+            page.evaluate(
+                """([sel, name]) => { const s = document.querySelector(sel);
+                    const o = document.createElement('option'); o.value = name; o.textContent = name;
+                    s.appendChild(o); s.value = name;
+                    s.dispatchEvent(new Event('change', {bubbles: true})); }""",
+                ['[data-testid="file-select"]', name],
+            )
         text = wh.wait_for_text(page, "status", lambda t, n=name: n in t, JOB_TIMEOUT, f"a refusal of {name}")
         assert "Loaded" not in text, text
     assert web_server.alive(), web_server.log_tail()

@@ -255,6 +255,49 @@ def element_pixels(page, testid: str, path: Path | None = None) -> np.ndarray:
     return web_pixels.decode_png(png)
 
 
+def jobs_done(page) -> int | None:
+    """The app's count of finished jobs (``data-jobs`` of the status element), None if not shown."""
+    value = by_testid(page, "status").get_attribute("data-jobs")
+    return int(value) if value not in (None, "") else None
+
+
+@contextlib.contextmanager
+def job(page, timeout: float, what: str) -> Iterator[None]:
+    """Wrap an action that starts server work; wait until the app has finished one more job and
+    is not busy (``data-jobs`` / ``data-busy`` of the status element). Without those attributes
+    it returns at once and the caller's own text or pixel waits decide."""
+    before = jobs_done(page)
+    yield
+    if before is None:
+        return
+    try:
+        page.wait_for_function(
+            "([sel, n]) => { const e = document.querySelector(sel);"
+            " return e && Number(e.dataset.jobs) > n && e.dataset.busy !== 'true'; }",
+            arg=['[data-testid="status"]', before],
+            timeout=timeout * 1000,
+        )
+    except Exception as error:
+        status = text_of(page, "status")
+        raise AssertionError(
+            f"{what}: the app did not finish the job within {timeout:.0f} s; status: {status!r}"
+        ) from error
+
+
+def stable_pixels(page, testid: str, *, timeout: float = 30.0, settle: float = 0.6) -> np.ndarray:
+    """A screenshot of ``testid`` once two screenshots ``settle`` seconds apart are the same (the
+    view has finished redrawing); the last one after ``timeout`` otherwise."""
+    deadline = time.monotonic() + timeout
+    previous = element_pixels(page, testid)
+    while time.monotonic() < deadline:
+        time.sleep(settle)
+        current = element_pixels(page, testid)
+        if current.shape == previous.shape and web_pixels.changed_fraction(previous, current) == 0.0:
+            return current
+        previous = current
+    return previous
+
+
 @dataclass
 class PixelWait:
     """The outcome of :func:`wait_for_pixels`: the last image, how long it took, how many polls."""
