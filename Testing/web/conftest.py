@@ -48,6 +48,8 @@ def web_output_dir(web_requirements) -> Path:
     """Where the screenshots and the server's logs of this run go."""
     folder = _output_root()
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob("test_*.png"), *folder.glob("test_*.console.txt")]:  # an earlier run's
+        stale.unlink()
     _USED_OUTPUT.append(folder)
     return folder
 
