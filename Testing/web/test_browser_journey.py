@@ -99,14 +99,18 @@ def open_tab(page, name: str) -> None:
 
 def test_load_sample_draws_the_ct_in_the_slice_view(page, shot):
     before = wh.element_pixels(page, "slice-view", shot("before-load"))
+    threed_before = wh.element_pixels(page, "threed-view")
     load_sample(page, shot)
     after = wh.stable_pixels(page, "slice-view")
     summary = web_pixels.drawn(after)
     assert summary.is_image(), f"slice view after Load sample: {summary}"
     if not web_pixels.drawn(before).is_image():  # the server's first load (tests run in file order)
         assert web_pixels.changed_fraction(before, after) > 0.2, "Load sample did not change the slice view"
-    # the 3D view renders too (the body surface or at least a background that is no longer empty)
-    wh.element_pixels(page, "threed-view", shot("threed"))
+        # the 3D view shows the scene too (its empty background is a plain gradient)
+        wh.wait_for_pixels(
+            page, "threed-view", wh.pixels_changed(threed_before, 0.02), timeout=JOB_TIMEOUT,
+            what="the loaded case in the 3D view", save_to=shot("threed"),
+        )  # fmt: skip
 
 
 def test_limis_segment_the_liver_shows_the_step_and_the_mask(page, shot):
