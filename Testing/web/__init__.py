@@ -1,0 +1,1 @@
+"""Browser tests of the web app (real Chromium, real server); see conftest.py."""
