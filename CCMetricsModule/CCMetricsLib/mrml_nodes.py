@@ -417,7 +417,9 @@ def compute_region_map(evaluation: NodeEvaluation):
 
 
 def _region_map(reference, connectivity: int):
-    region_map, n = voronoi_regions(reference.array, reference.spacing_kji_mm, connectivity, spacing_order="kji")
+    region_map, n = voronoi_regions(
+        reference.array, reference.spacing_kji_mm, connectivity, spacing_order="kji"
+    )
     dtype = np.uint8 if n < 256 else np.uint16
     return reference.with_array(region_map.astype(dtype)), n
 

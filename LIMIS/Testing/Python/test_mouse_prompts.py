@@ -67,7 +67,9 @@ def test_here_phrases_click_at_the_last_placed_point(text, positive):
     assert command.args["positive"] is positive
 
 
-@pytest.mark.parametrize("text", ["segment the liver", "positive click in cell 6", "where is it", "here we go"])
+@pytest.mark.parametrize(
+    "text", ["segment the liver", "positive click in cell 6", "where is it", "here we go"]
+)
 def test_other_sentences_are_not_here_commands(text):
     assert here_command(text, PlacedPoint(1.0, 1.0, 0, positive=True)) is None
 
