@@ -48,13 +48,18 @@ def run(context: StepContext) -> StepReport:
     settings = context.settings
     labels = context.editor.array[region]
     hu = context.ct.array[region]
+    # bone window first (few voxels pass), then the label and height tests on those voxels only
+    bone = hu >= settings.skull_hu_min
+    bone &= hu <= settings.skull_hu_max
+    indices = np.nonzero(bone)
+    del bone
     replaceable = np.zeros(256, dtype=bool)
     replaceable[list(REPLACEABLE)] = True
-    mask = replaceable[labels]
-    mask &= hu >= settings.skull_hu_min
-    mask &= hu <= settings.skull_hu_max
-    mask &= np.broadcast_to(context.geometry.height_field(region) > top_of_c5, mask.shape)
-    context.editor.relabel(region, mask, SKULL, report)
+    keep = replaceable[labels[indices]]
+    heights = np.broadcast_to(context.geometry.height_field(region), labels.shape)
+    indices = tuple(index[keep] for index in indices)
+    keep = heights[indices] > top_of_c5
+    context.editor.relabel_indices(region, tuple(index[keep] for index in indices), SKULL, report)
     report.rules.append(f"{settings.skull_hu_min:g}..{settings.skull_hu_max:g} HU above C5 -> skull")
     return report
 
