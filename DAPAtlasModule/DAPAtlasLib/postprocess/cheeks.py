@@ -24,6 +24,7 @@ import numpy as np
 from AnatomyCommonLib.volume import Volume
 
 from .anatomy_geometry import heights_of
+from .label_editing import component_statistics
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -46,7 +47,7 @@ def run(context: StepContext) -> StepReport:
             continue
         mask, region = found
         pieces, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
-        stats = cc3d.statistics(pieces)
+        stats = component_statistics(pieces, n)
         sizes = np.asarray(stats["voxel_counts"])
         large = [
             p for p in range(1, n + 1) if sizes[p] * editor.voxel_volume_ml >= settings.cheek_min_component_ml

@@ -20,7 +20,7 @@ from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID
 from AnatomyCommonLib.volume import Volume
 
 from ..exceptions import InvalidLabelValuesError
-from .anatomy_geometry import PatientGeometry, Region
+from .anatomy_geometry import PatientGeometry, Region, nonzero_indices
 from .report import StepReport
 
 
@@ -187,7 +187,7 @@ class LabelMapEditor:
         Voxels that already hold ``to_label`` are not counted. The report gets one entry per
         (old label, new label) pair.
         """
-        return self.relabel_indices(region, np.nonzero(mask), to_label, report)
+        return self.relabel_indices(region, nonzero_indices(mask), to_label, report)
 
     def relabel_indices(
         self, region: Region, indices: tuple[np.ndarray, ...], to_label: int, report: StepReport

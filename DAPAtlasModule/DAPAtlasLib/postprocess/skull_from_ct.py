@@ -21,7 +21,7 @@ import numpy as np
 
 from AnatomyCommonLib.volume import Volume
 
-from .anatomy_geometry import heights_of
+from .anatomy_geometry import heights_of, nonzero_indices
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -51,7 +51,7 @@ def run(context: StepContext) -> StepReport:
     # bone window first (few voxels pass), then the label and height tests on those voxels only
     bone = hu >= settings.skull_hu_min
     bone &= hu <= settings.skull_hu_max
-    indices = np.nonzero(bone)
+    indices = nonzero_indices(bone)
     del bone
     replaceable = np.zeros(256, dtype=bool)
     replaceable[list(REPLACEABLE)] = True
