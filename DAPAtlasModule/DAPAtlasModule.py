@@ -511,6 +511,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             "sex": sex,
             "metadata": {"PatientSex": dicomSex} if dicomSex else {},
             "inputWarnings": inputWarnings,
+            "force": bool(force),
         }
 
     def startApply(self, inputs: dict, steps=None):
@@ -534,6 +535,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             steps=steps,
             metadata=inputs["metadata"],
             job=job,
+            force=inputs.get("force", False),
         )
 
     def importApplyResult(self, inputs: dict, computation, outputName=None) -> dict:

@@ -202,13 +202,15 @@ class ApplyComputation:
     statistics: list  # StructureStatistics of the repaired labels
 
 
-def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata, job) -> ApplyComputation:
+def apply_in_background(
+    labels: Volume, ct: Volume, *, sex: str, steps, metadata, job, force: bool = False
+) -> ApplyComputation:
     """The part of Apply that runs in the job runner: the rules, then the statistics.
 
     ``job`` is the :class:`~AnatomyCommonLib.background_jobs.ThreadJob` (progress per rule; Cancel is
     honoured between rules and before the statistics by raising CancelledError). Only the MRML reads
     before and the import after (:func:`create_dap_segmentation`, :func:`statistics_result_nodes`)
-    stay on the main thread.
+    stay on the main thread. ``force``: the user accepted a CT that does not look like one.
     """
     from AnatomyCommonLib.errors import CancelledError
 
@@ -220,7 +222,9 @@ def apply_in_background(labels: Volume, ct: Volume, *, sex: str, steps, metadata
             raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
         job.report_progress(0.9 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
 
-    result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
+    result = postprocess(
+        labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress, force=force
+    )
     if job.should_cancel():
         raise CancelledError("Post-processing cancelled; nothing was added to the scene.")
     job.report_progress(0.9, "statistics")

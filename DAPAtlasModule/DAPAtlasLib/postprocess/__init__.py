@@ -123,9 +123,17 @@ def validate_steps(steps: Iterable[str] | None) -> list[str]:
     return [name for name in STEP_NAMES if name in requested]
 
 
-def _check_ct(ct: Volume | None, labels: Volume) -> None:
-    if ct is not None:
-        labels.require_same_grid(ct, ("the label map", "the CT"))
+def _check_ct(ct: Volume | None, labels: Volume, *, reads_hu: bool, force: bool) -> list[str]:
+    """Same grid, and (when a rule reads Hounsfield units) a plausible CT: the input check of the
+    command line, for Python callers too. Returns the warnings of a forced implausible CT."""
+    if ct is None:
+        return []
+    labels.require_same_grid(ct, ("the label map", "the CT"))
+    if not reads_hu:
+        return []
+    from ..input_checks import check_ct
+
+    return check_ct(ct, name="the CT", force=force)
 
 
 def _single_threaded_blas():
@@ -151,6 +159,7 @@ def postprocess(
     settings: PostprocessSettings | None = None,
     metadata: Mapping | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    force: bool = False,
 ) -> PostprocessResult:
     """Apply the anatomical rules to a DAP Atlas label map (the model output).
 
@@ -169,10 +178,14 @@ def postprocess(
         Thresholds (:class:`PostprocessSettings`).
     progress:
         Called as ``progress(step_name, index, total)`` before each step.
+    force:
+        Run the skull rule on a ``ct`` that does not look like a CT in Hounsfield units (MRI, PET),
+        with the warning in ``report.notes``; without it such a ``ct`` raises ImplausibleCTError
+        before any work (the check of ``--force`` on the command line).
     """
     start = time.perf_counter()
     selected = validate_steps(steps)
-    _check_ct(ct, labels)
+    input_warnings = _check_ct(ct, labels, reads_hu=skull_from_ct.STEP_NAME in selected, force=force)
     if metadata is None:
         metadata = {**labels.metadata, **(ct.metadata if ct is not None else {})}
     resolved_sex, source = resolve_sex(sex, metadata)
@@ -183,6 +196,7 @@ def postprocess(
         sex_source=source,
         shape_kji=labels.shape,
         spacing_mm=labels.spacing_mm,
+        notes=list(input_warnings),
     )
     user = normalise_sex(sex)
     if source == "dicom" and user is not None and user != resolved_sex:
@@ -210,13 +224,18 @@ def run_single_step(
     ct: Volume | None = None,
     sex: str | None = None,
     settings: PostprocessSettings | None = None,
+    force: bool = False,
 ) -> tuple[Volume, StepReport]:
-    """Run one step function on a copy of ``labels``; returns (new label map, step report)."""
-    _check_ct(ct, labels)
+    """Run one step function on a copy of ``labels``; returns (new label map, step report).
+
+    A ``ct`` read as Hounsfield units (the skull rule) is checked as in :func:`postprocess`.
+    """
+    input_warnings = _check_ct(ct, labels, reads_hu=step is skull_from_ct.run, force=force)
     editor = LabelMapEditor(labels)
     context = StepContext(editor=editor, ct=ct, sex=sex, settings=settings or PostprocessSettings())
     start = time.perf_counter()
     with _single_threaded_blas():
         report = step(context)
+    report.warnings[:0] = input_warnings
     report.seconds = time.perf_counter() - start
     return editor.to_volume(), report

@@ -65,9 +65,12 @@ def run(context: StepContext) -> StepReport:
 
 
 def skull_from_ct(
-    labels: Volume, ct: Volume, *, settings: PostprocessSettings | None = None
+    labels: Volume, ct: Volume, *, settings: PostprocessSettings | None = None, force: bool = False
 ) -> tuple[Volume, StepReport]:
-    """Skull rule on a DAP label map and its CT; returns the new label map and the report."""
+    """Skull rule on a DAP label map and its CT; returns the new label map and the report.
+
+    A ``ct`` that does not look like a CT in HU raises ImplausibleCTError unless ``force``
+    (then the report warns)."""
     from . import run_single_step
 
-    return run_single_step(run, labels, ct=ct, settings=settings)
+    return run_single_step(run, labels, ct=ct, settings=settings, force=force)
