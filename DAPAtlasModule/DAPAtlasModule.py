@@ -79,6 +79,7 @@ class DAPAtlasModuleParameterNode:
     stepSexConsistency: bool = True
     stepLargestComponent: bool = True
     stepSkullFromCt: bool = True
+    forceNonCT: bool = False  # --force: accept an input that does not look like a CT in HU
     outputSegmentation: slicer.vtkMRMLSegmentationNode
     segmentVolume: slicer.vtkMRMLScalarVolumeNode
     segmentModel: Annotated[str, Choice(["dap-atlas-v2", "dap-atlas-v1"])] = "dap-atlas-v2"
@@ -247,7 +248,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # main thread: read the nodes; the rules and statistics run in the job runner
             steps = self.selectedSteps()
             self._applyInputs = self.logic.readApplyInputs(
-                p.inputVolume, p.modelOutput, sex=p.sex, steps=steps
+                p.inputVolume, p.modelOutput, sex=p.sex, steps=steps, force=p.forceNonCT
             )
             self._applyJob = self.logic.startApply(self._applyInputs, steps=steps)
             self._setApplyRunning(True)
@@ -333,7 +334,9 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self._confirmWeights(p.segmentModel):
                 return
         with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
-            self._segmentJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
+            self._segmentJob = self.logic.startSegmentation(
+                p.segmentVolume, p.segmentModel, p.segmentDevice, force=p.forceNonCT
+            )
             self._segmentCtNode = p.segmentVolume
             self._setSegmentRunning(True)
             self.ui.statusLabel.text = f"Segmenting {p.segmentVolume.GetName()} with {p.segmentModel} ..."
@@ -578,13 +581,17 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
 
         return use_downloaded_folder(model, folder)
 
-    def startSegmentation(self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None):
-        """Start the model on ``ctNode`` in a background process; returns the job (poll() it)."""
+    def startSegmentation(
+        self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None, force: bool = False
+    ):
+        """Start the model on ``ctNode`` in a background process; returns the job (poll() it).
+
+        ``force`` segments an input that does not look like a CT (``--force``)."""
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib.segmentation_job import start_segmentation_job
 
         ct = slicer_bridge.node_to_volume(ctNode)
-        return start_segmentation_job(ct, model, device=device, folds=folds, postprocess=False)
+        return start_segmentation_job(ct, model, device=device, folds=folds, postprocess=False, force=force)
 
     def importModelOutput(self, ctNode, labelsPath, name: str):
         """A finished model output (label map file) as a new DAP segmentation on the CT."""
