@@ -98,17 +98,18 @@ def _run_statistics(array: np.ndarray, max_label: int):
     array = np.ascontiguousarray(array)
     ni = array.shape[-1]
     nj = array.shape[-2]
-    rows = array.reshape(-1, ni)
-    change = np.empty(rows.shape, dtype=bool)
-    change[:, 0] = True  # a run never continues into the next row
-    np.not_equal(rows[:, 1:], rows[:, :-1], out=change[:, 1:])
+    flat = array.ravel()
+    change = np.empty(flat.size, dtype=bool)
+    change[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=change[1:])  # one contiguous pass
+    change[::ni] = True  # a run never continues into the next row
     starts = np.flatnonzero(change)
     del change
     ends = np.empty_like(starts)
     ends[:-1] = starts[1:]
     ends[-1] = array.size
     ends -= 1  # last voxel of each run
-    values = array.ravel()[starts]
+    values = flat[starts]
     labelled = values != 0
     starts, ends, values = starts[labelled], ends[labelled], values[labelled].astype(np.intp)
     counts = np.bincount(values, weights=ends - starts + 1, minlength=max_label + 1).astype(np.int64)
