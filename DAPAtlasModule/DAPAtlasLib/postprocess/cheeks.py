@@ -46,7 +46,8 @@ def run(context: StepContext) -> StepReport:
         if found is None:
             continue
         mask, region = found
-        pieces, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
+        # uint8, not bool: cc3d 4.1.1 raises on a bool (1, 1, 3) [1, 0, 1] with connectivity 26
+        pieces, n = cc3d.connected_components(mask.view(np.uint8), connectivity=26, return_N=True)
         stats = component_statistics(pieces, n)
         sizes = np.asarray(stats["voxel_counts"])
         large = [

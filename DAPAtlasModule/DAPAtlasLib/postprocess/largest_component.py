@@ -153,7 +153,10 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray | None,
         i = np.flatnonzero(slab.any(axis=(0, 1)))
         j0, j1, i0, i1 = int(j[0]), int(j[-1]) + 1, int(i[0]), int(i[-1]) + 1
         box = (slice(k0, k1), slice(j0, j1), slice(i0, i1))
-        pieces, n = cc3d.connected_components(slab[:, j0:j1, i0:i1], connectivity=connectivity, return_N=True)
+        # contiguous uint8: cc3d 4.1.1 fails on some bool inputs (a (1, 1, 3) [1, 0, 1] with
+        # connectivity 26 raises "maximum length exception"); uint8 0/1 gives the same labels
+        tight = np.ascontiguousarray(slab[:, j0:j1, i0:i1]).view(np.uint8)
+        pieces, n = cc3d.connected_components(tight, connectivity=connectivity, return_N=True)
         slabs.append((box, pieces, n))
     total = sum(n for _, _, n in slabs)
     if total <= 1:
