@@ -80,6 +80,7 @@ class DAPAtlasModuleParameterNode:
     stepSexConsistency: bool = True
     stepLargestComponent: bool = True
     stepSkullFromCt: bool = True
+    forceNonCT: bool = False  # --force: accept an input that does not look like a CT in HU
     outputSegmentation: slicer.vtkMRMLSegmentationNode
     segmentVolume: slicer.vtkMRMLScalarVolumeNode
     segmentModel: Annotated[str, Choice(["dap-atlas-v2", "dap-atlas-v1"])] = "dap-atlas-v2"
@@ -258,7 +259,7 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # main thread: read the nodes; the rules and statistics run in the job runner
             steps = self.selectedSteps()
             self._applyInputs = self.logic.readApplyInputs(
-                p.inputVolume, p.modelOutput, sex=p.sex, steps=steps
+                p.inputVolume, p.modelOutput, sex=p.sex, steps=steps, force=p.forceNonCT
             )
             self._startApplyJob(self.logic.startApply(self._applyInputs, steps=steps), self._finishApply)
 
@@ -364,7 +365,9 @@ class DAPAtlasModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
         with slicer.util.tryWithErrorDisplay("Could not start the DAP Atlas segmentation.", waitCursor=True):
             # writing the CT and starting the process: in the job runner; the poll picks up the process
-            self._startJob = self.logic.startSegmentation(p.segmentVolume, p.segmentModel, p.segmentDevice)
+            self._startJob = self.logic.startSegmentation(
+                p.segmentVolume, p.segmentModel, p.segmentDevice, force=p.forceNonCT
+            )
             self._segmentCtNode = p.segmentVolume
             self._setSegmentRunning(True)
             self.ui.statusLabel.text = f"Segmenting {p.segmentVolume.GetName()} with {p.segmentModel} ..."
@@ -586,6 +589,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             "sex": sex,
             "metadata": {"PatientSex": dicomSex} if dicomSex else {},
             "checkCt": checkCt,  # the CT check reads every voxel: in the job, before the rules
+            "force": bool(force),
         }
 
     def submit(self, function, description: str):
@@ -615,6 +619,7 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
             metadata=inputs["metadata"],
             job=job,
             check_ct=inputs["checkCt"],
+            force=inputs.get("force", False),
         )
 
     def importApplyResult(self, inputs: dict, computation, outputName=None) -> dict:
@@ -657,16 +662,19 @@ class DAPAtlasModuleLogic(ScriptedLoadableModuleLogic):
 
         return use_downloaded_folder(model, folder)
 
-    def startSegmentation(self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None):
+    def startSegmentation(
+        self, ctNode, model: str = "dap-atlas-v2", device: str = "auto", folds=None, force: bool = False
+    ):
         """Start the model on ``ctNode``: the CT is read here, written and the model process started in
-        the job runner. Returns that ThreadJob; its result is the running ProcessJob (poll it)."""
+        the job runner. Returns that ThreadJob; its result is the running ProcessJob (poll it).
+        ``force`` segments an input that does not look like a CT (``--force``)."""
         from AnatomyCommonLib import slicer_bridge
         from DAPAtlasLib.segmentation_job import start_segmentation_in_background
 
         ct = slicer_bridge.volume_snapshot(ctNode)  # copied, written and handed to the process in the job
         return self.submit(
             lambda job: start_segmentation_in_background(
-                ct.to_volume(), model, device=device, folds=folds, postprocess=False, job=job
+                ct.to_volume(), model, device=device, folds=folds, postprocess=False, force=force, job=job
             ),
             "DAP Atlas segmentation start",
         )

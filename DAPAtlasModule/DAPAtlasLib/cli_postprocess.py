@@ -213,7 +213,7 @@ class _PostprocessCase:
         warnings: list[str] = []
         if ct is not None and "skull_from_ct" in self.steps:  # the one rule reading HU: no MRI/PET as HU
             warnings = list(check_ct(ct, name=f"CT of {case}", force=self.force))
-        result = postprocess(labels, ct=ct, sex=self.sex, steps=self.steps)
+        result = postprocess(labels, ct=ct, sex=self.sex, steps=self.steps, force=self.force)
         write_label_output(
             result.labels,
             Path(target),

@@ -357,7 +357,11 @@ class DAPSegmenter:
             report("postprocess", 0.0, "anatomical post-processing")
             started = time.perf_counter()
             labels = run_postprocessing(
-                labels, ct, sex, progress=lambda fraction, message: report("postprocess", fraction, message)
+                labels,
+                ct,
+                sex,
+                progress=lambda fraction, message: report("postprocess", fraction, message),
+                force=force,
             )
             timings["postprocess_s"] = time.perf_counter() - started
             report("postprocess", 1.0, "post-processing done")
@@ -386,17 +390,22 @@ def check_model_rib_order(labels: Volume) -> Volume:
 
 
 def run_postprocessing(
-    labels: Volume, ct: Volume | None, sex: str | None, progress: Callable[[float, str], None] | None = None
+    labels: Volume,
+    ct: Volume | None,
+    sex: str | None,
+    progress: Callable[[float, str], None] | None = None,
+    *,
+    force: bool = False,
 ) -> Volume:
     """Apply :func:`DAPAtlasLib.postprocess.postprocess` (the anatomical rules); its report goes
-    to ``metadata["dap_postprocess_report"]``."""
+    to ``metadata["dap_postprocess_report"]``. ``force``: the CT was accepted with ``--force``."""
     from .postprocess import STEP_TITLES, postprocess
 
     def step_progress(name: str, index: int, total: int) -> None:
         if progress is not None:
             progress(index / max(1, total), f"post-processing: {STEP_TITLES.get(name, name)}")
 
-    result = postprocess(labels, ct=ct, sex=sex, progress=step_progress)
+    result = postprocess(labels, ct=ct, sex=sex, progress=step_progress, force=force)
     out = result.labels
     out.metadata.update({k: v for k, v in labels.metadata.items() if k.startswith("dap_")})
     out.metadata["dap_postprocessed"] = True

@@ -239,7 +239,15 @@ def _check_cancel(job, message: str) -> None:
 
 
 def apply_in_background(
-    labels: Volume, ct: Volume, *, sex: str, steps, metadata, job, check_ct: dict | None = None
+    labels: Volume,
+    ct: Volume,
+    *,
+    sex: str,
+    steps,
+    metadata,
+    job,
+    check_ct: dict | None = None,
+    force: bool = False,
 ) -> ApplyComputation:
     """The part of Apply that runs in the job runner: the rules, the statistics, the segments.
 
@@ -248,7 +256,7 @@ def apply_in_background(
     (``{"name": ..., "force": ...}``) first checks that the CT looks like a CT in HU
     (:func:`~.input_checks.check_ct`, ImplausibleCTError). Only the MRML reads before and the
     attaching after (:func:`attach_dap_segments`, :func:`statistics_result_nodes`) stay on the
-    main thread.
+    main thread. ``force``: the user accepted a CT that does not look like one.
     """
     from .input_checks import check_ct as check_ct_values
     from .postprocess import postprocess
@@ -261,7 +269,9 @@ def apply_in_background(
         job.report_progress(0.85 * index / max(total, 1), f"rule {index + 1}/{total}: {step}")
 
     warnings = check_ct_values(ct, name=check_ct["name"], force=check_ct["force"]) if check_ct else []
-    result = postprocess(labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress)
+    result = postprocess(
+        labels, ct=ct, sex=sex, steps=steps, metadata=metadata, progress=progress, force=force
+    )
     _check_cancel(job, cancelled)
     job.report_progress(0.85, "statistics")
     statistics = structure_statistics(result.labels, ct)

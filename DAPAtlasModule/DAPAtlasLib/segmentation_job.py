@@ -39,8 +39,11 @@ def start_segmentation_job(
     export_resampling: str = "torch",
     work_dir: str | Path | None = None,
     python: str | None = None,
+    force: bool = False,
 ) -> ProcessJob:
     """Start ``python -m DAPAtlasLib segment`` on ``ct`` in the background; returns the running job.
+
+    ``force`` passes ``--force``: an input that does not look like a CT is segmented anyway.
 
     A :class:`Volume` is first written into the job folder (``ct.nii``). The label map appears
     as ``<job folder>/labels.nii`` (the ending update's ``result_path``) when the job succeeded; read it,
@@ -71,6 +74,8 @@ def start_segmentation_job(
     if not use_mirroring:
         args.append("--no-mirroring")
     args += ["--export-resampling", export_resampling]
+    if force:
+        args.append("--force")
     env = {"CUDA_VISIBLE_DEVICES": "-1"} if device == "cpu" else {}
     job = ProcessJob(
         args,

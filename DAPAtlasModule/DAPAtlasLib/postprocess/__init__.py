@@ -33,6 +33,7 @@ that are not DAP ids, an unknown step name).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -122,9 +123,31 @@ def validate_steps(steps: Iterable[str] | None) -> list[str]:
     return [name for name in STEP_NAMES if name in requested]
 
 
-def _check_ct(ct: Volume | None, labels: Volume) -> None:
-    if ct is not None:
-        labels.require_same_grid(ct, ("the label map", "the CT"))
+def _check_ct(ct: Volume | None, labels: Volume, *, reads_hu: bool, force: bool) -> list[str]:
+    """Same grid, and (when a rule reads Hounsfield units) a plausible CT: the input check of the
+    command line, for Python callers too. Returns the warnings of a forced implausible CT."""
+    if ct is None:
+        return []
+    labels.require_same_grid(ct, ("the label map", "the CT"))
+    if not reads_hu:
+        return []
+    from ..input_checks import check_ct
+
+    return check_ct(ct, name="the CT", force=force)
+
+
+def _single_threaded_blas():
+    """Context keeping BLAS single-threaded while the rules run (a no-op without threadpoolctl).
+
+    The rules' matrix products have an inner dimension of 3 (voxel index -> RAS); a threaded
+    BLAS only adds synchronisation to them, which on a busy machine costs more than the rules
+    themselves. Same results: the threads split rows, not the sums.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def postprocess(
@@ -136,6 +159,7 @@ def postprocess(
     settings: PostprocessSettings | None = None,
     metadata: Mapping | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    force: bool = False,
 ) -> PostprocessResult:
     """Apply the anatomical rules to a DAP Atlas label map (the model output).
 
@@ -154,10 +178,14 @@ def postprocess(
         Thresholds (:class:`PostprocessSettings`).
     progress:
         Called as ``progress(step_name, index, total)`` before each step.
+    force:
+        Run the skull rule on a ``ct`` that does not look like a CT in Hounsfield units (MRI, PET),
+        with the warning in ``report.notes``; without it such a ``ct`` raises ImplausibleCTError
+        before any work (the check of ``--force`` on the command line).
     """
     start = time.perf_counter()
     selected = validate_steps(steps)
-    _check_ct(ct, labels)
+    input_warnings = _check_ct(ct, labels, reads_hu=skull_from_ct.STEP_NAME in selected, force=force)
     if metadata is None:
         metadata = {**labels.metadata, **(ct.metadata if ct is not None else {})}
     resolved_sex, source = resolve_sex(sex, metadata)
@@ -168,6 +196,7 @@ def postprocess(
         sex_source=source,
         shape_kji=labels.shape,
         spacing_mm=labels.spacing_mm,
+        notes=list(input_warnings),
     )
     user = normalise_sex(sex)
     if source == "dicom" and user is not None and user != resolved_sex:
@@ -175,14 +204,15 @@ def postprocess(
             f"the DICOM PatientSex ({resolved_sex}) contradicts the chosen sex ({user}); "
             "the DICOM value was used"
         )
-    for index, name in enumerate(selected):
-        if progress is not None:
-            progress(name, index, len(selected))
-        context.forget_heights()
-        step_start = time.perf_counter()
-        step_report = STEPS[name](context)
-        step_report.seconds = time.perf_counter() - step_start
-        report.steps.append(step_report)
+    with _single_threaded_blas():
+        for index, name in enumerate(selected):
+            if progress is not None:
+                progress(name, index, len(selected))
+            context.forget_heights()
+            step_start = time.perf_counter()
+            step_report = STEPS[name](context)
+            step_report.seconds = time.perf_counter() - step_start
+            report.steps.append(step_report)
     report.seconds = time.perf_counter() - start
     return PostprocessResult(labels=editor.to_volume(), report=report)
 
@@ -194,12 +224,18 @@ def run_single_step(
     ct: Volume | None = None,
     sex: str | None = None,
     settings: PostprocessSettings | None = None,
+    force: bool = False,
 ) -> tuple[Volume, StepReport]:
-    """Run one step function on a copy of ``labels``; returns (new label map, step report)."""
-    _check_ct(ct, labels)
+    """Run one step function on a copy of ``labels``; returns (new label map, step report).
+
+    A ``ct`` read as Hounsfield units (the skull rule) is checked as in :func:`postprocess`.
+    """
+    input_warnings = _check_ct(ct, labels, reads_hu=step is skull_from_ct.run, force=force)
     editor = LabelMapEditor(labels)
     context = StepContext(editor=editor, ct=ct, sex=sex, settings=settings or PostprocessSettings())
     start = time.perf_counter()
-    report = step(context)
+    with _single_threaded_blas():
+        report = step(context)
+    report.warnings[:0] = input_warnings
     report.seconds = time.perf_counter() - start
     return editor.to_volume(), report

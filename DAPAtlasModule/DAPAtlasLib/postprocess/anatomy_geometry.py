@@ -57,9 +57,10 @@ class PatientGeometry:
         self, mask: np.ndarray, region: Region | None = None, *, max_points: int | None = None
     ) -> np.ndarray:
         """RAS positions of the voxels of ``mask`` (a crop at ``region``), optionally subsampled."""
-        indices = np.argwhere(mask)
-        if max_points is not None and len(indices) > max_points:
-            indices = indices[:: math.ceil(len(indices) / max_points)]
+        flat = np.flatnonzero(mask)  # raster order, as np.argwhere, but several times faster
+        if max_points is not None and len(flat) > max_points:
+            flat = flat[:: math.ceil(len(flat) / max_points)]
+        indices = np.stack(np.unravel_index(flat, mask.shape), axis=1)
         if region is not None:
             indices = indices + np.array([s.start for s in region])
         return self.ras_of(indices)
@@ -126,6 +127,12 @@ class PatientGeometry:
 
 
 # -------------------------------------------------------------------- landmarks
+def nonzero_indices(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``np.nonzero(mask)`` (same arrays, raster order) for a 3D mask, several times faster:
+    flat indices first, then one unravel."""
+    return np.unravel_index(np.flatnonzero(mask), mask.shape)
+
+
 def median_ras(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> np.ndarray | None:
     """Component-wise median RAS position of the voxels of ``mask`` (None if empty)."""
     if not mask.any():

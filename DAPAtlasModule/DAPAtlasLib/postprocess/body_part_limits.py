@@ -63,7 +63,8 @@ def _lung_top(context: StepContext) -> float | None:
         if found is None:
             continue
         mask, region = found
-        pieces = cc3d.connected_components(mask, connectivity=26)
+        # uint8, not bool: cc3d 4.1.1 raises on a bool (1, 1, 3) [1, 0, 1] with connectivity 26
+        pieces = cc3d.connected_components(mask.view(np.uint8), connectivity=26)
         largest = int(np.argmax(np.bincount(pieces[pieces > 0])))
         tops.append(float(heights_of(context.geometry, pieces == largest, region).max()))
     return float(np.mean(tops)) if tops else None

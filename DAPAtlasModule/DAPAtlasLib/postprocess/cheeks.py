@@ -24,6 +24,7 @@ import numpy as np
 from AnatomyCommonLib.volume import Volume
 
 from .anatomy_geometry import heights_of
+from .label_editing import component_statistics
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -45,8 +46,9 @@ def run(context: StepContext) -> StepReport:
         if found is None:
             continue
         mask, region = found
-        pieces, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
-        stats = cc3d.statistics(pieces)
+        # uint8, not bool: cc3d 4.1.1 raises on a bool (1, 1, 3) [1, 0, 1] with connectivity 26
+        pieces, n = cc3d.connected_components(mask.view(np.uint8), connectivity=26, return_N=True)
+        stats = component_statistics(pieces, n)
         sizes = np.asarray(stats["voxel_counts"])
         large = [
             p for p in range(1, n + 1) if sizes[p] * editor.voxel_volume_ml >= settings.cheek_min_component_ml

@@ -2,8 +2,9 @@
 
 A whole-body label map has ~131 million voxels (512 x 512 x 500) and 145 labels: one pass over
 the full volume per label would cost minutes. :class:`LabelMapEditor` finds every label's
-bounding box once (``scipy.ndimage.find_objects``: one pass) and lets the rules work inside
-crops. Every change goes through :meth:`LabelMapEditor.relabel`, which records the change in the
+bounding box once (:func:`label_boxes`: one pass over the runs of equal labels along the fastest
+axis, about 3x faster than ``scipy.ndimage.find_objects`` on such maps) and lets the rules work
+inside crops. Every change goes through :meth:`LabelMapEditor.relabel`, which records the change in the
 step's report and grows the bounding box of the receiving label, so boxes stay valid supersets
 for the rest of the run without another full pass.
 """
@@ -19,7 +20,7 @@ from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID
 from AnatomyCommonLib.volume import Volume
 
 from ..exceptions import InvalidLabelValuesError
-from .anatomy_geometry import PatientGeometry, Region
+from .anatomy_geometry import PatientGeometry, Region, nonzero_indices
 from .report import StepReport
 
 
@@ -31,13 +32,98 @@ def _as_label_array(array: np.ndarray, name: str) -> np.ndarray:
         raise InvalidLabelValuesError(
             f"{name} holds non-integer values, so it is not a label map; did you pass the CT instead?"
         )
-    low, high = (int(v) for v in (array.min(), array.max())) if array.size else (0, 0)
+    if not array.size:
+        low = high = 0
+    else:  # an unsigned map cannot go below 0: one pass less
+        low = 0 if np.issubdtype(array.dtype, np.unsignedinteger) else int(array.min())
+        high = int(array.max())
     if low < 0 or high > MAX_LABEL_ID:
         raise InvalidLabelValuesError(
             f"{name} holds values from {low} to {high}, but DAP Atlas label ids run from 0 to "
             f"{MAX_LABEL_ID}; is this the output of a DAP Atlas model?"
         )
     return np.array(array, dtype=np.uint8, copy=True)
+
+
+def label_boxes(array: np.ndarray, max_label: int = MAX_LABEL_ID) -> list[list[int] | None]:
+    """Exact bounding box ``[k0, k1, j0, j1, i0, i1]`` (stop exclusive) of every label 0..max_label.
+
+    Same boxes as ``scipy.ndimage.find_objects`` (None for absent labels; label 0 is not boxed);
+    see :func:`label_boxes_and_counts`.
+    """
+    return label_boxes_and_counts(array, max_label)[0]
+
+
+def label_boxes_and_counts(array: np.ndarray, max_label: int) -> tuple[list[list[int] | None], np.ndarray]:
+    """Exact bounding boxes (as :func:`label_boxes`) and voxel counts of the labels 0..max_label
+    of an integer array (counts[0] = 0: the background is not counted)."""
+    low, high, counts, _ = _run_statistics(array, max_label)
+    boxes: list[list[int] | None] = [None] * (max_label + 1)
+    for label in np.flatnonzero(high[0] >= 0):
+        if label:
+            boxes[int(label)] = [
+                int(v) for axis in range(3) for v in (low[axis, label], high[axis, label] + 1)
+            ]
+    return boxes, counts
+
+
+def component_statistics(pieces: np.ndarray, n: int) -> dict:
+    """``cc3d.statistics``-like summary of a component map with ids 1..n, from one pass.
+
+    ``voxel_counts`` (index 0 = 0), ``bounding_boxes`` (slice tuples, index 0 = None) and
+    ``first_voxel`` (flat index of each component's first voxel in raster order; -1 if absent).
+    cc3d.statistics also sums centroids over every voxel, which costs several times more.
+    """
+    low, high, counts, first = _run_statistics(pieces, n)
+    boxes = [None] + [
+        None if high[0, p] < 0 else tuple(slice(int(low[a, p]), int(high[a, p]) + 1) for a in range(3))
+        for p in range(1, n + 1)
+    ]
+    return {"voxel_counts": counts, "bounding_boxes": boxes, "first_voxel": first}
+
+
+def _run_statistics(array: np.ndarray, max_label: int):
+    """(lowest index per axis, highest index per axis, voxel count, first flat index) per label.
+
+    Computed from the runs of equal values along the last axis: a label map (or a component map)
+    has a few million runs for a hundred million voxels, so after one comparison pass all work is
+    per run; this is about 3x faster than ``scipy.ndimage.find_objects`` on a whole-body map and
+    than ``np.bincount`` on a uint32 component map. Label 0 is not counted.
+    """
+    low = np.full((3, max_label + 1), np.iinfo(np.intp).max, dtype=np.intp)
+    high = np.full((3, max_label + 1), -1, dtype=np.intp)
+    first = np.full(max_label + 1, np.iinfo(np.intp).max, dtype=np.intp)
+    if array.size == 0:
+        return low, high, np.zeros(max_label + 1, dtype=np.int64), np.full(max_label + 1, -1)
+    array = np.ascontiguousarray(array)
+    ni = array.shape[-1]
+    nj = array.shape[-2]
+    flat = array.ravel()
+    change = np.empty(flat.size, dtype=bool)
+    change[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=change[1:])  # one contiguous pass
+    change[::ni] = True  # a run never continues into the next row
+    starts = np.flatnonzero(change)
+    del change
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = array.size
+    ends -= 1  # last voxel of each run
+    values = flat[starts]
+    labelled = values != 0
+    starts, ends, values = starts[labelled], ends[labelled], values[labelled].astype(np.intp)
+    counts = np.bincount(values, weights=ends - starts + 1, minlength=max_label + 1).astype(np.int64)
+    np.minimum.at(first, values, starts)
+    first[first == np.iinfo(np.intp).max] = -1
+    row = starts // ni
+    i_first = starts - row * ni
+    i_last = ends - row * ni
+    k = row // nj
+    j = row - k * nj
+    for axis, (lo, hi) in enumerate(((k, k), (j, j), (i_first, i_last))):
+        np.minimum.at(low[axis], values, lo)
+        np.maximum.at(high[axis], values, hi)
+    return low, high, counts, first
 
 
 class LabelMapEditor:
@@ -48,11 +134,7 @@ class LabelMapEditor:
         self.volume = labels
         self.array = _as_label_array(labels.array, name)
         self.geometry = PatientGeometry(labels)
-        objects = ndimage.find_objects(self.array, max_label=MAX_LABEL_ID)
-        self._boxes: list[list[int] | None] = [None] * (MAX_LABEL_ID + 1)
-        for label, box in enumerate(objects, start=1):
-            if box is not None:
-                self._boxes[label] = [v for sl in box for v in (sl.start, sl.stop)]
+        self._boxes: list[list[int] | None] = label_boxes(self.array)
 
     # ---------------------------------------------------------------- boxes
     @property
@@ -106,25 +188,32 @@ class LabelMapEditor:
         Voxels that already hold ``to_label`` are not counted. The report gets one entry per
         (old label, new label) pair.
         """
+        return self.relabel_indices(region, nonzero_indices(mask), to_label, report)
+
+    def relabel_indices(
+        self, region: Region, indices: tuple[np.ndarray, ...], to_label: int, report: StepReport
+    ) -> int:
+        """:meth:`relabel` for the voxels at ``indices`` (``np.nonzero`` of a mask of the crop)."""
         crop = self.array[region]
-        mask = mask & (crop != to_label)
-        old = crop[mask]
+        old = crop[indices]
+        changing = old != to_label
+        if not changing.all():
+            indices = tuple(index[changing] for index in indices)
+            old = old[changing]
         if old.size == 0:
             return 0
         counts = np.bincount(old, minlength=MAX_LABEL_ID + 1)
         for from_label in np.flatnonzero(counts):
             report.record_relabel(int(from_label), int(to_label), int(counts[from_label]))
-        crop[mask] = to_label
+        crop[indices] = to_label
         if to_label != 0:
-            self._grow(int(to_label), region, mask)
+            self._grow_to(int(to_label), [
+                v for sl, index in zip(region, indices, strict=True)
+                for v in (sl.start + int(index.min()), sl.start + int(index.max()) + 1)
+            ])  # fmt: skip
         return int(old.size)
 
-    def _grow(self, label: int, region: Region, mask: np.ndarray) -> None:
-        bounds = []
-        for axis, sl in enumerate(region):
-            other = tuple(a for a in range(3) if a != axis)
-            hit = np.flatnonzero(mask.any(axis=other))
-            bounds.extend((sl.start + int(hit[0]), sl.start + int(hit[-1]) + 1))
+    def _grow_to(self, label: int, bounds: list[int]) -> None:
         box = self._boxes[label]
         if box is None:
             self._boxes[label] = bounds
@@ -138,10 +227,7 @@ class LabelMapEditor:
     def refresh_boxes(self, labels: Iterable[int] | None = None) -> None:
         """Recompute exact boxes (all labels: one full pass; given labels: within their boxes)."""
         if labels is None:
-            objects = ndimage.find_objects(self.array, max_label=MAX_LABEL_ID)
-            self._boxes = [None] + [
-                None if box is None else [v for sl in box for v in (sl.start, sl.stop)] for box in objects
-            ]
+            self._boxes = label_boxes(self.array)
             return
         for label in labels:
             region = self.box(label)

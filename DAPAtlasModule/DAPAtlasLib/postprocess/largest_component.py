@@ -29,9 +29,10 @@ sternum manubrium 135 (never produced by the released models) is a single bone a
 Eyeballs and cheeks *are* suppressed to their largest piece, as released (each side is one
 structure).
 
-One multi-label connected-components pass over the non-exempt labels does the work for all of
-them at once (cost comparable to a single ``cc3d.connected_components`` call on the volume);
-the gap test then looks only at the boxes around the few non-largest pieces.
+Each label is split into pieces inside its own bounding box (a binary connected-components pass
+per label; the boxes of a whole-body map add up to less than the volume), so labels with one
+piece, the usual case, cost one comparison and one labelling of their box; the gap test then
+looks only at the boxes around the few non-largest pieces.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ from scipy import ndimage
 from AnatomyCommonLib.anatomy.label_schema import MAX_LABEL_ID
 from AnatomyCommonLib.volume import Volume
 
+from .label_editing import label_boxes_and_counts
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
 STEP_NAME = "largest_component"
 
-#: Above this many pieces to remove, one pass over the region beats one small box per piece.
+#: Above this many pieces of one label to remove, one pass over its box beats one box per piece.
 _PER_PIECE_LIMIT = 2000
 
 #: Labels of the released script beyond its label table (never suppressed there): nasal cavity
@@ -86,42 +88,21 @@ class _Groups:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _labels_of_pieces(pieces: np.ndarray, work: np.ndarray, boxes: list) -> np.ndarray:
-    """Label of every piece, read at one of its voxels on the first slice of its bounding box
-    (no pass over the whole volume)."""
-    piece_label = np.zeros(len(boxes) + 1, dtype=np.uint8)
-    for piece, box in enumerate(boxes, start=1):
-        first = pieces[box[0].start, box[1], box[2]]
-        j, i = np.unravel_index(int(np.argmax(first == piece)), first.shape)
-        piece_label[piece] = work[box[0].start, box[1].start + j, box[2].start + i]
-    return piece_label
-
-
-def _sizes_of_split_labels(pieces: np.ndarray, piece_label: np.ndarray, boxes: list) -> np.ndarray:
-    """Voxel count of every piece of a label that has several pieces (0 for single pieces)."""
-    sizes = np.zeros(len(boxes) + 1, dtype=np.int64)
-    split = np.bincount(piece_label[1:], minlength=256) > 1
-    for piece in np.flatnonzero(split[piece_label]):
-        if piece:
-            sizes[piece] = np.count_nonzero(pieces[boxes[piece - 1]] == piece)
-    return sizes
-
-
 def _protected_pieces(
     pieces: np.ndarray,
-    piece_label: np.ndarray,
     candidates: np.ndarray,
     boxes: list,
-    largest_of: dict[int, int],
+    largest: int,
     region,
     full_shape: tuple[int, ...],
     spacing_kji: tuple[float, ...],
     tolerance_mm: float,
 ) -> tuple[set[int], set[int]]:
-    """(pieces touching the image border, pieces within the gap tolerance of their main piece or of
-    a border piece, directly or through a chain of such pieces)."""
+    """(pieces touching the image border, pieces within the gap tolerance of the main piece or of
+    a border piece, directly or through a chain of such pieces), for the pieces of one label
+    (``pieces``: its components in its bounding box ``region``)."""
     at_border: set[int] = set()
-    groups = _Groups(len(piece_label) - 1)
+    groups = _Groups(len(boxes))
     reach = [math.ceil(tolerance_mm / s) for s in spacing_kji]
     for piece in (int(p) for p in candidates):
         lows = tuple(sl.start for sl in boxes[piece - 1])
@@ -131,26 +112,72 @@ def _protected_pieces(
             for r, lo, hi, n in zip(region, lows, highs, full_shape, strict=True)
         ):
             at_border.add(piece)
+        # every piece of the label lies in ``region``, so the distances to this piece inside the
+        # clipped box are exact
         box = tuple(
             slice(max(0, lo - d), min(n, hi + d + 1))
             for lo, hi, d, n in zip(lows, highs, reach, pieces.shape, strict=True)
         )
         sub = pieces[box]
-        label = piece_label[piece]
-        others = (piece_label[sub] == label) & (sub != piece)
+        others = (sub != 0) & (sub != piece)
         if not others.any():
             continue
         own = sub == piece
         distance = ndimage.distance_transform_edt(~own, sampling=spacing_kji)
         for other in np.unique(sub[others & (distance <= tolerance_mm)]):
             groups.union(piece, int(other))
-    anchors = {groups.find(p) for p in largest_of.values()} | {groups.find(p) for p in at_border}
+    anchors = {groups.find(largest)} | {groups.find(p) for p in at_border}
     near = {int(p) for p in candidates if groups.find(int(p)) in anchors}
     return at_border, near
 
 
+def _occupied_ranges(occupied: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of the runs of True in a 1D array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], occupied, [False])).astype(np.int8)))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray | None, int]:
+    """(component map, number of components) of a label's mask in its bounding box.
+
+    A stray piece far from the main one makes the box mostly empty: no component crosses a
+    slice without voxels, so each slab between empty slices is labelled in its own tight box
+    (about 40 % less labelling on a whole-body map with model errors). Slabs are numbered in
+    order, so the numbering is the raster order of first voxels, as one pass over the box would
+    give. The map is None when there is at most one component (nothing more is needed).
+    """
+    slabs = []
+    for k0, k1 in _occupied_ranges(mask.any(axis=(1, 2))):
+        slab = mask[k0:k1]
+        j = np.flatnonzero(slab.any(axis=(0, 2)))
+        i = np.flatnonzero(slab.any(axis=(0, 1)))
+        j0, j1, i0, i1 = int(j[0]), int(j[-1]) + 1, int(i[0]), int(i[-1]) + 1
+        box = (slice(k0, k1), slice(j0, j1), slice(i0, i1))
+        # contiguous uint8: cc3d 4.1.1 fails on some bool inputs (a (1, 1, 3) [1, 0, 1] with
+        # connectivity 26 raises "maximum length exception"); uint8 0/1 gives the same labels
+        tight = np.ascontiguousarray(slab[:, j0:j1, i0:i1]).view(np.uint8)
+        pieces, n = cc3d.connected_components(tight, connectivity=connectivity, return_N=True)
+        slabs.append((box, pieces, n))
+    total = sum(n for _, _, n in slabs)
+    if total <= 1:
+        return None, total
+    if len(slabs) == 1 and slabs[0][1].shape == mask.shape:
+        return slabs[0][1], total
+    pieces = np.zeros(mask.shape, dtype=np.uint32)
+    offset = 0
+    for box, part, n in slabs:
+        np.add(part, offset, out=pieces[box], where=part > 0, dtype=np.uint32)
+        offset += n
+    return pieces, total
+
+
 def run(context: StepContext) -> StepReport:
-    """Remove the stray pieces of every non-exempt label, in place."""
+    """Remove the stray pieces of every non-exempt label, in place.
+
+    Each label is labelled in its own bounding box (the boxes of a whole-body map add up to less
+    than the volume, and a label with one piece, the usual case, needs nothing more); all
+    removals are applied after every label was examined.
+    """
     report = context.new_report(STEP_NAME)
     editor = context.editor
     settings = context.settings
@@ -159,57 +186,49 @@ def run(context: StepContext) -> StepReport:
     ]
     if not checked:
         return report.skip("no label that must be a single component is present")
-    region = editor.box(*checked)
-    lut = np.zeros(256, dtype=np.uint8)
-    lut[checked] = checked
-    work = lut[editor.array[region]]
-    pieces, n = cc3d.connected_components(
-        work, connectivity=settings.largest_component_connectivity, return_N=True
-    )
-    if n == 0:
+    spacing = context.geometry.spacing_kji_mm
+    tolerance = gap_tolerance_mm(settings, spacing)
+    full_shape = editor.array.shape
+    components = kept_at_border = kept_near = 0
+    removals = []  # (label, region, pieces, removed piece ids, their boxes, sizes)
+    for label in checked:
+        region = editor.box(label)
+        pieces, n = _components(editor.array[region] == label, settings.largest_component_connectivity)
+        components += n
+        if pieces is None:
+            continue
+        flat_boxes, sizes = label_boxes_and_counts(pieces, n)
+        largest = int(np.argmax(sizes))  # the first of equal sizes: the first in raster order
+        boxes = [tuple(slice(b[2 * a], b[2 * a + 1]) for a in range(3)) for b in flat_boxes[1:]]
+        candidates = np.array([p for p in range(1, n + 1) if p != largest])
+        at_border, near = _protected_pieces(
+            pieces, candidates, boxes, largest, region, full_shape, spacing, tolerance
+        )
+        kept_at_border += len(at_border)
+        kept_near += len(near - at_border)
+        removed = [int(p) for p in candidates if p not in at_border and p not in near]
+        if removed:
+            removals.append((label, region, pieces, removed, boxes, sizes))
+    if components == 0:
         return report.skip("no label that must be a single component is present")
-    boxes = ndimage.find_objects(pieces)  # boxes[p - 1]: the bounding box of piece p
-    piece_label = _labels_of_pieces(pieces, work, boxes)
-    del work
-    sizes = _sizes_of_split_labels(pieces, piece_label, boxes)
-    # largest piece per label: sort by (label, -size) and take the first of each label
-    order = np.lexsort((-sizes[1:], piece_label[1:])) + 1
-    first_of_label = np.ones(order.size, dtype=bool)
-    first_of_label[1:] = piece_label[order[1:]] != piece_label[order[:-1]]
-    largest = order[first_of_label]
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[0] = True
-    keep[largest] = True
-    candidates = np.flatnonzero(~keep)
-    at_border, near = _protected_pieces(
-        pieces,
-        piece_label,
-        candidates,
-        boxes,
-        {int(piece_label[p]): int(p) for p in largest},
-        region,
-        editor.array.shape,
-        context.geometry.spacing_kji_mm,
-        gap_tolerance_mm(settings, context.geometry.spacing_kji_mm),
-    )
-    keep[list(at_border | near)] = True
-    removed = np.flatnonzero(~keep)
-    report.details["pieces_kept_at_the_image_border"] = len(at_border)
-    report.details["pieces_kept_within_gap_tolerance"] = len(near - at_border)
+    report.details["pieces_kept_at_the_image_border"] = kept_at_border
+    report.details["pieces_kept_within_gap_tolerance"] = kept_near
     report.details["labels_checked"] = len(checked)
-    report.details["components"] = int(n)
-    if removed.size:
-        for label in np.unique(piece_label[removed]):
-            report.record_removed_components(int(label), sizes[removed[piece_label[removed] == label]])
-        if removed.size > _PER_PIECE_LIMIT:  # many specks: one pass over the whole region
-            editor.relabel(region, ~keep[pieces], settings.suppressed_label, report)
-        else:  # a few pieces: work inside each piece's bounding box only
-            for piece in removed:
-                box = boxes[piece - 1]
-                global_box = tuple(
-                    slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
-                )
-                editor.relabel(global_box, pieces[box] == piece, settings.suppressed_label, report)
+    report.details["components"] = int(components)
+    for label, _, _, removed, _, sizes in removals:
+        report.record_removed_components(label, sizes[removed])
+    for _, region, pieces, removed, boxes, _ in removals:
+        if len(removed) > _PER_PIECE_LIMIT:  # many specks: one pass over the label's box
+            drop = np.zeros(len(boxes) + 1, dtype=bool)
+            drop[removed] = True
+            editor.relabel(region, drop[pieces], settings.suppressed_label, report)
+            continue
+        for piece in removed:  # a few pieces: work inside each piece's bounding box only
+            box = boxes[piece - 1]
+            global_box = tuple(
+                slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
+            )
+            editor.relabel(global_box, pieces[box] == piece, settings.suppressed_label, report)
     report.rules.append(
         "non-largest components of single structures removed (not at the image border, not within "
         "the gap tolerance of the main piece)"

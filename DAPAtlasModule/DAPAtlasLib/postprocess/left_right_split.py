@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import cc3d
 import numpy as np
-from scipy import ndimage
 
 from AnatomyCommonLib.volume import Volume
 
 from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure
+from .label_editing import component_statistics
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -138,7 +138,7 @@ def _split_pair(
     minority = context.settings.side_minority_fraction
     changed = 0
     straddling = 0
-    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
+    for piece, box in enumerate(component_statistics(pieces, n)["bounding_boxes"][1:], start=1):
         if box is None:
             continue
         global_box = tuple(

@@ -28,6 +28,13 @@ def _name(label_id: int) -> str:
         return f"Label {label_id}"
 
 
+def _largest_first(item: tuple[tuple[int, int], int]) -> tuple[int, int, int]:
+    """Relabel entries by voxels, largest first; equal counts by (from, to) label, so the order
+    does not depend on the order in which a step visited the labels."""
+    (from_label, to_label), voxels = item
+    return -voxels, from_label, to_label
+
+
 @dataclass
 class ComponentRemoval:
     """Connected components of one label that a step removed (set to background)."""
@@ -123,7 +130,7 @@ class StepReport:
                     "voxels": n,
                     "ml": round(n * self.voxel_volume_ml, 4),
                 }
-                for (a, b), n in sorted(self.relabelled.items(), key=lambda item: -item[1])
+                for (a, b), n in sorted(self.relabelled.items(), key=_largest_first)
             ],
             "removed_components": [r.to_dict() for r in sorted(self.removed.values(), key=lambda r: r.label)],
             "rules": list(self.rules),
@@ -140,7 +147,7 @@ class StepReport:
         else:
             ml = self.changed_voxels * self.voxel_volume_ml
             lines.append(f"{self.step}: {self.changed_voxels} voxels changed ({ml:.2f} ml)")
-            for (a, b), n in sorted(self.relabelled.items(), key=lambda item: -item[1]):
+            for (a, b), n in sorted(self.relabelled.items(), key=_largest_first):
                 lines.append(f"  {_name(a)} -> {_name(b)}: {n} voxels ({n * self.voxel_volume_ml:.2f} ml)")
             for removal in sorted(self.removed.values(), key=lambda r: r.label):
                 lines.append(

@@ -49,6 +49,7 @@ from .rib_anatomy import (
     THORACIC_VERTEBRAE,
     RibComponent,
     attachment_numbers,
+    is_rib,
     rib_components,
 )
 from .step_context import PostprocessSettings, StepContext
@@ -121,9 +122,7 @@ def run(context: StepContext) -> StepReport:
     found = context.rib_components
     context.rib_components = None
     if found is None or found.region != region:
-        lut = np.zeros(256, dtype=bool)
-        lut[list(RIBS)] = True
-        rib_mask = lut[editor.array[region]]
+        rib_mask = is_rib(editor.array[region])
         if not rib_mask.any():
             return report.skip("no rib labels in the image")
         found = rib_components(context, region, rib_mask, report)

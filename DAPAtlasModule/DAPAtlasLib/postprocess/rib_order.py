@@ -20,8 +20,6 @@ It runs after inference even when the other rules are off (V2), and before rib c
 
 from __future__ import annotations
 
-import numpy as np
-
 from AnatomyCommonLib.anatomy.label_schema import rib_id
 from AnatomyCommonLib.volume import Volume
 
@@ -31,6 +29,7 @@ from .rib_anatomy import (
     RIBS_PER_SIDE,
     RibComponent,
     attachment_numbers,
+    is_rib,
     rib_components,
     rib_number,
     rib_side,
@@ -67,9 +66,7 @@ def run(context: StepContext) -> StepReport:
     if region is None:
         return report.skip("no rib labels in the image")
     crop = editor.array[region]
-    lut = np.zeros(256, dtype=bool)
-    lut[list(RIBS)] = True
-    rib_mask = lut[crop]
+    rib_mask = is_rib(crop)
     if not rib_mask.any():
         return report.skip("no rib labels in the image")
     found = rib_components(context, region, rib_mask, report, largest=_MAX_COMPONENTS)

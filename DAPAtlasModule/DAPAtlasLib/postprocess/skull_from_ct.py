@@ -21,7 +21,7 @@ import numpy as np
 
 from AnatomyCommonLib.volume import Volume
 
-from .anatomy_geometry import heights_of
+from .anatomy_geometry import heights_of, nonzero_indices
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -48,21 +48,29 @@ def run(context: StepContext) -> StepReport:
     settings = context.settings
     labels = context.editor.array[region]
     hu = context.ct.array[region]
+    # bone window first (few voxels pass), then the label and height tests on those voxels only
+    bone = hu >= settings.skull_hu_min
+    bone &= hu <= settings.skull_hu_max
+    indices = nonzero_indices(bone)
+    del bone
     replaceable = np.zeros(256, dtype=bool)
     replaceable[list(REPLACEABLE)] = True
-    mask = replaceable[labels]
-    mask &= hu >= settings.skull_hu_min
-    mask &= hu <= settings.skull_hu_max
-    mask &= np.broadcast_to(context.geometry.height_field(region) > top_of_c5, mask.shape)
-    context.editor.relabel(region, mask, SKULL, report)
+    keep = replaceable[labels[indices]]
+    heights = np.broadcast_to(context.geometry.height_field(region), labels.shape)
+    indices = tuple(index[keep] for index in indices)
+    keep = heights[indices] > top_of_c5
+    context.editor.relabel_indices(region, tuple(index[keep] for index in indices), SKULL, report)
     report.rules.append(f"{settings.skull_hu_min:g}..{settings.skull_hu_max:g} HU above C5 -> skull")
     return report
 
 
 def skull_from_ct(
-    labels: Volume, ct: Volume, *, settings: PostprocessSettings | None = None
+    labels: Volume, ct: Volume, *, settings: PostprocessSettings | None = None, force: bool = False
 ) -> tuple[Volume, StepReport]:
-    """Skull rule on a DAP label map and its CT; returns the new label map and the report."""
+    """Skull rule on a DAP label map and its CT; returns the new label map and the report.
+
+    A ``ct`` that does not look like a CT in HU raises ImplausibleCTError unless ``force``
+    (then the report warns)."""
     from . import run_single_step
 
-    return run_single_step(run, labels, ct=ct, settings=settings)
+    return run_single_step(run, labels, ct=ct, settings=settings, force=force)

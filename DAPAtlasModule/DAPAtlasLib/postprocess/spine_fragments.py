@@ -23,6 +23,7 @@ from scipy import ndimage
 
 from AnatomyCommonLib.volume import Volume
 
+from .label_editing import component_statistics
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -44,27 +45,28 @@ def run(context: StepContext) -> StepReport:
         return report.skip(f"{len(present)} vertebra(e)/sacrum present; fragments need a neighbouring one")
     region = editor.box(*present, margin=1)
     crop = editor.array[region]
-    lut = np.zeros(256, dtype=np.uint8)
-    lut[list(SPINE_CHAIN)] = list(SPINE_CHAIN)
-    spine = lut[crop]
+    # the chain's labels, others 0 (C1..L5 are one id range; comparisons beat a lookup table)
+    in_chain = np.subtract(crop, VERTEBRAE[0], dtype=np.uint8) < len(VERTEBRAE)
+    in_chain |= crop == SACRUM
+    spine = np.where(in_chain, crop, np.uint8(0))
+    del in_chain
     pieces, n = cc3d.connected_components(spine, connectivity=6, return_N=True)
     if n == 0:
         return report.skip("no vertebra voxels")
-    stats = cc3d.statistics(pieces)
+    stats = component_statistics(pieces, n)
     sizes = np.asarray(stats["voxel_counts"])
     piece_label = np.zeros(n + 1, dtype=np.uint8)
-    piece_label[pieces.ravel()] = spine.ravel()
+    piece_label[1:] = spine.ravel()[stats["first_voxel"][1:]]
     main_piece = {}
     for label in present:
         candidates = np.flatnonzero(piece_label == label)
         candidates = candidates[candidates > 0]
         if candidates.size:
             main_piece[label] = int(candidates[np.argmax(sizes[candidates])])
-    # map of main bodies: voxel -> vertebra label if it belongs to that vertebra's main body
+    # main bodies: piece -> vertebra label if the piece is that vertebra's main body
     is_main = np.zeros(n + 1, dtype=np.uint8)
     for label, piece in main_piece.items():
         is_main[piece] = label
-    main_map = is_main[pieces]
     moved = 0
     boxes = stats["bounding_boxes"]
     for piece in range(1, n + 1):
@@ -77,7 +79,7 @@ def run(context: StepContext) -> StepReport:
         )
         own = pieces[box] == piece
         ring = ndimage.binary_dilation(own, structure=_STRUCTURE_26) & ~own
-        contact = np.bincount(main_map[box][ring], minlength=256)
+        contact = np.bincount(is_main[pieces[box][ring]], minlength=256)
         contact[0] = 0
         if not contact.any():
             continue

@@ -133,3 +133,25 @@ def test_batch_records_a_non_ct_case_as_failed_and_goes_on(tmp_path):
     report = run_batch([cases], tmp_path / "out", model=str(tmp_path / "no_model"), statistics=False)
     (case,) = report.cases
     assert case.status == "failed" and "ImplausibleCTError" in case.error
+
+
+def test_postprocess_called_from_python_refuses_an_mri_as_ct_unless_forced():
+    from DAPAtlasLib.postprocess import postprocess
+    from DAPAtlasLib.postprocess.skull_from_ct import skull_from_ct
+
+    p = phantom("LPS")
+    mri = mri_like(p.ct)
+    with pytest.raises(ImplausibleCTError, match="force"):
+        postprocess(p.labels, ct=mri)
+    with pytest.raises(ImplausibleCTError, match="force"):
+        skull_from_ct(p.labels, mri)
+    forced = postprocess(p.labels, ct=mri, force=True)
+    assert any("does not look like a CT" in note and "--force" in note for note in forced.report.notes)
+    assert "does not look like a CT" in forced.report.to_text()
+    _, step_report = skull_from_ct(p.labels, mri, force=True)
+    assert any("does not look like a CT" in w for w in step_report.warnings)
+    # the CT of a run without the skull rule is never read as HU: accepted, nothing to warn about
+    unread = postprocess(p.labels, ct=mri, steps=["left_right_split"])
+    assert unread.report.notes == []
+    # a real CT passes without a note
+    assert postprocess(p.labels, ct=p.ct, steps=["skull_from_ct"]).report.notes == []

@@ -105,3 +105,16 @@ def test_values_outside_the_schema_and_a_ct_on_another_grid_are_refused():
     small = phantom("RAS", "M", 0, "small")
     with pytest.raises(GeometryMismatchError):
         postprocess(p.labels, ct=small.ct)
+
+
+def test_a_structure_of_two_voxels_one_apart_does_not_crash_the_26_connected_rules():
+    """cc3d 4.1.1 raises on a bool (1, 1, 3) mask [1, 0, 1] with 26-connectivity; the cheek rule
+    and the lung-top landmark label such crops of a label's bounding box."""
+    from AnatomyCommonLib.volume import Volume
+
+    array = np.zeros((6, 7, 9), dtype=np.uint8)
+    array[2, 3, 2] = array[2, 3, 4] = 29  # thyroid left: two voxels, one apart along i
+    array[4, 1, 5] = array[4, 1, 7] = 121  # upper lung lobe, the same shape
+    labels = Volume(array, np.diag([1.5, 1.5, 2.0, 1.0]))
+    result = postprocess(labels, steps=["cheeks", "body_part_limits"])
+    assert np.array_equal(result.labels.array, array)  # nothing to change, and no crash

@@ -112,3 +112,24 @@ def test_a_finished_job_imports_as_a_dap_segmentation_on_the_ct_node(tmp_path, m
     back = dap_labels_from_node(node, ct_node)
     assert np.array_equal(back.array, labels.array)
     assert not job.work_dir.exists()
+
+
+def test_the_modules_force_option_reaches_the_segment_command(tmp_path):
+    """The module's 'Accept an input that does not look like a CT' check box starts the job with
+    --force: without it an MRI-like volume is refused by the input check, with it the command
+    gets past that check (and fails later, here on the model that does not exist)."""
+    from postprocess_cases import phantom
+    from test_dap_input_checks import mri_like
+
+    mri = mri_like(phantom("LPS").ct)
+    refused = start_segmentation_job(mri, tmp_path / "no_model", device="cpu", python=sys.executable)
+    status = refused.wait(timeout_s=120)
+    assert status.state == "failed" and "does not look like a CT" in status.error
+    refused.cleanup()
+    forced = start_segmentation_job(
+        mri, tmp_path / "no_model", device="cpu", python=sys.executable, force=True
+    )
+    assert "--force" in forced.command
+    status = forced.wait(timeout_s=120)
+    assert status.state == "failed" and "does not look like a CT" not in status.error
+    forced.cleanup()
