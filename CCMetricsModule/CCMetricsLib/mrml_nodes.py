@@ -583,18 +583,17 @@ def compute_agreement(inputs: AgreementInputs, *, job=None) -> ComputedAgreement
         if job is not None and job.should_cancel():
             raise CancelledError("Agreement cancelled; the tables were not changed.")
 
-    masks = [*inputs.raters.values(), *inputs.repeats, *inputs.predictions.values()]
-
-    def read(function, index: int):
+    readers = [*inputs.raters.values(), *inputs.repeats, *inputs.predictions.values()]
+    masks = []
+    for index, read in enumerate(readers):
         check_cancel()
         if job is not None:
-            job.report_progress(0.1 * index / len(masks), f"reading mask {index + 1}/{len(masks)}")
-        return function()
-
-    counter = iter(range(len(masks)))
-    raters = {name: read(function, next(counter)) for name, function in inputs.raters.items()}
-    repeat_masks = [read(function, next(counter)) for function in inputs.repeats]
-    predictions = {name: read(function, next(counter)) for name, function in inputs.predictions.items()}
+            job.report_progress(0.1 * index / len(readers), f"reading mask {index + 1}/{len(readers)}")
+        masks.append(read())
+    n_raters, n_repeats = len(inputs.raters), len(inputs.repeats)
+    raters = dict(zip(inputs.raters, masks[:n_raters], strict=True))
+    repeat_masks = masks[n_raters : n_raters + n_repeats]
+    predictions = dict(zip(inputs.predictions, masks[n_raters + n_repeats :], strict=True))
     repeats = {next(iter(raters)): repeat_masks} if repeat_masks else {}
 
     def progress(index: int, total: int, step: str) -> None:
