@@ -108,7 +108,8 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._regionsTimer = qt.QTimer()
         self._regionsTimer.setInterval(200)
         self._regionsTimer.connect("timeout()", self.onPollRegions)
-        self._computeJob = None  # the metrics being computed in the background
+        self._computeJob = None  # the metrics or the agreement being computed in the background
+        self._computeEnded = None  # what shows that job's result on the main thread
         self._computeTimer = qt.QTimer()
         self._computeTimer.setInterval(100)
         self._computeTimer.connect("timeout()", self.onPollCompute)
@@ -192,14 +193,21 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 label=p.labelValue or None,
                 gridNode=p.gridVolume,
             )
-            self._computeJob = self.logic.startCompute(
+            job = self.logic.startCompute(
                 inputs,
                 metrics=metrics,
                 nsdToleranceMm=p.nsdToleranceMm,
                 distanceWorstMm=p.distanceWorstMm or None,
             )
-            self._setComputeRunning(True)
-            self._computeTimer.start()
+            self._startForegroundJob(job, self._showComputed)
+
+    def _startForegroundJob(self, job, onEnded) -> None:
+        """Show ``job`` in the progress bar with Cancel; ``onEnded(update)`` runs when it ends.
+
+        Compute and Compute agreement share the bar, Cancel and the one-job-at-a-time rule."""
+        self._computeJob, self._computeEnded = job, onEnded
+        self._setComputeRunning(True)
+        self._computeTimer.start()
 
     def _setComputeRunning(self, running: bool) -> None:
         self.ui.cancelComputeButton.enabled = running
@@ -207,11 +215,15 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if running:
             self.ui.computeProgressBar.value = 0
         self.updateComputeButton()
+        self.multiRaterButton.enabled = not running
 
     def onCancelCompute(self) -> None:
         if self._computeJob is not None:
-            self._computeJob.cancel()  # returns at once; the current prediction finishes in the background
-            self.ui.statusLabel.text = "Cancelling after the current prediction ..."
+            self._computeJob.cancel()  # returns at once; the current step finishes in the background
+            if self._computeEnded == self._showAgreement:
+                self.multiRaterStatus.text = "Cancelling after the current pair ..."
+            else:
+                self.ui.statusLabel.text = "Cancelling after the current prediction ..."
 
     def onPollCompute(self) -> None:
         if self._computeJob is None:
@@ -223,8 +235,11 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not update.ended:
             return
         self._computeTimer.stop()
-        self._computeJob = None
+        onEnded, self._computeJob, self._computeEnded = self._computeEnded, None, None
         self._setComputeRunning(False)
+        onEnded(update)
+
+    def _showComputed(self, update) -> None:
         if update.state == "cancelled":
             self.ui.statusLabel.text = "CC-Metrics cancelled; the tables were not changed."
             return
@@ -349,17 +364,30 @@ class CCMetricsModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.multiRaterButton.connect("clicked(bool)", self.onMultiRater)
 
     def onMultiRater(self) -> None:
-        if not self._installRequirements():
+        if self._computeJob is not None or not self._installRequirements():
             return
-        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the agreement.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not read the raters.", waitCursor=True):
             p = self._parameterNode
-            out = self.logic.processMultiRater(
+            # main thread: what the nodes are; the masks, agreement and STAPLE run in the job runner
+            inputs = self.logic.readMultiRaterInputs(
                 list(self.ratersSelector.checkedNodes()),
                 list(self.ui.predictionsSelector.checkedNodes()),
                 list(self.repeatsSelector.checkedNodes()),
                 label=p.labelValue or None,
                 gridNode=p.gridVolume,
             )
+            self._startForegroundJob(self.logic.startMultiRater(inputs), self._showAgreement)
+            self.multiRaterStatus.text = "Computing the agreement (progress and Cancel above) ..."
+
+    def _showAgreement(self, update) -> None:
+        if update.state == "cancelled":
+            self.multiRaterStatus.text = "Agreement cancelled; the tables were not changed."
+            return
+        with slicer.util.tryWithErrorDisplay("CC-Metrics could not compute the agreement."):
+            if update.state != "succeeded":
+                self.multiRaterStatus.text = ""
+                raise RuntimeError(update.error or f"The agreement ended as {update.state}.")
+            out = self.logic.showMultiRater(update.result)  # main thread: tables and consensus node
             self.pairsTableView.setMRMLTableNode(out.pair_table)
             self.modelsTableView.setMRMLTableNode(out.model_table)
             result = out.result
@@ -525,13 +553,37 @@ class CCMetricsModuleLogic(ScriptedLoadableModuleLogic):
 
     def processMultiRater(self, raterNodes, predictionNodes=(), repeatNodes=(), label=None, gridNode=None):
         """Inter/intra-rater agreement, STAPLE consensus (a label-map node usable as the reference)
-        and the predictions against the band; returns CCMetricsLib's NodeAgreement."""
+        and the predictions against the band, on the calling thread (console use); returns
+        CCMetricsLib's NodeAgreement. The widget runs the computation in the job runner instead."""
+        from CCMetricsLib.mrml_nodes import compute_agreement
+
+        inputs = self.readMultiRaterInputs(raterNodes, predictionNodes, repeatNodes, label, gridNode)
+        return self.showMultiRater(compute_agreement(inputs))
+
+    def readMultiRaterInputs(self, raterNodes, predictionNodes=(), repeatNodes=(), label=None, gridNode=None):
+        """Main thread: the grid and how to read the rater, repeat and prediction masks (no voxel copied)."""
         from AnatomyCommonLib.dependencies import check_requirements
 
-        check_requirements(self.requirements(), "CC-Metrics")
-        from CCMetricsLib.mrml_nodes import multirater_nodes
+        check_requirements(self.requirements(), "CC-Metrics")  # raises naming what is missing; no dialog
+        from CCMetricsLib.mrml_nodes import read_agreement_inputs
 
-        return multirater_nodes(raterNodes, predictionNodes, repeatNodes, label=label, grid_node=gridNode)
+        return read_agreement_inputs(
+            list(raterNodes), list(predictionNodes), list(repeatNodes), label=label, grid_node=gridNode
+        )
+
+    def startMultiRater(self, inputs):
+        """Masks, agreement, STAPLE and the consensus image in the job runner (progress per pair,
+        Cancel between pairs); returns the job, whose result goes to :meth:`showMultiRater`."""
+        from CCMetricsLib.mrml_nodes import compute_agreement
+
+        return self.submit(lambda job: compute_agreement(inputs, job=job), "CC-Metrics agreement")
+
+    def showMultiRater(self, computed):
+        """Main thread: the computed rows into the pair/model tables and the consensus into its
+        label-map node (those of the same first rater are refilled); returns the NodeAgreement."""
+        from CCMetricsLib.mrml_nodes import show_agreement
+
+        return show_agreement(computed)
 
 
 class CCMetricsModuleTest(ScriptedLoadableModuleTest):

@@ -21,6 +21,7 @@ from slicer_module_logic import load_module_file
 
 import AnatomyCommonLib.image_io as image_io
 import CCMetricsLib.mrml_nodes as cc_mrml
+import CCMetricsLib.multirater as cc_multirater
 import DAPAtlasLib.input_checks as dap_input_checks
 import DAPAtlasLib.mrml_nodes as dap_mrml
 import DAPAtlasLib.postprocess as dap_postprocess
@@ -38,9 +39,13 @@ HEAVY = [
     (dap_statistics, "structure_statistics"),
     (cc_mrml, "compare"),
     (cc_mrml, "voronoi_regions"),
+    (cc_mrml, "multirater_agreement"),
+    (cc_multirater, "staple_consensus"),
+    (cc_multirater, "compare"),  # CC-Dice of each pair and model (same key as the metrics' compare)
     (image_io, "read_labelmap"),
     (image_io, "write_volume"),
     (slicer_bridge, "prepare_segments"),
+    (slicer_bridge, "prepare_volume"),  # the consensus voxels into a vtkImageData
     (dap_input_checks, "check_ct"),
     # copies of voxels out of nodes: planned on the main thread, made in the job
     (slicer_bridge.VolumeSnapshot, "to_volume"),
@@ -233,3 +238,89 @@ def test_cc_metrics_cancel_before_the_first_prediction_changes_no_table(cc_logic
     update = job.wait(timeout_s=60)
     assert update.state == "cancelled" and update.result is None
     assert mrml_scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == 0
+
+
+def _rater_nodes():
+    """Three raters (a segmentation and two label maps), a repeat session and a model, one grid."""
+    reference, _ = _lesion_masks()
+    a = reference.array.astype(bool)
+    b = np.roll(a, 1, axis=2)
+    c = a.copy()
+    c[4:9, 5:10, 4:6] = False  # rater C leaves out part of the first lesion
+    ct_node = slicer_bridge.volume_to_node(reference.with_array(np.zeros(a.shape, np.int16)), "CT")
+    rater_a = slicer_bridge.labelmap_to_segmentation_node(
+        reference.with_array(a.astype(np.uint8)),
+        [slicer_bridge.LabelDescription(1, "lesions")],
+        "Rater A",
+        reference_volume_node=ct_node,
+    )
+    label_nodes = [
+        slicer_bridge.volume_to_node(reference.with_array(mask.astype(np.uint8)), name, labelmap=True)
+        for name, mask in (("Rater B", b), ("Rater C", c), ("A again", np.roll(a, 1, axis=1)), ("Model", a))
+    ]
+    return ct_node, [rater_a, *label_nodes[:2]], label_nodes[2], label_nodes[3]
+
+
+def test_cc_metrics_agreement_does_its_work_off_the_main_thread(cc_logic, mrml_scene, calls):
+    ct_node, raters, repeat, model = _rater_nodes()
+    calls.clear()
+
+    # Compute agreement: read the nodes (main), masks + agreement + STAPLE + consensus image (worker),
+    # tables and consensus node (main)
+    inputs = cc_logic.readMultiRaterInputs(raters, [model], [repeat], gridNode=ct_node)
+    assert not calls, f"ran on the main thread while reading the nodes: {set(calls)}"
+    job = cc_logic.startMultiRater(inputs)
+    update = run(job)
+    computed = update.result
+    out = cc_logic.showMultiRater(computed)
+    worker = cc_logic._worker.thread
+    assert_only_in(
+        calls,
+        worker,
+        "multirater_agreement",
+        "staple_consensus",
+        "compare",
+        "prepare_volume",
+        "VolumeSnapshot.to_volume",  # the label-map raters, repeat and model
+        "LabelmapRead.read",  # the segmentation rater's segment
+    )
+    # progress went through the job: one report per pair (3 inter + 1 intra), STAPLE and the model
+    steps = [message for _, message in job.progress_log]
+    assert sum("pair" in m for m in steps) == 4 and any("STAPLE" in m for m in steps)
+    assert any("Model" in m for m in steps)
+
+    # the scene holds what the job built: the very consensus image, the job's rows and result
+    assert out.result is computed.result
+    assert out.consensus.GetImageData() is computed.consensus.image
+    assert slicer_bridge.table_node_to_rows(out.pair_table) == computed.pair_rows
+    shown_models = slicer_bridge.table_node_to_rows(out.model_table)
+    assert [row["model"] for row in shown_models] == [row["model"] for row in computed.model_rows]
+    assert [row["model"] for row in shown_models] == ["Model"]
+    assert shown_models[0]["dice"] == computed.model_rows[0]["dice"]
+
+
+def test_cc_metrics_agreement_cancel_stops_at_the_next_pair_and_changes_nothing(
+    cc_logic, mrml_scene, calls, monkeypatch
+):
+    ct_node, raters, repeat, model = _rater_nodes()
+    inputs = cc_logic.readMultiRaterInputs(raters, [model], [repeat], gridNode=ct_node)
+    nodes_before = mrml_scene.GetNumberOfNodes()
+    recorded_compare = cc_multirater.compare  # the fixture's recording wrapper
+
+    def cancel_during_the_first_pair(*args, **kwargs):
+        result = recorded_compare(*args, **kwargs)
+        job.cancel()  # as the Cancel button would, while the first pair is being scored
+        return result
+
+    monkeypatch.setattr(cc_multirater, "compare", cancel_during_the_first_pair)
+    gate = threading.Event()
+    blocker = cc_logic.submit(lambda job: gate.wait(30), "hold the worker until `job` is bound")
+    calls.clear()
+    job = cc_logic.startMultiRater(inputs)
+    gate.set()
+    blocker.wait(timeout_s=60)
+    update = job.wait(timeout_s=600)
+    assert update.state == "cancelled" and update.result is None
+    # the first pair ends (both CC-Dice directions), then no further pair, no STAPLE, no model
+    assert len(calls["compare"]) == 2 and "staple_consensus" not in calls
+    assert mrml_scene.GetNumberOfNodes() == nodes_before

@@ -4,7 +4,8 @@ Run: ``PYTHONPATH=AnatomyCommon:DAPAtlasModule:CCMetricsModule .venv/bin/python
 bench/bench_slicer_main_thread.py`` (options: ``--size tiny|small|medium|realistic``, default
 realistic; ``--steps`` the DAP rules Apply runs, default one, since the main-thread cost of Apply
 does not depend on which rules ran; ``--regions`` also builds the Voronoi overlay, about a minute
-and 3.4 GB more on the realistic grid).
+and 3.4 GB more on the realistic grid; ``--agreement`` also runs CC-Metrics *Compute agreement*
+with three raters and one model, twice: before = all of it on the calling thread).
 
 How long (2 shared CPU cores, realistic phantom 512x512x510): 5-15 minutes depending on the load,
 most of it the reference import and the background work; peak memory about 3 GB.
@@ -95,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", nargs="+", default=["left_right_split"], help="DAP rules for Apply")
     parser.add_argument("--regions", action="store_true", help="also the Voronoi region overlay")
     parser.add_argument("--lesions", type=int, default=12, help="phantom lesions (CC-Metrics reference)")
+    parser.add_argument("--agreement", action="store_true", help="also the multi-rater Compute agreement")
     args = parser.parse_args(argv)
     print(DURATION, flush=True)
 
@@ -267,6 +269,34 @@ def main(argv=None) -> int:
     if args.regions:
         evaluation, prepared_regions, n = finished(cc.startRegions())
         timed(rows, f"Show regions: attach {n} regions", cc.showRegionMap, evaluation, prepared_regions, n)
+    if args.agreement:
+        print("CC-Metrics Compute agreement (3 raters, 1 model)", flush=True)
+        rater_nodes = [reference_node]
+        for seed in (2, 3):
+            rater, _ = perturb_prediction(
+                reference.array, dilated=3, eroded=3, shifted=2, spacing=reference.spacing_kji_mm, seed=seed
+            )
+            rater_nodes.append(
+                slicer_bridge.volume_to_node(reference.with_array(rater), f"rater {seed}", labelmap=True)
+            )
+        # before: everything in the callback, as the module did it (same nodes, result nodes refilled)
+        before = ms_of(cc.processMultiRater, rater_nodes, [prediction_node])
+        agreement_inputs = timed(
+            rows,
+            "Compute agreement: read the nodes",
+            cc.readMultiRaterInputs,
+            rater_nodes,
+            [prediction_node],
+            before_ms=before,
+        )
+        agreement = finished(cc.startMultiRater(agreement_inputs))
+        timed(
+            rows,
+            "Compute agreement: tables + consensus node",
+            cc.showMultiRater,
+            agreement,
+            before_ms=before,
+        )
 
     for worker_owner in (dap, cc):
         worker_owner._worker.stop(timeout_s=60)

@@ -203,6 +203,50 @@ def node_to_volume(node) -> Volume:
     return VolumeSnapshot(node).to_volume()
 
 
+class PreparedVolume:
+    """A volume's voxels already copied into a ``vtkImageData`` (no scene involved) and its IJK->RAS.
+
+    Built by :func:`prepare_volume` in a job, shown by :func:`attach_prepared_volume` on the main
+    thread, which hands the node this very image instead of copying the voxels there.
+    """
+
+    def __init__(self, image, ijk_to_ras: np.ndarray) -> None:
+        self.image = image
+        self.ijk_to_ras = np.array(ijk_to_ras, dtype=float)
+
+
+def prepare_volume(volume: Volume) -> PreparedVolume:
+    """Any thread: ``volume``'s voxels (bool as uint8) in a new vtkImageData, ready to attach."""
+    import vtk
+    from vtk.util import numpy_support
+
+    array = volume.array.astype(np.uint8) if volume.array.dtype == bool else volume.array
+    if array.ndim != 3:
+        raise ValueError(f"prepare_volume takes a 3D scalar volume, got shape {array.shape}.")
+    k, j, i = array.shape
+    image = vtk.vtkImageData()
+    image.SetDimensions(i, j, k)
+    scalars = numpy_support.numpy_to_vtk(np.ascontiguousarray(array).reshape(-1), deep=True)
+    image.GetPointData().SetScalars(scalars)
+    return PreparedVolume(image, volume.ijk_to_ras)
+
+
+def attach_prepared_volume(
+    prepared: PreparedVolume, name: str, *, scene=None, labelmap: bool = False, node=None
+):
+    """Main thread: a (new, or the given) volume node showing ``prepared.image`` itself (no voxel copy)."""
+    scene = mrml_scene(scene)
+    if node is None:
+        class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+        node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
+    node.SetIJKToRASMatrix(_vtk_matrix(prepared.ijk_to_ras))
+    node.SetAndObserveImageData(prepared.image)
+    node.StorableModified()  # a scene save writes the new voxels
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    return node
+
+
 # ---------------------------------------------------------------------------- colours
 def color_table_node(descriptions: Sequence[LabelDescription], name: str, *, scene=None):
     """A user colour table with one named entry per label value (unused values stay unnamed)."""

@@ -505,6 +505,143 @@ def _unique_names(nodes) -> list[str]:
     return names
 
 
+@dataclass
+class AgreementInputs:
+    """What the main thread reads from the nodes before a Compute agreement (no voxel copied)."""
+
+    grid: Any  # AnatomyCommonLib Volume: the grid every mask is read on (all zero)
+    raters: dict  # rater name -> function making its binary mask Volume (call it off the main thread)
+    repeats: list  # functions making the further sessions of the first rater
+    predictions: dict  # model name -> function making its binary mask Volume
+    key: str  # result key of the nodes (one set of result nodes per first rater)
+    name: str = "Multi-rater"
+    connectivity: int = 26
+
+
+@dataclass
+class ComputedAgreement:
+    """What the job runner computed for a Compute agreement: the analysis, table rows, consensus image."""
+
+    inputs: AgreementInputs
+    result: MultiRaterResult
+    pair_rows: list
+    model_rows: list
+    consensus: Any  # slicer_bridge.PreparedVolume of the STAPLE consensus (uint8, on the grid)
+
+
+def read_agreement_inputs(
+    rater_nodes: Sequence[Any],
+    prediction_nodes: Sequence[Any] = (),
+    repeat_nodes: Sequence[Any] = (),
+    *,
+    segment_name: str | None = None,
+    label: int | None = None,
+    grid_node=None,
+    connectivity: int = 26,
+    name: str = "Multi-rater",
+    scene=None,
+) -> AgreementInputs:
+    """Main thread: the grid and how to read every rater, repeat session and prediction mask.
+
+    Errors in the choice of nodes (fewer than two raters, no segment of that name, another grid)
+    are raised here; the voxels are read by :func:`compute_agreement`.
+    """
+    if len(rater_nodes) < 2:
+        raise InvalidParameterError(f"Choose at least two raters, got {len(rater_nodes)}.")
+    grid = evaluation_grid(rater_nodes[0], grid_node)
+
+    def readers(nodes, role: str) -> dict[str, Any]:
+        out = {}
+        for node_name, node in zip(_unique_names(nodes), nodes, strict=True):
+            segment = matching_segment_id(node, segment_name) if _is_segmentation(node) else None
+            try:
+                out[node_name] = node_mask_reader(node, grid, segment_id=segment, label=label, scene=scene)
+            except GeometryMismatchError as error:
+                raise GeometryMismatchError(f"{error} ({role} {node.GetName()})") from None
+        return out
+
+    return AgreementInputs(
+        grid,
+        readers(rater_nodes, "rater"),
+        list(readers(repeat_nodes, "repeat session").values()),
+        readers(prediction_nodes, "prediction"),
+        # one set of result nodes per first rater: computing again refills them
+        f"{name}|{rater_nodes[0].GetID()}",
+        name,
+        connectivity,
+    )
+
+
+def compute_agreement(inputs: AgreementInputs, *, job=None) -> ComputedAgreement:
+    """The job-runner half of a Compute agreement: masks, :func:`multirater_agreement`, table rows and
+    the consensus image. No scene: runs on any thread. ``job`` (a ThreadJob) gets progress per
+    pair, the STAPLE consensus and each model; Cancel is honoured before each (CancelledError)."""
+    from AnatomyCommonLib import slicer_bridge
+    from AnatomyCommonLib.errors import CancelledError
+
+    def check_cancel() -> None:
+        if job is not None and job.should_cancel():
+            raise CancelledError("Agreement cancelled; the tables were not changed.")
+
+    readers = [*inputs.raters.values(), *inputs.repeats, *inputs.predictions.values()]
+    masks = []
+    for index, read in enumerate(readers):
+        check_cancel()
+        if job is not None:
+            job.report_progress(0.1 * index / len(readers), f"reading mask {index + 1}/{len(readers)}")
+        masks.append(read())
+    n_raters, n_repeats = len(inputs.raters), len(inputs.repeats)
+    raters = dict(zip(inputs.raters, masks[:n_raters], strict=True))
+    repeat_masks = masks[n_raters : n_raters + n_repeats]
+    predictions = dict(zip(inputs.predictions, masks[n_raters + n_repeats :], strict=True))
+    repeats = {next(iter(raters)): repeat_masks} if repeat_masks else {}
+
+    def progress(index: int, total: int, step: str) -> None:
+        check_cancel()
+        if job is not None:
+            job.report_progress(0.1 + 0.85 * index / max(total, 1), f"{index + 1}/{total}: {step}")
+
+    result = multirater_agreement(
+        raters, repeats, predictions, connectivity=inputs.connectivity, progress=progress
+    )
+    check_cancel()
+    if job is not None:
+        job.report_progress(0.95, "consensus label map")
+    consensus = slicer_bridge.prepare_volume(
+        result.consensus.with_array(np.asarray(result.consensus.array, dtype=np.uint8))
+    )
+    if job is not None:
+        job.report_progress(1.0, "done")
+    model_rows = result.model_rows() or [{"model": "(none)"}]
+    return ComputedAgreement(inputs, result, result.pair_rows(), model_rows, consensus)
+
+
+def show_agreement(computed: ComputedAgreement, *, scene=None) -> NodeAgreement:
+    """Main thread: the computed rows into the pair and model tables and the prepared consensus image
+    into the STAPLE label-map node (those of an earlier run with the same first rater are refilled)."""
+    from AnatomyCommonLib import slicer_bridge
+
+    key, name = computed.inputs.key, computed.inputs.name
+
+    def result_node(class_name: str, role: str):
+        return slicer_bridge.result_node(class_name, f"{key}|{role}", f"{name} {role}", scene=scene)
+
+    pair_table = slicer_bridge.rows_to_table_node(
+        computed.pair_rows, f"{name} pairs", scene=scene, node=result_node("vtkMRMLTableNode", "pairs")
+    )
+    model_table = slicer_bridge.rows_to_table_node(
+        computed.model_rows, f"{name} models", scene=scene, node=result_node("vtkMRMLTableNode", "models")
+    )
+    consensus_node = slicer_bridge.attach_prepared_volume(
+        computed.consensus,
+        f"{name} STAPLE consensus",
+        scene=scene,
+        labelmap=True,
+        node=result_node("vtkMRMLLabelMapVolumeNode", "STAPLE consensus"),
+    )
+    return NodeAgreement(computed.result, pair_table, model_table, consensus_node)
+
+
 def multirater_nodes(
     rater_nodes: Sequence[Any],
     prediction_nodes: Sequence[Any] = (),
@@ -520,42 +657,19 @@ def multirater_nodes(
     """Agreement of ``rater_nodes`` (>= 2), ``repeat_nodes`` as further sessions of the first rater,
     ``prediction_nodes`` scored against the band; segmentations are read through the segment named
     ``segment_name`` or their only segment, label maps through ``label`` (None: any non-zero).
-    Returns table nodes of the pairs and models and a label-map node of the STAPLE consensus."""
-    from AnatomyCommonLib import slicer_bridge
+    Returns table nodes of the pairs and models and a label-map node of the STAPLE consensus.
 
-    if len(rater_nodes) < 2:
-        raise InvalidParameterError(f"Choose at least two raters, got {len(rater_nodes)}.")
-    grid = evaluation_grid(rater_nodes[0], grid_node)
-
-    def masks(nodes) -> dict[str, Any]:
-        out = {}
-        for node_name, node in zip(_unique_names(nodes), nodes, strict=True):
-            segment = matching_segment_id(node, segment_name) if node.IsA("vtkMRMLSegmentationNode") else None
-            out[node_name] = node_mask(node, grid, segment_id=segment, label=label, scene=scene)
-        return out
-
-    raters = masks(rater_nodes)
-    repeats = {next(iter(raters)): list(masks(repeat_nodes).values())} if repeat_nodes else {}
-    result = multirater_agreement(raters, repeats, masks(prediction_nodes), connectivity=connectivity)
-    # one set of result nodes per first rater: computing again refills them
-    key = f"{name}|{rater_nodes[0].GetID()}"
-
-    def result_node(class_name: str, role: str):
-        return slicer_bridge.result_node(class_name, f"{key}|{role}", f"{name} {role}", scene=scene)
-
-    pair_table = slicer_bridge.rows_to_table_node(
-        result.pair_rows(), f"{name} pairs", scene=scene, node=result_node("vtkMRMLTableNode", "pairs")
-    )
-    model_rows = result.model_rows() or [{"model": "(none)"}]
-    model_table = slicer_bridge.rows_to_table_node(
-        model_rows, f"{name} models", scene=scene, node=result_node("vtkMRMLTableNode", "models")
-    )
-    consensus = result.consensus.with_array(np.asarray(result.consensus.array, dtype=np.uint8))
-    consensus_node = slicer_bridge.volume_to_node(
-        consensus,
-        f"{name} STAPLE consensus",
+    :func:`read_agreement_inputs`, :func:`compute_agreement` and :func:`show_agreement` on the
+    calling thread (the module runs the middle one in its job runner)."""
+    inputs = read_agreement_inputs(
+        rater_nodes,
+        prediction_nodes,
+        repeat_nodes,
+        segment_name=segment_name,
+        label=label,
+        grid_node=grid_node,
+        connectivity=connectivity,
+        name=name,
         scene=scene,
-        labelmap=True,
-        node=result_node("vtkMRMLLabelMapVolumeNode", "STAPLE consensus"),
     )
-    return NodeAgreement(result, pair_table, model_table, consensus_node)
+    return show_agreement(compute_agreement(inputs), scene=scene)

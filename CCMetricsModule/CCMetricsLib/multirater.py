@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,7 @@ def multirater_agreement(
     label: int | None = None,
     spacing: float | Sequence[float] | None = None,
     connectivity: int = 26,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> MultiRaterResult:
     """Agreement of several raters' masks of one case, their STAPLE consensus and model scores.
 
@@ -166,6 +167,8 @@ def multirater_agreement(
         label: compare this value of label maps.
         spacing: mm per array axis (k, j, i) for raw arrays; Volumes bring their own.
         connectivity: 6, 18 or 26 for the CC-Dice components.
+        progress: ``progress(index, total, step)`` before each pair, the STAPLE consensus and each
+            model (a GUI's progress bar; an exception it raises, e.g. on Cancel, ends the analysis).
 
     Raises InvalidParameterError for fewer than two raters or a repeat of an unknown rater,
     LabelNotFoundError for a ``label`` no mask holds, GeometryMismatchError for different grids.
@@ -201,15 +204,20 @@ def multirater_agreement(
     spacing = (1.0, 1.0, 1.0) if spacing is None else spacing
 
     names = list(raters)
-    pairs = [
-        _agreement(a, b, "inter", masks, spacing, connectivity) for a, b in itertools.combinations(names, 2)
-    ]
+    planned = [(a, b, "inter") for a, b in itertools.combinations(names, 2)]
     for rater, sessions in repeats.items():
         session_names = [rater] + [f"{rater} (session {i + 2})" for i in range(len(sessions))]
-        pairs += [
-            _agreement(a, b, "intra", masks, spacing, connectivity)
-            for a, b in itertools.combinations(session_names, 2)
-        ]
+        planned += [(a, b, "intra") for a, b in itertools.combinations(session_names, 2)]
+    total = len(planned) + 1 + len(predictions)
+
+    def step(index: int, text: str) -> None:
+        if progress is not None:
+            progress(index, total, text)
+
+    pairs = []
+    for index, (a, b, kind) in enumerate(planned):
+        step(index, f"pair {a} vs {b}")
+        pairs.append(_agreement(a, b, kind, masks, spacing, connectivity))
 
     def band(kind: str) -> dict[str, float] | None:
         chosen = [p for p in pairs if p.kind == kind]
@@ -218,12 +226,14 @@ def multirater_agreement(
         return {metric: float(np.mean([getattr(p, metric) for p in chosen])) for metric in AGREEMENT_METRICS}
 
     inter, intra = band("inter"), band("intra")
+    step(len(planned), f"STAPLE consensus of {len(names)} raters")
     consensus, _, sensitivity, specificity = staple_consensus([masks[n] for n in names])
     staple = {n: {"sensitivity": sensitivity[i], "specificity": specificity[i]} for i, n in enumerate(names)}
 
     models, warnings = [], []
     options = {"metrics": ["dice"], "spacing": spacing, "connectivity": connectivity, "spacing_order": "kji"}
-    for model in predictions:
+    for index, model in enumerate(predictions, start=len(planned) + 1):
+        step(index, f"model {model}")
         prediction = masks[model]
         per_rater_cc = [compare(masks[r], {model: prediction}, **options)[model].mean["dice"] for r in names]
         row: dict[str, Any] = {

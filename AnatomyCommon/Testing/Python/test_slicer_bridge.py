@@ -37,6 +37,33 @@ def test_volume_node_round_trip_keeps_voxels_and_oblique_geometry(mrml_scene):
     assert np.allclose(back.ijk_to_ras, volume.ijk_to_ras)
 
 
+def test_prepared_volume_attaches_the_job_image_itself_with_voxels_and_oblique_geometry(mrml_scene):
+    import threading
+
+    ct = ct_volume()
+    built = {}
+    worker = threading.Thread(target=lambda: built.update(ct=bridge.prepare_volume(ct)))
+    worker.start()  # prepared off the main thread, as in a job
+    worker.join()
+    node = bridge.attach_prepared_volume(built["ct"], "CT", scene=mrml_scene)
+    assert node.GetImageData() is built["ct"].image and node.IsA("vtkMRMLScalarVolumeNode")
+    back = bridge.node_to_volume(node)
+    np.testing.assert_array_equal(back.array, ct.array)
+    assert back.array.dtype == np.int16
+    np.testing.assert_allclose(back.ijk_to_ras, ct.ijk_to_ras)
+
+    # a given label-map node is refilled (its image replaced), booleans arrive as uint8
+    labels = bridge.volume_to_node(label_volume(), "labels", scene=mrml_scene, labelmap=True)
+    mask = ct.with_array(ct.array > 0)
+    again = bridge.attach_prepared_volume(bridge.prepare_volume(mask), "x", scene=mrml_scene, node=labels)
+    assert again is labels
+    back = bridge.node_to_volume(labels)
+    assert back.array.dtype == np.uint8
+    np.testing.assert_array_equal(back.array, mask.array.astype(np.uint8))
+    with pytest.raises(ValueError, match="3D scalar"):
+        bridge.prepare_volume(Volume(np.zeros((2, 3, 4, 3), np.uint8), np.eye(4)))
+
+
 def test_node_to_volume_applies_a_parent_linear_transform(mrml_scene):
     import vtk
 

@@ -170,3 +170,30 @@ def test_plot_without_repeats(tmp_path):
     result = multirater_agreement(raters(), predictions={"m": base()})
     path = plot_agreement(result, tmp_path / "p.png")
     assert Image.open(path).size[1] > 100
+
+
+def test_progress_is_reported_before_each_pair_staple_and_model_and_can_stop_the_analysis():
+    masks = raters()
+    seen = []
+    result = multirater_agreement(
+        masks,
+        repeats={"A": [np.roll(masks["A"], 1, axis=1)]},
+        predictions={"m1": masks["A"], "m2": masks["C"]},
+        progress=lambda index, total, step: seen.append((index, total, step)),
+    )
+    # 3 inter pairs + 1 intra pair, STAPLE, 2 models; indices 0..6 of 7, in order
+    assert [index for index, _, _ in seen] == list(range(7))
+    assert {total for _, total, _ in seen} == {7}
+    steps = [step for _, _, step in seen]
+    assert steps[:4] == [f"pair {p.a} vs {p.b}" for p in result.pairs]
+    assert "STAPLE" in steps[4] and steps[5:] == ["model m1", "model m2"]
+
+    class StopError(Exception):
+        pass
+
+    def stop_at_staple(index, total, step):
+        if "STAPLE" in step:
+            raise StopError
+
+    with pytest.raises(StopError):  # the callback's exception ends the analysis (a GUI's Cancel)
+        multirater_agreement(masks, predictions={"m1": masks["A"]}, progress=stop_at_staple)
