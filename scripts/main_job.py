@@ -146,20 +146,6 @@ def step_limis_session(out: Path, args: argparse.Namespace, context: dict) -> No
           "contact_sheet.png, replay.json)")  # fmt: skip
 
 
-PERTURBATION_KINDS = ("missed", "dilated", "eroded", "shifted")
-
-
-def perturbation_counts(n_components: int) -> dict[str, int]:
-    """How many reference components get each kind of error: about a sixth each, at least one
-    while components are left, never more than there are (3 lesions: missed, dilated, eroded)."""
-    per_kind = max(1, n_components // 6)
-    counts, left = {}, n_components
-    for kind in PERTURBATION_KINDS:
-        counts[kind] = min(per_kind, left)
-        left -= counts[kind]
-    return counts
-
-
 def lesion_ids_per_component(instances, components, n_components: int) -> dict[int, list[int]]:
     """Phantom lesion ids (values of the instance mask) inside each CC component (touching lesions
     share one component)."""
@@ -181,6 +167,7 @@ def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
     ids a user sees in ``phantom/lesions`` and in the CC-Metrics tables can be matched."""
     import numpy as np
 
+    from AnatomyCommonLib.anatomy.phantom.sample_case import sample_perturbation_settings
     from CCMetricsLib.lesion_report import write_lesion_report
     from CCMetricsLib.synthetic import perturb_prediction
     from CCMetricsLib.voronoi import label_components
@@ -189,16 +176,8 @@ def step_cc_metrics(out: Path, args: argparse.Namespace, context: dict) -> None:
     lesions = phantom.lesions.with_array((phantom.lesions.array > 0).astype(np.uint8))
     components, n = label_components(lesions.array > 0, 26)
     ids = lesion_ids_per_component(np.asarray(phantom.lesions.array), components, n)
-    counts = perturbation_counts(n)
     prediction, plan = perturb_prediction(
-        lesions.array,
-        **counts,
-        false_positives=max(1, n // 6),
-        erosion_voxels=1,
-        false_positive_radius_mm=2 * max(phantom.lesions.spacing_mm),
-        spacing=phantom.lesions.spacing_kji_mm,
-        false_positives_within=phantom.ct.array > -500,
-        seed=args.seed,
+        lesions.array, **sample_perturbation_settings(phantom, n, seed=args.seed)
     )
 
     def name(component: int) -> str:

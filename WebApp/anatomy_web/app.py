@@ -59,6 +59,27 @@ def testid(name: str) -> list[str]:
     return [f'data-testid="{name}"']
 
 
+#: grey help text of the tool tabs
+HINT_STYLE = "font-size:12px; color:#aaa;"
+
+
+def _hint(text: str) -> None:
+    """A line of grey help text in a tool's tab (what the tool does, how to use a control)."""
+    html.Div(text, style=HINT_STYLE)
+
+
+def _run_button(title: str, event: str, test: str) -> None:
+    """A tool's main button: fires the server trigger ``event``, disabled while a job runs."""
+    v3.VBtn(
+        title,
+        click=f"trigger('{event}')",
+        disabled=("busy",),
+        classes="my-2",
+        color="primary",
+        raw_attrs=testid(test),
+    )
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
@@ -537,11 +558,10 @@ class AnatomyWebApp(TrameApp):
 
     def _build_limis(self) -> None:
         with html.Div(classes="pa-2"):
-            html.Div(
+            _hint(
                 "Commands act on the axial slice shown on the left (scroll it to choose). "
                 "Examples: segment the liver / accept / you over-segmented / raise the threshold / "
-                "move the box up 5 pixels / propagate / revert to step 0 / help",
-                style="font-size:12px; color:#aaa;",
+                "move the box up 5 pixels / propagate / revert to step 0 / help"
             )
             with html.Div(raw_attrs=testid("limis-command-wrapper")):
                 html.Input(
@@ -600,9 +620,7 @@ class AnatomyWebApp(TrameApp):
                     v3.VBtn("nothing", value="", size="small")
                     v3.VBtn("+ point", value="positive", size="small")
                     v3.VBtn("- point", value="negative", size="small")
-            html.Div(
-                "Steps of this slice (click = go back to that step)", style="font-size:12px; color:#aaa;"
-            )
+            _hint("Steps of this slice (click = go back to that step)")
             with html.Div(raw_attrs=testid("limis-history"), style="border:1px solid #333; min-height:30px;"):
                 html.Div(
                     "{{ h.index }}: {{ h.command }} - {{ h.action }} ({{ h.area_px }} px)",
@@ -614,10 +632,9 @@ class AnatomyWebApp(TrameApp):
 
     def _build_dap(self) -> None:
         with html.Div(classes="pa-2"):
-            html.Div(
+            _hint(
                 "The DAP Atlas anatomical rules on the loaded DAP model output (the sample: the phantom "
-                "labels with simulated model errors), then per-structure statistics.",
-                style="font-size:12px; color:#aaa;",
+                "labels with simulated model errors), then per-structure statistics."
             )
             v3.VBtn(
                 "Segment the CT (DAP model)",
@@ -631,14 +648,7 @@ class AnatomyWebApp(TrameApp):
                 v_show=("dap_weights_missing",),
                 style="font-size:11px; color:#aaa;",
             )
-            v3.VBtn(
-                "Run the anatomical rules",
-                click="trigger('dap_postprocess')",
-                disabled=("busy",),
-                classes="my-2",
-                color="primary",
-                raw_attrs=testid("dap-postprocess"),
-            )
+            _run_button("Run the anatomical rules", "dap_postprocess", "dap-postprocess")
             v3.VProgressLinear(
                 model_value=("dap_progress",), height=6, color="green", raw_attrs=testid("dap-progress")
             )
@@ -672,19 +682,11 @@ class AnatomyWebApp(TrameApp):
 
     def _build_cc(self) -> None:
         with html.Div(classes="pa-2"):
-            html.Div(
+            _hint(
                 "CC-Metrics of the predicted lesions against the reference lesions: per component (click "
-                "a row to jump to it), standard vs CC means, Voronoi regions outlined in the views.",
-                style="font-size:12px; color:#aaa;",
+                "a row to jump to it), standard vs CC means, Voronoi regions outlined in the views."
             )
-            v3.VBtn(
-                "Run CC-Metrics",
-                click="trigger('cc_run')",
-                disabled=("busy",),
-                classes="my-2",
-                color="primary",
-                raw_attrs=testid("cc-run"),
-            )
+            _run_button("Run CC-Metrics", "cc_run", "cc-run")
             v3.VCheckbox(
                 v_model=("cc_regions_visible",), label="Voronoi regions", density="compact", hide_details=True
             )

@@ -68,15 +68,6 @@ class LimisStatus:
     changed_masks: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _perturbation_counts(n_components: int) -> dict[str, int]:
-    """How many sample lesions get each error kind: about a sixth each, never more than exist."""
-    per_kind, left, counts = max(1, n_components // 6), n_components, {}
-    for kind in ("missed", "dilated", "eroded", "shifted"):
-        counts[kind] = min(per_kind, left)
-        left -= counts[kind]
-    return counts
-
-
 class Workbench:
     """Loaded images and tool state of one web app (one user at a time; calls are serialised)."""
 
@@ -99,6 +90,7 @@ class Workbench:
     def load_sample(self, *, seed: int = 0, sex: str = "M", n_lesions: int = 12) -> dict[str, Volume]:
         """Generate the bundled phantom case, write it under ``<output>/sample/`` and load it."""
         from AnatomyCommonLib.anatomy.phantom import make_phantom
+        from AnatomyCommonLib.anatomy.phantom.sample_case import sample_perturbation_settings
         from AnatomyCommonLib.image_io import write_volume
         from CCMetricsLib.synthetic import perturb_prediction
         from CCMetricsLib.voronoi import label_components
@@ -109,14 +101,7 @@ class Workbench:
         lesions = phantom.lesions.with_array((phantom.lesions.array > 0).astype(np.uint8))
         _, n = label_components(lesions.array > 0, 26)
         prediction, _plan = perturb_prediction(
-            lesions.array,
-            **_perturbation_counts(n),
-            false_positives=max(1, n // 6),
-            erosion_voxels=1,
-            false_positive_radius_mm=2 * max(phantom.lesions.spacing_mm),
-            spacing=phantom.lesions.spacing_kji_mm,
-            false_positives_within=phantom.ct.array > -500,
-            seed=seed,
+            lesions.array, **sample_perturbation_settings(phantom, n, seed=seed)
         )
         volumes = {
             "ct": phantom.ct,

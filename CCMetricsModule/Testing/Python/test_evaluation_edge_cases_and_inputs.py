@@ -85,6 +85,66 @@ def test_a_finite_distance_above_the_worst_score_is_clamped_only_when_asked():
         evaluate(reference, prediction, clamp_distances=True)
 
 
+def test_a_missed_lesion_with_false_positives_in_its_region_gets_their_real_distance():
+    # Method and reference package: HD95 is computed on (prediction ∩ region, reference ∩ region); the
+    # worst score only replaces a distance that cannot be computed (no prediction in the region).
+    spacing = (2.0, 1.0, 0.5)  # mm per (k, j, i)
+    reference = np.zeros((30, 10, 10), bool)
+    reference[2, 5, 5] = reference[12, 5, 5] = True  # lesion A and lesion B, single voxels
+    prediction = np.zeros_like(reference)
+    prediction[2, 5, 5] = True  # A found; B missed
+    prediction[16, 5, 5] = prediction[20, 5, 5] = True  # two false positives, 4 and 8 slices past B
+    result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji", distance_worst=5)
+    missed = result.per_component[1]
+    assert (missed["detected"], missed["n_pred_components"], missed["dice"]) == (False, 2, 0.0)
+    # by hand: prediction -> B is [8, 16] mm, B -> prediction is [8] mm; 95th percentile (linear) of
+    # [8, 16] is 8 + 0.95 * 8 = 15.6 mm, above distance_worst = 5 and kept
+    assert missed["hd95"] == pytest.approx(15.6)
+    assert missed["hd"] == pytest.approx(16.0)
+    assert missed["assd"] == pytest.approx((8 + 16 + 8) / 3)
+    assert result.mean["hd95"] == pytest.approx(15.6 / 2)  # A is perfect
+    clamped = evaluate(
+        reference, prediction, spacing=spacing, spacing_order="kji", distance_worst=5, clamp_distances=True
+    )
+    assert clamped.per_component[1]["hd95"] == 5.0
+    prediction[16:] = False  # no prediction left in B's region: now distance_worst is used
+    assert (
+        evaluate(reference, prediction, spacing=spacing, spacing_order="kji", distance_worst=5).per_component[
+            1
+        ]["hd95"]
+        == 5.0
+    )
+
+
+def test_missed_lesion_hd95_with_false_positives_matches_scipy_distance_transforms():
+    from scipy import ndimage
+
+    spacing = (3.0, 1.0, 1.5)
+    reference = np.zeros((40, 16, 16), bool)
+    reference[3:7, 4:10, 5:11] = True  # lesion A
+    reference[18:21, 6:9, 6:9] = True  # lesion B, missed
+    prediction = np.zeros_like(reference)
+    prediction[3:7, 4:10, 5:11] = True
+    prediction[27:30, 2:5, 3:6] = True  # false positives, both in B's region (nearer B than A)
+    prediction[33:35, 10:14, 9:13] = True
+    result = evaluate(reference, prediction, spacing=spacing, spacing_order="kji", distance_worst=1.0)
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    lesion_b, false_positives = reference.copy(), prediction.copy()
+    lesion_b[:12], false_positives[:12] = False, False  # region of B (k >= 12 is nearer B than A)
+
+    def boundary(mask):
+        return mask & ~ndimage.binary_erosion(mask, cross, border_value=0)
+
+    to_b = ndimage.distance_transform_edt(~boundary(lesion_b), sampling=spacing)[boundary(false_positives)]
+    to_fp = ndimage.distance_transform_edt(~boundary(false_positives), sampling=spacing)[boundary(lesion_b)]
+    expected = max(np.percentile(to_b, 95), np.percentile(to_fp, 95))
+    missed = result.per_component[1]
+    assert (missed["detected"], missed["n_pred_components"]) == (False, 2)
+    assert missed["hd95"] == pytest.approx(expected)
+    assert missed["hd95"] > 1.0  # the finite distance is kept above distance_worst
+
+
 def test_a_false_positive_lowers_only_the_region_it_falls_in():
     reference = two_spheres()
     prediction = reference.copy()

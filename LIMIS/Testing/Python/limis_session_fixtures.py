@@ -1,4 +1,5 @@
-"""Shared helpers of the LIMIS interaction tests: synthetic slices and BBox2Mask test doubles."""
+"""Shared helpers of the LIMIS interaction tests: synthetic slices, small sessions and BBox2Mask test
+doubles (the phantom fixture is in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from AnatomyCommonLib.anatomy.label_schema import label_id
 from LIMISLib.model_interfaces import MaskPrediction
 from LIMISLib.reference_models import IntensityBBox2Mask
+from LIMISLib.session import InteractionSession, SessionConfig
+from LIMISLib.slice_geometry import box_around_mask
+from LIMISLib.volume_session import VolumeSession
 
 #: The big ellipse of :func:`two_organ_slice` (x centre, y centre, x radius, y radius) in pixels.
 BIG = (40.0, 32.0, 14.0, 10.0)
@@ -28,6 +33,29 @@ def two_organ_slice(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     image = np.full(shape, -100.0, np.float32) + rng.normal(0, 8, shape).astype(np.float32)
     image[big | small] = 60.0 + rng.normal(0, 8, int((big | small).sum()))
     return image, big, small
+
+
+def started_on_big():
+    """(session, big, small): a 2D session on :func:`two_organ_slice` started with a box around the big
+    ellipse (2 px margin), no default-adaptation proposal."""
+    image, big, small = two_organ_slice()
+    session = InteractionSession(
+        image, IntensityBBox2Mask(), target="liver", config=SessionConfig(propose_default_adaptation=False)
+    )
+    session.start(box_around_mask(big, 2.0))
+    return session, big, small
+
+
+def organ_session(phantom, organ: str):
+    """(session, truth on the slice, k): a VolumeSession on ``phantom`` whose active slice is the middle
+    slice holding ``organ``, segmented there by name with the intensity baseline."""
+    session = VolumeSession(phantom.ct, IntensityBBox2Mask(), labels=phantom.labels)
+    truth = phantom.labels.array == label_id(organ)
+    present = truth.any(axis=(1, 2))
+    k = int(np.flatnonzero(present)[present.sum() // 2])
+    session.set_active_slice(k)
+    assert session.segment(organ).ok
+    return session, truth[k], k
 
 
 @dataclass

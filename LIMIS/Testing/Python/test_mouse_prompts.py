@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from limis_session_fixtures import organ_session
 
-from AnatomyCommonLib.anatomy.label_schema import label_id
-from AnatomyCommonLib.anatomy.phantom import make_phantom
 from LIMISLib.exceptions import InvalidPromptError
 from LIMISLib.pointer_prompts import PlacedPoint, here_command
-from LIMISLib.reference_models import IntensityBBox2Mask
 from LIMISLib.scribble_raster import rasterise_polyline
-from LIMISLib.volume_session import VolumeSession
 
 
 # ----------------------------------------------------------------------------- rasterising
@@ -74,23 +71,8 @@ def test_other_sentences_are_not_here_commands(text):
     assert here_command(text, PlacedPoint(1.0, 1.0, 0, positive=True)) is None
 
 
-@pytest.fixture(scope="module")
-def phantom():
-    return make_phantom("tiny", seed=0, orientation="LPS", n_lesions=0)
-
-
-def spleen_session(phantom):
-    session = VolumeSession(phantom.ct, IntensityBBox2Mask(), labels=phantom.labels)
-    truth = phantom.labels.array == label_id("spleen")
-    present = truth.any(axis=(1, 2))
-    k = int(np.flatnonzero(present)[present.sum() // 2])
-    session.set_active_slice(k)
-    assert session.segment("spleen").ok
-    return session, truth[k], k
-
-
-def test_typed_positive_click_here_uses_the_last_placed_point(phantom):
-    session, truth, k = spleen_session(phantom)
+def test_typed_positive_click_here_uses_the_last_placed_point(tiny_phantom):
+    session, truth, k = organ_session(tiny_phantom, "spleen")
     rows, columns = np.nonzero(truth)
     x, y = float(columns[-1]) + 0.5, float(rows[-1]) + 0.5
     session.place_point(x, y, k, positive=True)
@@ -101,8 +83,8 @@ def test_typed_positive_click_here_uses_the_last_placed_point(phantom):
     assert session.active.current.state.clicks[-1] == (x, y, True)
 
 
-def test_click_here_without_a_point_or_on_another_slice_is_refused_and_changes_nothing(phantom):
-    session, _, k = spleen_session(phantom)
+def test_click_here_without_a_point_or_on_another_slice_is_refused_and_changes_nothing(tiny_phantom):
+    session, _, k = organ_session(tiny_phantom, "spleen")
     steps = len(session.active.steps)
     reply = session.handle("positive click here", semantic=False)
     assert not reply.ok and "No point placed" in reply.message

@@ -3,25 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from limis_session_fixtures import SMALL, two_organ_slice
+from limis_session_fixtures import SMALL, organ_session, started_on_big
 
-from AnatomyCommonLib.anatomy.label_schema import label_id
-from AnatomyCommonLib.anatomy.phantom import make_phantom
 from LIMISLib.commands import api_command
-from LIMISLib.reference_models import IntensityBBox2Mask
-from LIMISLib.session import InteractionSession, SessionConfig
-from LIMISLib.slice_geometry import box_around_mask
-from LIMISLib.volume_session import VolumeSession
-
-
-def started_on_big():
-    image, big, small = two_organ_slice()
-    session = InteractionSession(
-        image, IntensityBBox2Mask(), target="liver", config=SessionConfig(propose_default_adaptation=False)
-    )
-    session.start(box_around_mask(big, 2.0))
-    return session, big, small
 
 
 def test_a_positive_point_outside_the_box_grows_the_box_and_is_in_the_mask():
@@ -55,18 +39,9 @@ def test_a_point_off_the_image_is_refused_and_changes_nothing():
     assert not reply.ok and "outside" in reply.message and session.current_index == 0
 
 
-@pytest.fixture(scope="module")
-def phantom():
-    return make_phantom("tiny", seed=0, orientation="LPS", n_lesions=0)
-
-
-def test_volume_session_click_adds_a_step_on_the_active_slice_and_undo_removes_it(phantom):
-    session = VolumeSession(phantom.ct, IntensityBBox2Mask(), labels=phantom.labels)
-    truth = phantom.labels.array == label_id("spleen")
-    k = int(np.flatnonzero(truth.any(axis=(1, 2)))[truth.any(axis=(1, 2)).sum() // 2])
-    session.set_active_slice(k)
-    assert session.segment("spleen").ok
-    rows, columns = np.nonzero(truth[k])  # LPS: display = array slice
+def test_volume_session_click_adds_a_step_on_the_active_slice_and_undo_removes_it(tiny_phantom):
+    session, truth, k = organ_session(tiny_phantom, "spleen")
+    rows, columns = np.nonzero(truth)  # LPS: display = array slice
     x, y = float(columns[0]) + 0.5, float(rows[0]) + 0.5
     reply = session.click(x, y, positive=True)
     assert reply.ok and reply.changed_slices == (k,)

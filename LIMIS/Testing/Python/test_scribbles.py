@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from limis_session_fixtures import BIG, SMALL, ellipse, two_organ_slice
+from limis_session_fixtures import BIG, SMALL, ellipse, organ_session, started_on_big, two_organ_slice
 
-from AnatomyCommonLib.anatomy.label_schema import label_id
-from AnatomyCommonLib.anatomy.phantom import make_phantom
 from LIMISLib.commands import api_command
 from LIMISLib.exceptions import InvalidPromptError
 from LIMISLib.reference_models import IntensityBBox2Mask
-from LIMISLib.session import InteractionSession, SessionConfig
 from LIMISLib.slice_geometry import box_around_mask
-from LIMISLib.volume_session import VolumeSession
 
 
 def line_mask(shape, row: int, c0: int, c1: int, thickness: int = 1) -> np.ndarray:
@@ -79,15 +75,6 @@ def test_the_baseline_takes_a_positive_scribble_as_seed_and_a_negative_one_as_a_
     assert np.abs(after[far] - before[far]).mean() < 0.05  # a local veto, not a global one
 
 
-def started_on_big():
-    image, big, small = two_organ_slice()
-    session = InteractionSession(
-        image, IntensityBBox2Mask(), target="liver", config=SessionConfig(propose_default_adaptation=False)
-    )
-    session.start(box_around_mask(big, 2.0))
-    return session, big, small
-
-
 def test_a_positive_scribble_on_a_missed_part_grows_the_box_and_the_mask():
     session, _, small = started_on_big()
     drawn = line_mask(small.shape, int(SMALL[1]), int(SMALL[0]) - 2, int(SMALL[0]) + 2)
@@ -118,22 +105,12 @@ def test_an_empty_or_misshaped_scribble_is_refused_and_changes_nothing():
         assert not reply.ok and session.current_index == 0
 
 
-@pytest.fixture(scope="module")
-def phantom():
-    return make_phantom("tiny", seed=0, orientation="LPS", n_lesions=0)
-
-
-def test_volume_session_scribble_is_a_step_with_history_and_undo(phantom):
-    session = VolumeSession(phantom.ct, IntensityBBox2Mask(), labels=phantom.labels)
-    truth = phantom.labels.array == label_id("liver")
-    present = truth.any(axis=(1, 2))
-    k = int(np.flatnonzero(present)[present.sum() // 2])
-    session.set_active_slice(k)
-    assert session.segment("liver").ok
+def test_volume_session_scribble_is_a_step_with_history_and_undo(tiny_phantom):
+    session, truth, k = organ_session(tiny_phantom, "liver")
     before = session.active.current.mask.copy()
-    missed = truth[k] & ~before
-    drawn = np.zeros_like(truth[k])
-    rows, columns = np.nonzero(missed if missed.any() else truth[k])
+    missed = truth & ~before
+    drawn = np.zeros_like(truth)
+    rows, columns = np.nonzero(missed if missed.any() else truth)
     drawn[rows[:3], columns[:3]] = True
     reply = session.scribble(drawn, positive=True)
     assert reply.ok and reply.changed_slices == (k,)

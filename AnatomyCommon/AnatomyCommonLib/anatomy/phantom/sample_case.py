@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,8 @@ CASE_FILES = {
     "overview": "overview.png",
     "info": "phantom.json",
 }
+#: error kinds of the sample prediction, in the order ``perturb_prediction`` applies them
+PERTURBATION_KINDS = ("missed", "dilated", "eroded", "shifted")
 #: lesion outline colour of the overview: magenta is in no label colour and stands out from fat and bone
 LESION_OUTLINE_RGB = (1.0, 0.0, 1.0)
 
@@ -72,3 +75,33 @@ def write_phantom_case(phantom: Phantom, out_dir: str | Path, *, overwrite: bool
     }
     paths["info"].write_text(json.dumps(info, indent=2, default=json_default) + "\n", encoding="utf-8")
     return paths
+
+
+def perturbation_counts(n_components: int) -> dict[str, int]:
+    """How many reference components get each kind of error: about a sixth each, at least one
+    while components are left, never more than there are (3 lesions: missed, dilated, eroded)."""
+    per_kind = max(1, n_components // 6)
+    counts, left = {}, n_components
+    for kind in PERTURBATION_KINDS:
+        counts[kind] = min(per_kind, left)
+        left -= counts[kind]
+    return counts
+
+
+def sample_perturbation_settings(phantom: Phantom, n_components: int, *, seed: int = 0) -> dict[str, Any]:
+    """Keyword arguments of ``CCMetricsLib.synthetic.perturb_prediction`` that make the sample case's
+    prediction from the phantom's lesion mask (``n_components`` 26-connected lesion components).
+
+    Shared by the web app's *Load sample* and the main job so both show the same model errors:
+    :func:`perturbation_counts` errors, about a sixth as many false positives (at least one) of twice
+    the largest voxel edge in radius, placed inside the body (CT > -500 HU).
+    """
+    return {
+        **perturbation_counts(n_components),
+        "false_positives": max(1, n_components // 6),
+        "erosion_voxels": 1,
+        "false_positive_radius_mm": 2 * max(phantom.lesions.spacing_mm),
+        "spacing": phantom.lesions.spacing_kji_mm,
+        "false_positives_within": phantom.ct.array > -500,
+        "seed": seed,
+    }
