@@ -28,6 +28,7 @@ from trame_vuetify.ui.vuetify3 import SinglePageLayout
 
 from AnatomyCommonLib.errors import AnatomyToolkitError
 
+from . import rendering
 from .scene import SceneDisplay
 from .workbench import ROLES, Workbench
 
@@ -92,6 +93,8 @@ class AnatomyWebApp(TrameApp):
         import slicer
 
         slicer.mrmlScene = self.slicer_app.scene  # helpers that default to Slicer's scene use this one
+        # the axial view renders and is pushed first, the others after it, the 3D view last
+        self.render_coordinator = rendering.install()
         # a few frames per second are enough for a teaching page and leave the CPU to the tools
         register_rca_factories(self.slicer_app.view_manager, self.server, target_fps=15.0, blur_fps=5.0)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
@@ -106,6 +109,8 @@ class AnatomyWebApp(TrameApp):
             ),
         )
         self.slicer_app.view_manager.set_current_view_ids([v.singleton_tag for v in self.views.values()])
+        self.render_coordinator.name_views(self.slicer_app.view_manager)
+        rendering.no_multisampling(self.slicer_app.view_manager)
         self.display = SceneDisplay(self.slicer_app, on_box_moved=self.on_box_moved)
         red = self.display.red_view()
         if red is not None:
@@ -136,7 +141,8 @@ class AnatomyWebApp(TrameApp):
         s.limis_history = []
         s.limis_reply = "Type a command, e.g. 'segment the liver'."
         s.limis_pending = ""
-        s.limis_click_mode = ""  # "", "positive" or "negative": what a click in the axial view adds
+        # "", "positive", "negative" (what a click in the axial view adds) or "box" (drag the box)
+        s.limis_click_mode = ""
         s.dap_progress = 0
         s.dap_progress_text = ""
         s.dap_rows = []
@@ -276,7 +282,9 @@ class AnatomyWebApp(TrameApp):
         """A left click in the axial view while a click mode is on: a LIMIS point there."""
         mode = self.state.limis_click_mode
         session = self.workbench.limis
-        if not mode or session is None or session.target is None or self.state.busy:
+        if mode not in ("positive", "negative") or session is None or session.target is None:
+            return
+        if self.state.busy:
             return
         ras = self.display.red_xy_to_ras(*interactor.GetEventPosition())
         if ras is None:
@@ -441,6 +449,9 @@ class AnatomyWebApp(TrameApp):
         self.server.trigger("cc_run")(self.on_cc_run)
         self.server.trigger("cc_row")(self.on_cc_row)
         self.state.change("active_tab")(lambda active_tab, **_: self.on_tab(active_tab))
+        self.state.change("limis_click_mode")(
+            lambda limis_click_mode, **_: self.display.set_box_handles(limis_click_mode == "box")
+        )
         self.state.change("cc_regions_visible")(
             lambda cc_regions_visible, **_: self.on_cc_regions_visible(cc_regions_visible)
         )
@@ -589,7 +600,7 @@ class AnatomyWebApp(TrameApp):
                     " waiting for: {{ limis_pending }}", v_show=("limis_pending",), style="font-size:12px;"
                 )
             with html.Div(classes="my-1", style="font-size:12px;"):
-                html.Span("Click in the axial view adds: ")
+                html.Span("In the axial view, a click: ")
                 with v3.VBtnToggle(
                     v_model=("limis_click_mode",),
                     density="compact",
@@ -600,6 +611,7 @@ class AnatomyWebApp(TrameApp):
                     v3.VBtn("nothing", value="", size="small")
                     v3.VBtn("+ point", value="positive", size="small")
                     v3.VBtn("- point", value="negative", size="small")
+                    v3.VBtn("move box", value="box", size="small", raw_attrs=testid("limis-move-box"))
             html.Div(
                 "Steps of this slice (click = go back to that step)", style="font-size:12px; color:#aaa;"
             )
