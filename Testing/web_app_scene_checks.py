@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,16 @@ def walk(tmp_path: Path) -> None:
     }  # fmt: skip
     assert [f["value"] for f in app.state.files] == ["broken.nii.gz"]
     state, scene = app.state, app.slicer_app.scene
+    # segments are built in the worker and only attached on the loop's (here: the main) thread
+    threads: dict[str, set[str]] = {"prepare_segments": set(), "attach_segments": set()}
+    for name in threads:
+        original = getattr(slicer_bridge, name)
+
+        def record(*args, _original=original, _name=name, **kwargs):
+            threads[_name].add(threading.current_thread().name)
+            return _original(*args, **kwargs)
+
+        setattr(slicer_bridge, name, record)
 
     async def walk():
         await app.on_open_file("broken.nii.gz")
@@ -204,6 +215,11 @@ def walk(tmp_path: Path) -> None:
 
     asyncio.run(walk())
     assert state.jobs_done == 10
+    # lesion masks at load, the DAP map, the Voronoi regions: all built in the worker
+    assert threads["prepare_segments"] and all(
+        t.startswith("anatomy-web") for t in threads["prepare_segments"]
+    )
+    assert threads["attach_segments"] == {threading.main_thread().name}
     app.executor.shutdown()
 
 

@@ -201,14 +201,23 @@ class AnatomyWebApp(TrameApp):
             ]
 
     def _load(self, load):
-        """``load()`` in the worker, then where to centre the views first (the liver, if mapped)."""
+        """``load()`` in the worker, then where to centre the views first (the liver, if mapped) and
+        the lesion masks' segments, built here so that the loop only attaches them."""
         result = load()
         wb = self.workbench
-        return result, (wb.structure_centroid_ras("liver") if "labels" in wb.volumes else None)
+        centre = wb.structure_centroid_ras("liver") if "labels" in wb.volumes else None
+        masks = {
+            role: SceneDisplay.prepare_mask(role, wb.volumes[role])
+            for role in ("lesions", "prediction")
+            if role in wb.volumes
+        }
+        return result, (centre, masks)
 
-    def _after_load(self, message: str, centre) -> None:
+    def _after_load(self, message: str, placed) -> None:
+        """``placed``: where to centre the views and the prepared lesion masks (from :meth:`_load`)."""
+        centre, masks = placed
         wb = self.workbench
-        self.display.show_ct(wb.volumes["ct"], wb.volumes.get("lesions"), wb.volumes.get("prediction"))
+        self.display.show_ct(wb.volumes["ct"], masks.get("lesions"), masks.get("prediction"))
         if centre is not None:
             self.display.jump_to(centre)
         s = self.state
@@ -223,13 +232,13 @@ class AnatomyWebApp(TrameApp):
 
     async def on_load_sample(self) -> None:
         def done(loaded):
-            volumes, centre = loaded
+            volumes, placed = loaded
             shape = "x".join(map(str, volumes["ct"].shape))
             self._after_load(
                 f"Loaded the sample phantom ({shape} voxels): CT, label map, DAP model output with "
                 "simulated errors, lesions and a perturbed prediction "
                 f"(files in {self.workbench.output}/sample).",
-                centre,
+                placed,
             )
 
         await self.run_job("Loading the sample", lambda: self._load(self.workbench.load_sample), done)
@@ -242,9 +251,9 @@ class AnatomyWebApp(TrameApp):
         role = guess_role(name) if role == "auto" else role
 
         def done(loaded):
-            volume, centre = loaded
+            volume, placed = loaded
             shape = "x".join(map(str, volume.shape))
-            self._after_load(f"Loaded {name} as {ROLES[role]} ({shape} voxels).", centre)
+            self._after_load(f"Loaded {name} as {ROLES[role]} ({shape} voxels).", placed)
 
         await self.run_job(
             f"Opening {name}", lambda: self._load(lambda: self.workbench.open_file(name, role)), done
@@ -332,8 +341,13 @@ class AnatomyWebApp(TrameApp):
 
             loop.call_soon_threadsafe(update)
 
-        def done(result):
-            self.display.show_dap(result.labels)
+        def work():
+            result = self.workbench.dap_postprocess(report)
+            return result, SceneDisplay.prepare_dap(result.labels)  # the segments, off the loop
+
+        def done(computed):
+            result, prepared = computed
+            self.display.show_dap(prepared)  # attaching them: cheap, on the loop
             s = self.state
             s.dap_progress, s.dap_progress_text = 100, f"done in {result.report.seconds:.2f} s"
             s.dap_rows = [
@@ -344,9 +358,7 @@ class AnatomyWebApp(TrameApp):
             s.status_text = f"DAP Atlas rules done: {len(s.dap_rows)} structures."
             self.on_tab(s.active_tab)
 
-        await self.run_job(
-            "Running the DAP Atlas rules", lambda: self.workbench.dap_postprocess(report), done
-        )
+        await self.run_job("Running the DAP Atlas rules", work, done)
 
     async def on_dap_inference(self) -> None:
         loop = asyncio.get_running_loop()
@@ -359,8 +371,12 @@ class AnatomyWebApp(TrameApp):
 
             loop.call_soon_threadsafe(update)
 
-        def done(labels):
-            self.display.show_dap(labels)
+        def work():
+            labels = self.workbench.dap_inference(report)
+            return SceneDisplay.prepare_dap(labels)
+
+        def done(prepared):
+            self.display.show_dap(prepared)
             s = self.state
             s.dap_progress, s.dap_progress_text = 100, "model done; run the rules next"
             s.loaded = [f"{ROLES[role]}: {source}" for role, source in self.workbench.sources.items()]
@@ -368,9 +384,7 @@ class AnatomyWebApp(TrameApp):
             s.status_text = "DAP Atlas model done: the CT is segmented; run the rules to post-process it."
             self.on_tab(s.active_tab)
 
-        await self.run_job(
-            "Segmenting the CT with the DAP Atlas model", lambda: self.workbench.dap_inference(report), done
-        )
+        await self.run_job("Segmenting the CT with the DAP Atlas model", work, done)
 
     def on_dap_system(self, system: str, visible: bool) -> None:
         self.display.set_dap_system_visible(system, bool(visible))
@@ -381,7 +395,13 @@ class AnatomyWebApp(TrameApp):
 
     # ------------------------------------------------------------------ CC-Metrics
     async def on_cc_run(self) -> None:
-        def done(comparison):
+        def work():
+            comparison = self.workbench.cc_evaluate()
+            regions = self.workbench.cc_regions
+            return comparison, (SceneDisplay.prepare_regions(*regions), regions[1]) if regions else None
+
+        def done(computed):
+            _comparison, prepared_regions = computed
             wb = self.workbench
             rows = wb.cc_component_rows()
             s = self.state
@@ -402,12 +422,12 @@ class AnatomyWebApp(TrameApp):
                 f"{summary['n_missed']} missed, "
                 f"{summary['n_false_positive_components']} false-positive components"
             )
-            if wb.cc_regions is not None:
-                self.display.show_regions(*wb.cc_regions)
+            if prepared_regions is not None:
+                self.display.show_regions(*prepared_regions)
             s.status_text = f"CC-Metrics done: {len(rows)} components; click a row to jump to the lesion."
             self.on_tab(s.active_tab)
 
-        await self.run_job("Running CC-Metrics", self.workbench.cc_evaluate, done)
+        await self.run_job("Running CC-Metrics", work, done)
 
     def on_cc_row(self, row: int) -> None:
         rows = self.workbench.cc_component_rows()
