@@ -3,9 +3,9 @@
 trame-slicer gives every view its own :class:`trame_rca.schedulers.RcaImageRenderScheduler`: a
 task on the event loop that, when a view asks for a render, renders the window, encodes it at the
 interactive JPEG quality, waits five frame periods and renders the *same* scene again for the
-still quality. With software OpenGL a render of a view takes a few hundred milliseconds and blocks
-the loop, so a LIMIS step (which touches the mask in all three slice views and the box in all four)
-cost eight renders, in whatever order the four tasks woke up, before the axial view's frame could
+still quality. With software OpenGL a render of a view took 50-450 ms here and blocks the loop,
+so a LIMIS step (which touches the mask in all three slice views and the box in all four) cost
+eight renders, in whatever order the four tasks woke up, before the axial view's frame could
 reach the browser.
 
 :class:`ViewRenderScheduler` replaces that scheduler (same interface, same frames):
@@ -19,7 +19,8 @@ reach the browser.
   :attr:`RenderCoordinator.lazy_s`, so several quick commands cost one 3D render.
 
 Every view still renders after every change that asked for it, so once settled all views show the
-current scene. :func:`install` puts the scheduler in place before the views are created.
+current scene (while the axial view keeps asking, e.g. its slider dragged, the others wait for it to
+stop). :func:`install` puts the scheduler in place before the views are created.
 """
 
 from __future__ import annotations
