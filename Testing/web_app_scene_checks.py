@@ -183,6 +183,16 @@ def walk(tmp_path: Path) -> None:
         limis = app.display.nodes["limis"]
         written = slicer_bridge.segment_to_mask(limis, limis.GetSegmentation().GetNthSegmentID(0), ct_node)
         assert int(written.array.sum()) == int(session.slice_mask(session.active_slice).sum())
+        # the box's drag handles follow the "move box" click mode (off otherwise: they slow renders)
+        box_display = app.display.nodes["limis_box"].GetDisplayNode()
+        assert not box_display.GetHandlesInteractive()
+        state.ready()  # as when a page connects: from here on, state changes run their listeners
+        with state:
+            state.limis_click_mode = "box"
+        assert box_display.GetHandlesInteractive()
+        with state:
+            state.limis_click_mode = ""
+        assert not box_display.GetHandlesInteractive()
         await app.on_limis_command("accept")
         await app.on_limis_revert(0)
         assert [h["current"] for h in state.limis_history] == [True, False]
