@@ -288,6 +288,10 @@ def test_limis_mask_lands_in_the_segment_of_the_scene(tmp_path):
     _scene_check("limis", tmp_path)
 
 
+def test_views_render_by_priority_once_per_request(tmp_path):
+    _scene_check("render_order", tmp_path)
+
+
 @pytest.mark.slow
 def test_the_page_handlers_walk_the_three_tools_without_a_browser(tmp_path):
     """Contract hooks in the page, errors in the status line, each tool's result in the scene."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,86 @@ def check_limis(tmp_path: Path) -> None:
     expected = np.zeros(sample.volumes["ct"].shape, dtype=np.uint8)
     sample.limis.geometry.insert(expected, index, status.changed_masks[index].astype(np.uint8))
     assert np.array_equal(written.array, expected)
-    assert display.nodes["limis_box"].IsA("vtkMRMLMarkupsROINode")
+    box = display.nodes["limis_box"]
+    assert box.IsA("vtkMRMLMarkupsROINode")
+    # the drag handles are off unless asked for (they slow every render down), for later boxes too
+    assert not box.GetDisplayNode().GetHandlesInteractive()
+    display.set_box_handles(True)
+    assert box.GetDisplayNode().GetHandlesInteractive()
+    display.show_limis(sample.limis, {})
+    assert display.nodes["limis_box"].GetDisplayNode().GetHandlesInteractive()
+
+
+class FakeArea:
+    """Stands in for trame-slicer's RcaWindow: each capture is one render, logged by view name."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+        self._vtk_render_window = object()  # what the coordinator names the view by
+
+    @property
+    def img_cols_rows(self):
+        self.log.append(self.name)
+        return np.full((6, 8, 3), 10 * len(self.log), dtype=np.uint8), 8, 6
+
+    def process_resize_event(self, width, height) -> None:
+        pass
+
+    def process_interaction_event(self, event) -> None:
+        pass
+
+
+def check_render_order(tmp_path: Path) -> None:
+    """Views asked to render together: the axial view renders first, the 3D view last, each once
+    per request (the still frame is re-encoded, not rendered again); a request made while a view
+    waits for its still frame is not lost; every view ends up pushing its current image."""
+    from anatomy_web import rendering
+
+    async def run():
+        renders: list[str] = []
+        pushed: list[tuple[str, int]] = []
+        coordinator = rendering.RenderCoordinator(lazy_s=0.05)
+        schedulers = {}
+        for name in ("ThreeD", "Yellow", "Green", "Red"):  # created (and asked) in reverse priority
+            area = FakeArea(name, renders)
+            coordinator.name_window(area._vtk_render_window, name)
+            scheduler = rendering.ViewRenderScheduler(area, coordinator=coordinator, target_fps=100.0)
+            scheduler.set_push_callback(lambda img, meta, n=name: pushed.append((n, meta["quality"])))
+            schedulers[name] = scheduler
+
+        async def settle():
+            for _ in range(200):  # until nothing renders or waits any more
+                await asyncio.sleep(0.02)
+                if not any(s.wants_render or s.rendering for s in schedulers.values()) and len(
+                    [p for p in pushed if p[1] == 90]
+                ) >= len(set(renders)):
+                    await asyncio.sleep(0.2)
+                    return
+
+        renders.clear()  # isinstance() against trame-rca's protocol reads img_cols_rows once each
+        for scheduler in schedulers.values():
+            scheduler.schedule_render()
+        await settle()
+        assert renders[0] == "Red" and renders[-1] == "ThreeD", renders
+        assert sorted(renders) == sorted(schedulers), renders
+        for name in schedulers:  # one interactive and one still frame each, one render each
+            assert (name, 50) in pushed and (name, 90) in pushed, pushed
+        first = [n for n, q in pushed if q == 50]
+        assert first[0] == "Red" and first[-1] == "ThreeD", pushed
+
+        renders.clear()
+        pushed.clear()
+        schedulers["Red"].schedule_render()
+        while not renders:  # until Red has rendered; it then waits for its still frame
+            await asyncio.sleep(0.001)
+        schedulers["Red"].schedule_render()
+        schedulers["Green"].schedule_render()
+        await settle()
+        assert renders == ["Red", "Red", "Green"], renders
+        for scheduler in schedulers.values():
+            await scheduler.close()
+
+    asyncio.run(run())
 
 
 def walk(tmp_path: Path) -> None:
@@ -75,6 +155,16 @@ def walk(tmp_path: Path) -> None:
     }  # fmt: skip
     assert [f["value"] for f in app.state.files] == ["broken.nii.gz"]
     state, scene = app.state, app.slicer_app.scene
+    # segments are built in the worker and only attached on the loop's (here: the main) thread
+    threads: dict[str, set[str]] = {"prepare_segments": set(), "attach_segments": set()}
+    for name in threads:
+        original = getattr(slicer_bridge, name)
+
+        def record(*args, _original=original, _name=name, **kwargs):
+            threads[_name].add(threading.current_thread().name)
+            return _original(*args, **kwargs)
+
+        setattr(slicer_bridge, name, record)
 
     async def walk():
         await app.on_open_file("broken.nii.gz")
@@ -93,6 +183,16 @@ def walk(tmp_path: Path) -> None:
         limis = app.display.nodes["limis"]
         written = slicer_bridge.segment_to_mask(limis, limis.GetSegmentation().GetNthSegmentID(0), ct_node)
         assert int(written.array.sum()) == int(session.slice_mask(session.active_slice).sum())
+        # the box's drag handles follow the "move box" click mode (off otherwise: they slow renders)
+        box_display = app.display.nodes["limis_box"].GetDisplayNode()
+        assert not box_display.GetHandlesInteractive()
+        state.ready()  # as when a page connects: from here on, state changes run their listeners
+        with state:
+            state.limis_click_mode = "box"
+        assert box_display.GetHandlesInteractive()
+        with state:
+            state.limis_click_mode = ""
+        assert not box_display.GetHandlesInteractive()
         await app.on_limis_command("accept")
         await app.on_limis_revert(0)
         assert [h["current"] for h in state.limis_history] == [True, False]
@@ -125,9 +225,14 @@ def walk(tmp_path: Path) -> None:
 
     asyncio.run(walk())
     assert state.jobs_done == 10
+    # lesion masks at load, the DAP map, the Voronoi regions: all built in the worker
+    assert threads["prepare_segments"] and all(
+        t.startswith("anatomy-web") for t in threads["prepare_segments"]
+    )
+    assert threads["attach_segments"] == {threading.main_thread().name}
     app.executor.shutdown()
 
 
 if __name__ == "__main__":
-    {"limis": check_limis, "walk": walk}[sys.argv[1]](Path(sys.argv[2]))
+    {"limis": check_limis, "walk": walk, "render_order": check_render_order}[sys.argv[1]](Path(sys.argv[2]))
     print("ok")

@@ -26,6 +26,9 @@ JOB_TIMEOUT = 180
 #: central axial slice covers several percent of the view; lesions and regions less)
 MIN_MASK_FRACTION = 0.004
 MIN_OVERLAY_CHANGE = 0.002
+#: the liver propagated over ~26 slices of 3 mm covers ~0.5 % of a coronal / sagittal view; the box
+#: (one slice thick) and its outline far less
+MIN_PROPAGATED_FRACTION = 0.002
 
 
 def load_sample(page, shot=None) -> None:
@@ -195,6 +198,28 @@ def test_limis_up_arrow_recalls_the_command_accept_adds_a_step_and_clicks_revert
         page, "slice-view", _back_to(accepted, first), timeout=JOB_TIMEOUT,
         what="the accepted mask again after clicking the last step", save_to=shot("last-step"),
     )  # fmt: skip
+
+
+def test_limis_propagate_shows_the_mask_in_the_coronal_and_sagittal_views(page, shot):
+    """The axial view is redrawn first after a LIMIS step; the other slice views follow and, once
+    settled, show the new mask too (here a propagation: a slab of slices, tens of pixels tall)."""
+    load_sample(page)
+    open_tab(page, "limis")
+    limis_command(page, "segment the liver")
+    limis_command(page, "accept")
+    before = {view: wh.stable_pixels(page, view) for view in ("coronal-view", "sagittal-view", "slice-view")}
+    limis_command(page, "propagate")
+    wh.wait_for_text(
+        page, "limis-reply", lambda t: "Propagated" in t, JOB_TIMEOUT, "the reply to 'propagate'"
+    )
+    for view in ("coronal-view", "sagittal-view"):
+        wh.wait_for_pixels(
+            page, view, wh.colour_appeared(before[view], MIN_PROPAGATED_FRACTION), timeout=JOB_TIMEOUT,
+            what=f"the propagated liver mask in the {view}", save_to=shot(f"propagated-{view}"),
+        )  # fmt: skip
+    # the axial view still shows the mask of its own slice
+    axial = wh.stable_pixels(page, "slice-view")
+    assert web_pixels.coloured_fraction(axial) >= MIN_MASK_FRACTION, "the axial mask disappeared"
 
 
 def _field_value_becomes(page, value: str) -> bool:

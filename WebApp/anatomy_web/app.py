@@ -28,6 +28,7 @@ from trame_vuetify.ui.vuetify3 import SinglePageLayout
 
 from AnatomyCommonLib.errors import AnatomyToolkitError
 
+from . import rendering
 from .scene import SceneDisplay
 from .workbench import ROLES, Workbench
 
@@ -113,6 +114,8 @@ class AnatomyWebApp(TrameApp):
         import slicer
 
         slicer.mrmlScene = self.slicer_app.scene  # helpers that default to Slicer's scene use this one
+        # the axial view renders and is pushed first, the others after it, the 3D view last
+        self.render_coordinator = rendering.install()
         # a few frames per second are enough for a teaching page and leave the CPU to the tools
         register_rca_factories(self.slicer_app.view_manager, self.server, target_fps=15.0, blur_fps=5.0)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
@@ -127,6 +130,8 @@ class AnatomyWebApp(TrameApp):
             ),
         )
         self.slicer_app.view_manager.set_current_view_ids([v.singleton_tag for v in self.views.values()])
+        self.render_coordinator.name_views(self.slicer_app.view_manager)
+        rendering.no_multisampling(self.slicer_app.view_manager)
         self.display = SceneDisplay(self.slicer_app, on_box_moved=self.on_box_moved)
         red = self.display.red_view()
         if red is not None:
@@ -157,7 +162,8 @@ class AnatomyWebApp(TrameApp):
         s.limis_history = []
         s.limis_reply = "Type a command, e.g. 'segment the liver'."
         s.limis_pending = ""
-        s.limis_click_mode = ""  # "", "positive" or "negative": what a click in the axial view adds
+        # "", "positive", "negative" (what a click in the axial view adds) or "box" (drag the box)
+        s.limis_click_mode = ""
         s.dap_progress = 0
         s.dap_progress_text = ""
         s.dap_rows = []
@@ -216,14 +222,23 @@ class AnatomyWebApp(TrameApp):
             ]
 
     def _load(self, load):
-        """``load()`` in the worker, then where to centre the views first (the liver, if mapped)."""
+        """``load()`` in the worker, then where to centre the views first (the liver, if mapped) and
+        the lesion masks' segments, built here so that the loop only attaches them."""
         result = load()
         wb = self.workbench
-        return result, (wb.structure_centroid_ras("liver") if "labels" in wb.volumes else None)
+        centre = wb.structure_centroid_ras("liver") if "labels" in wb.volumes else None
+        masks = {
+            role: SceneDisplay.prepare_mask(role, wb.volumes[role])
+            for role in ("lesions", "prediction")
+            if role in wb.volumes
+        }
+        return result, (centre, masks)
 
-    def _after_load(self, message: str, centre) -> None:
+    def _after_load(self, message: str, placed) -> None:
+        """``placed``: where to centre the views and the prepared lesion masks (from :meth:`_load`)."""
+        centre, masks = placed
         wb = self.workbench
-        self.display.show_ct(wb.volumes["ct"], wb.volumes.get("lesions"), wb.volumes.get("prediction"))
+        self.display.show_ct(wb.volumes["ct"], masks.get("lesions"), masks.get("prediction"))
         if centre is not None:
             self.display.jump_to(centre)
         s = self.state
@@ -238,13 +253,13 @@ class AnatomyWebApp(TrameApp):
 
     async def on_load_sample(self) -> None:
         def done(loaded):
-            volumes, centre = loaded
+            volumes, placed = loaded
             shape = "x".join(map(str, volumes["ct"].shape))
             self._after_load(
                 f"Loaded the sample phantom ({shape} voxels): CT, label map, DAP model output with "
                 "simulated errors, lesions and a perturbed prediction "
                 f"(files in {self.workbench.output}/sample).",
-                centre,
+                placed,
             )
 
         await self.run_job("Loading the sample", lambda: self._load(self.workbench.load_sample), done)
@@ -257,9 +272,9 @@ class AnatomyWebApp(TrameApp):
         role = guess_role(name) if role == "auto" else role
 
         def done(loaded):
-            volume, centre = loaded
+            volume, placed = loaded
             shape = "x".join(map(str, volume.shape))
-            self._after_load(f"Loaded {name} as {ROLES[role]} ({shape} voxels).", centre)
+            self._after_load(f"Loaded {name} as {ROLES[role]} ({shape} voxels).", placed)
 
         await self.run_job(
             f"Opening {name}", lambda: self._load(lambda: self.workbench.open_file(name, role)), done
@@ -297,7 +312,9 @@ class AnatomyWebApp(TrameApp):
         """A left click in the axial view while a click mode is on: a LIMIS point there."""
         mode = self.state.limis_click_mode
         session = self.workbench.limis
-        if not mode or session is None or session.target is None or self.state.busy:
+        if mode not in ("positive", "negative") or session is None or session.target is None:
+            return
+        if self.state.busy:
             return
         ras = self.display.red_xy_to_ras(*interactor.GetEventPosition())
         if ras is None:
@@ -345,8 +362,13 @@ class AnatomyWebApp(TrameApp):
 
             loop.call_soon_threadsafe(update)
 
-        def done(result):
-            self.display.show_dap(result.labels)
+        def work():
+            result = self.workbench.dap_postprocess(report)
+            return result, SceneDisplay.prepare_dap(result.labels)  # the segments, off the loop
+
+        def done(computed):
+            result, prepared = computed
+            self.display.show_dap(prepared)  # attaching them: cheap, on the loop
             s = self.state
             s.dap_progress, s.dap_progress_text = 100, f"done in {result.report.seconds:.2f} s"
             s.dap_rows = [
@@ -357,9 +379,7 @@ class AnatomyWebApp(TrameApp):
             s.status_text = f"DAP Atlas rules done: {len(s.dap_rows)} structures."
             self.on_tab(s.active_tab)
 
-        await self.run_job(
-            "Running the DAP Atlas rules", lambda: self.workbench.dap_postprocess(report), done
-        )
+        await self.run_job("Running the DAP Atlas rules", work, done)
 
     async def on_dap_inference(self) -> None:
         loop = asyncio.get_running_loop()
@@ -372,8 +392,12 @@ class AnatomyWebApp(TrameApp):
 
             loop.call_soon_threadsafe(update)
 
-        def done(labels):
-            self.display.show_dap(labels)
+        def work():
+            labels = self.workbench.dap_inference(report)
+            return SceneDisplay.prepare_dap(labels)
+
+        def done(prepared):
+            self.display.show_dap(prepared)
             s = self.state
             s.dap_progress, s.dap_progress_text = 100, "model done; run the rules next"
             s.loaded = [f"{ROLES[role]}: {source}" for role, source in self.workbench.sources.items()]
@@ -381,9 +405,7 @@ class AnatomyWebApp(TrameApp):
             s.status_text = "DAP Atlas model done: the CT is segmented; run the rules to post-process it."
             self.on_tab(s.active_tab)
 
-        await self.run_job(
-            "Segmenting the CT with the DAP Atlas model", lambda: self.workbench.dap_inference(report), done
-        )
+        await self.run_job("Segmenting the CT with the DAP Atlas model", work, done)
 
     def on_dap_system(self, system: str, visible: bool) -> None:
         self.display.set_dap_system_visible(system, bool(visible))
@@ -394,7 +416,13 @@ class AnatomyWebApp(TrameApp):
 
     # ------------------------------------------------------------------ CC-Metrics
     async def on_cc_run(self) -> None:
-        def done(comparison):
+        def work():
+            comparison = self.workbench.cc_evaluate()
+            regions = self.workbench.cc_regions
+            return comparison, (SceneDisplay.prepare_regions(*regions), regions[1]) if regions else None
+
+        def done(computed):
+            _comparison, prepared_regions = computed
             wb = self.workbench
             rows = wb.cc_component_rows()
             s = self.state
@@ -415,12 +443,12 @@ class AnatomyWebApp(TrameApp):
                 f"{summary['n_missed']} missed, "
                 f"{summary['n_false_positive_components']} false-positive components"
             )
-            if wb.cc_regions is not None:
-                self.display.show_regions(*wb.cc_regions)
+            if prepared_regions is not None:
+                self.display.show_regions(*prepared_regions)
             s.status_text = f"CC-Metrics done: {len(rows)} components; click a row to jump to the lesion."
             self.on_tab(s.active_tab)
 
-        await self.run_job("Running CC-Metrics", self.workbench.cc_evaluate, done)
+        await self.run_job("Running CC-Metrics", work, done)
 
     def on_cc_row(self, row: int) -> None:
         rows = self.workbench.cc_component_rows()
@@ -462,6 +490,9 @@ class AnatomyWebApp(TrameApp):
         self.server.trigger("cc_run")(self.on_cc_run)
         self.server.trigger("cc_row")(self.on_cc_row)
         self.state.change("active_tab")(lambda active_tab, **_: self.on_tab(active_tab))
+        self.state.change("limis_click_mode")(
+            lambda limis_click_mode, **_: self.display.set_box_handles(limis_click_mode == "box")
+        )
         self.state.change("cc_regions_visible")(
             lambda cc_regions_visible, **_: self.on_cc_regions_visible(cc_regions_visible)
         )
@@ -609,7 +640,7 @@ class AnatomyWebApp(TrameApp):
                     " waiting for: {{ limis_pending }}", v_show=("limis_pending",), style="font-size:12px;"
                 )
             with html.Div(classes="my-1", style="font-size:12px;"):
-                html.Span("Click in the axial view adds: ")
+                html.Span("In the axial view, a click: ")
                 with v3.VBtnToggle(
                     v_model=("limis_click_mode",),
                     density="compact",
@@ -620,6 +651,7 @@ class AnatomyWebApp(TrameApp):
                     v3.VBtn("nothing", value="", size="small")
                     v3.VBtn("+ point", value="positive", size="small")
                     v3.VBtn("- point", value="negative", size="small")
+                    v3.VBtn("move box", value="box", size="small", raw_attrs=testid("limis-move-box"))
             _hint("Steps of this slice (click = go back to that step)")
             with html.Div(raw_attrs=testid("limis-history"), style="border:1px solid #333; min-height:30px;"):
                 html.Div(

@@ -28,6 +28,8 @@ class SceneDisplay:
         self.scene = slicer_app.scene
         self.nodes: dict[str, Any] = {}
         self.on_box_moved = on_box_moved  # called with the ROI node after the user dragged it
+        #: whether the LIMIS box shows its drag handles (see :meth:`set_box_handles`)
+        self.box_handles = False
 
     # ------------------------------------------------------------------ helpers
     def _remove(self, key: str) -> None:
@@ -77,8 +79,9 @@ class SceneDisplay:
         return np.array([matrix.GetElement(row, 3) for row in range(3)])
 
     # ------------------------------------------------------------------ images
-    def show_ct(self, ct: Volume, lesions: Volume | None = None, prediction: Volume | None = None) -> None:
-        """Replace the scene's content by the CT (slice views, shown in 3D as slice planes)."""
+    def show_ct(self, ct: Volume, lesions=None, prediction=None) -> None:
+        """Replace the scene's content by the CT (slice views, shown in 3D as slice planes) and the
+        lesion masks (volumes, or :meth:`prepare_mask` of them)."""
         self.clear()
         node = slicer_bridge.volume_to_node(ct, "CT", scene=self.scene)
         display = node.GetDisplayNode()
@@ -94,21 +97,27 @@ class SceneDisplay:
             if volume is not None:
                 self.show_mask(role, volume)
 
-    def show_mask(self, role: str, volume: Volume) -> None:
-        """A lesion mask as a one-segment segmentation, outlined in the slice views."""
+    @staticmethod
+    def prepare_mask(role: str, volume: Volume):
+        """Any thread (the worker's): a lesion mask as one segment built without the scene; None
+        when the mask is empty."""
         binary = volume.with_array((volume.array > 0).astype(np.uint8))
+        if not binary.array.any():
+            return None
         description = slicer_bridge.LabelDescription(
             1, "reference lesions" if role == "lesions" else "predicted lesions", LESION_COLORS[role]
         )
+        return slicer_bridge.prepare_segments(binary, [description])
+
+    def show_mask(self, role: str, mask) -> None:
+        """A lesion mask as a one-segment segmentation, outlined in the slice views (``mask``: from
+        :meth:`prepare_mask`, or the mask volume itself)."""
+        prepared = self.prepare_mask(role, mask) if isinstance(mask, Volume) else mask
         self._remove(role)
-        if not binary.array.any():
+        if prepared is None:
             return
-        node = slicer_bridge.labelmap_to_segmentation_node(
-            binary,
-            [description],
-            name=description.name,
-            scene=self.scene,
-            reference_volume_node=self.nodes.get("ct"),
+        node = slicer_bridge.attach_prepared_segments(
+            prepared, prepared.segment_names[0], scene=self.scene, reference_volume_node=self.nodes.get("ct")
         )
         display = node.GetDisplayNode()
         display.SetVisibility2DFill(False)
@@ -148,6 +157,7 @@ class SceneDisplay:
             node=self.nodes.get("limis_box"),
         )
         self._markup_style(roi, locked=self.on_box_moved is None)
+        roi.GetDisplayNode().SetHandlesInteractive(self.box_handles)
         self.nodes["limis_box"] = roi
         if new and self.on_box_moved is not None:
             import slicer
@@ -165,9 +175,22 @@ class SceneDisplay:
                 node=self.nodes.get("limis_clicks"),
             )
             self._markup_style(clicks, locked=True)
+            clicks.GetDisplayNode().SetHandlesInteractive(False)
             self.nodes["limis_clicks"] = clicks
         else:
             self._remove("limis_clicks")
+
+    def set_box_handles(self, shown: bool) -> None:
+        """Show or hide the LIMIS box's drag handles (translate / resize), now and for later boxes.
+
+        Hidden unless the user wants to drag the box: with software OpenGL the handles made every
+        render of the axial view about 10 times slower (7 -> 60-120 ms for a 900 x 830 view,
+        measured here) and every mask update slower too.
+        """
+        self.box_handles = bool(shown)
+        roi = self.nodes.get("limis_box")
+        if roi is not None and roi.GetDisplayNode() is not None:
+            roi.GetDisplayNode().SetHandlesInteractive(self.box_handles)
 
     @staticmethod
     def _markup_style(node, *, locked: bool) -> None:
@@ -181,12 +204,25 @@ class SceneDisplay:
             display.SetFillOpacity(0.0)
 
     # ------------------------------------------------------------------ DAP Atlas
-    def show_dap(self, labels: Volume):
-        """The post-processed map as a segmentation with the DAP names, colours and terminology."""
-        from DAPAtlasLib.mrml_nodes import create_dap_segmentation
+    @staticmethod
+    def prepare_dap(labels: Volume):
+        """Any thread (the worker's): the DAP segments of a label map, built without the scene."""
+        from DAPAtlasLib.mrml_nodes import prepare_dap_segments
 
-        node = create_dap_segmentation(
-            labels,
+        return prepare_dap_segments(labels)
+
+    def show_dap(self, prepared):
+        """The post-processed map as a segmentation with the DAP names, colours and terminology.
+
+        ``prepared``: :meth:`prepare_dap` of the map (built in the worker; attaching it here is cheap),
+        or the label map itself (then built here, on the loop's thread).
+        """
+        from DAPAtlasLib.mrml_nodes import attach_dap_segments
+
+        if isinstance(prepared, Volume):
+            prepared = self.prepare_dap(prepared)
+        node = attach_dap_segments(
+            prepared,
             "DAP Atlas (post-processed)",
             scene=self.scene,
             reference_volume_node=self.nodes.get("ct"),
@@ -212,21 +248,34 @@ class SceneDisplay:
         return 0 if node is None else set_system_visibility(node, system, visible)
 
     # ------------------------------------------------------------------ CC-Metrics
-    def show_regions(self, regions: Volume, n: int):
-        """The Voronoi regions of the reference lesions as outlined segments."""
-        from CCMetricsLib.mrml_nodes import regions_segmentation
+    @staticmethod
+    def prepare_regions(regions: Volume, n: int):
+        """Any thread (the worker's): the Voronoi region segments, built without the scene."""
+        from AnatomyCommonLib import slicer_bridge
+        from CCMetricsLib.mrml_nodes import region_descriptions
+
+        return slicer_bridge.prepare_segments(regions, region_descriptions(n)) if n else None
+
+    def show_regions(self, prepared, n: int):
+        """The Voronoi regions of the reference lesions as outlined segments (``prepared``: from
+        :meth:`prepare_regions`, or the region map itself)."""
+        from AnatomyCommonLib import slicer_bridge
+        from CCMetricsLib.mrml_nodes import show_regions
 
         if not n:
             self._remove("cc_regions")
             return None
-        node = regions_segmentation(
-            regions,
-            n,
+        if isinstance(prepared, Volume):
+            prepared = self.prepare_regions(prepared, n)
+        node = slicer_bridge.attach_prepared_segments(
+            prepared,
             "CC-Metrics regions",
             scene=self.scene,
-            node=self.nodes.get("cc_regions"),
             reference_volume_node=self.nodes.get("ct"),
+            segmentation_node=self.nodes.get("cc_regions"),
+            replace_segments=True,  # a refreshed overlay replaces the old regions, never adds to them
         )
+        show_regions(node, visible=True, outline=True)
         self.nodes["cc_regions"] = node
         return node
 
