@@ -118,18 +118,54 @@ def attachment_numbers(
             rib.attachment = None
             count = min(len(rib.distance), max(5, int(len(rib.distance) * _MEDIAL_FRACTION)))
             closest = np.argpartition(np.abs(rib.distance), count - 1)[:count]
-            dist, nearest = tree.query(rib.points[closest])
-            votes = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
-            if votes.size:
-                counts = np.bincount(votes)
-                winner = int(counts.argmax())
-                if counts[winner] >= _ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
-                    rib.attachment = winner
+            rib.attachment = _clear_attachment(tree, owner, in_view, rib.points[closest])
         if rib.attachment is not None:
             numbers[rib.index] = rib.attachment
     report.details["thoracic_vertebrae_present"] = present
     report.details["thoracic_vertebrae_in_view"] = int(in_view.sum())
     return numbers
+
+
+def _clear_attachment(
+    tree: cKDTree, owner: np.ndarray, in_view: np.ndarray, points: np.ndarray
+) -> int | None:
+    """The vertebra (number) the ``points`` vote for: each point within
+    ``_ATTACHMENT_MAX_DISTANCE_MM`` of a vertebra point votes for the vertebra of its nearest one;
+    the most voted vertebra wins when it has at least ``_ATTACHMENT_MAJORITY`` of the votes and is
+    wholly in view, else None.
+
+    The nearest-point lookups are the costly part, so they run in batches and stop as soon as
+    the points not looked up yet cannot change the outcome (whatever they vote); the answer is
+    the one of looking all points up (each lookup is independent of the others).
+    """
+    total = len(points)
+    counts = np.zeros(len(in_view), dtype=np.int64)  # votes per vertebra number (0 unused)
+    votes = done = 0
+    batch = max(64, total // 2)  # a clear rib is decided after about 60 % of its points
+    while done < total:
+        dist, nearest = tree.query(points[done : done + batch])
+        done += len(dist)
+        new = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
+        counts += np.bincount(new, minlength=len(counts))
+        votes += new.size
+        left = total - done
+        if not left:
+            break
+        batch = max(64, total // 10)
+        # (the margin 0.01 of a vote is far above rounding errors and keeps the answer exact)
+        leader = int(counts.argmax())
+        if counts[leader] >= _ATTACHMENT_MAJORITY * (votes + left) + 0.01:
+            # the majority (above half) whatever the rest votes: the winner is known
+            return leader if in_view[leader] else None
+        # a vertebra can still reach the majority only when (nearly) all remaining points vote for it
+        reachable = counts + (1 - _ATTACHMENT_MAJORITY) * left + 0.01 >= _ATTACHMENT_MAJORITY * votes
+        if not (reachable & in_view).any():
+            return None
+    if votes:
+        winner = int(counts.argmax())
+        if counts[winner] >= _ATTACHMENT_MAJORITY * votes and in_view[winner]:
+            return winner
+    return None
 
 
 def is_rib(labels: np.ndarray) -> np.ndarray:

@@ -96,3 +96,33 @@ def test_after_inference_without_the_rules_a_reversed_model_output_is_renumbered
     same = check_model_rib_order(truth)
     assert np.array_equal(same.array, truth.array)
     assert same.metadata["dap_rib_order_report"].details["rib_order"] == "anatomical"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_attachment_vote_stopping_early_is_the_vote_of_all_points(seed):
+    """The nearest-vertebra lookups stop once the rest cannot change the outcome; the oracle
+    looks every point up (as the released rule) and counts the votes with np.bincount."""
+    from scipy.spatial import cKDTree
+
+    from DAPAtlasLib.postprocess import rib_anatomy
+
+    rng = np.random.default_rng(seed)
+    vertebrae = rng.normal(size=(300, 3)) * 8.0 + np.repeat(np.arange(12)[:, None] * [0, 0, 25.0], 25, 0)
+    owner = np.repeat(np.arange(1, 13), 25)
+    in_view = np.ones(13, dtype=bool)
+    in_view[0] = False
+    in_view[rng.integers(1, 13, size=rng.integers(0, 4))] = False
+    tree = cKDTree(vertebrae)
+    # points near one vertebra (a clear vote), near two (split votes) or far (no vote)
+    level = rng.integers(0, 12)
+    spread = rng.choice([2.0, 12.0, 30.0, 60.0])
+    points = rng.normal(size=(int(rng.integers(5, 3000)), 3)) * spread + [30.0, 0.0, 25.0 * level]
+    dist, nearest = tree.query(points)
+    votes = owner[nearest[dist <= rib_anatomy._ATTACHMENT_MAX_DISTANCE_MM]]
+    expected = None
+    if votes.size:
+        counts = np.bincount(votes)
+        winner = int(counts.argmax())
+        if counts[winner] >= rib_anatomy._ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
+            expected = winner
+    assert rib_anatomy._clear_attachment(tree, owner, in_view, points) == expected
