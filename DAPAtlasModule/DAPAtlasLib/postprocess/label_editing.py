@@ -167,6 +167,8 @@ class LabelMapEditor:
         if beyond:
             _check_range(0, max(beyond), name)
         self._boxes: list[list[int] | None] = boxes[: MAX_LABEL_ID + 1]
+        #: per label, how many edits changed its voxels (see :meth:`version`)
+        self._versions = [0] * (MAX_LABEL_ID + 1)
 
     # ---------------------------------------------------------------- boxes
     @property
@@ -213,6 +215,16 @@ class LabelMapEditor:
         """The labels of ``labels`` that have at least one voxel."""
         return [label for label in labels if self.mask(label) is not None]
 
+    def version(self, label: int) -> int:
+        """A counter that changes whenever voxels of ``label`` are added or removed: results
+        computed about a label stay valid while its version is the same."""
+        return self._versions[int(label)]
+
+    def _changed(self, from_labels: Iterable[int], to_label: int) -> None:
+        for label in from_labels:
+            self._versions[int(label)] += 1
+        self._versions[int(to_label)] += 1
+
     # ---------------------------------------------------------------- edits
     def relabel(self, region: Region, mask: np.ndarray, to_label: int, report: StepReport) -> int:
         """Set the voxels of ``mask`` (a crop at ``region``) to ``to_label``; returns voxels changed.
@@ -234,6 +246,7 @@ class LabelMapEditor:
         counts = np.bincount(crop[changing], minlength=MAX_LABEL_ID + 1)
         for from_label in np.flatnonzero(counts):
             report.record_relabel(int(from_label), int(to_label), int(counts[from_label]))
+        self._changed(np.flatnonzero(counts), to_label)
         np.copyto(crop, to_label, where=changing)  # a view: writes into the label map
         if to_label != 0:
             bounds = []
@@ -258,6 +271,7 @@ class LabelMapEditor:
         counts = np.bincount(old, minlength=MAX_LABEL_ID + 1)
         for from_label in np.flatnonzero(counts):
             report.record_relabel(int(from_label), int(to_label), int(counts[from_label]))
+        self._changed(np.flatnonzero(counts), to_label)
         crop[indices] = to_label
         if to_label != 0:
             self._grow_to(int(to_label), [

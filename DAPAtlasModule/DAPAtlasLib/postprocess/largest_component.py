@@ -32,7 +32,9 @@ structure).
 Each label is split into pieces inside its own bounding box (a binary connected-components pass
 per label; the boxes of a whole-body map add up to less than the volume), so labels with one
 piece, the usual case, cost one comparison and one labelling of their box; the gap test then
-looks only at the boxes around the few non-largest pieces.
+looks only at the boxes around the few non-largest pieces. Labels that an earlier step already
+found to be one 6-connected piece (the vertebrae and sacrum in the spine step, the ribs in the
+rib steps) and whose voxels no step changed since are not labelled again.
 """
 
 from __future__ import annotations
@@ -137,14 +139,19 @@ def _occupied_ranges(occupied: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray | None, int]:
-    """(component map, number of components) of a label's mask in its bounding box.
+def _components(
+    mask: np.ndarray, connectivity: int
+) -> tuple[np.ndarray | None, int, list | None, np.ndarray | None]:
+    """(component map, number of components, their boxes, their sizes) of a label's mask in its
+    bounding box.
 
     A stray piece far from the main one makes the box mostly empty: no component crosses a
     slice without voxels, so each slab between empty slices is labelled in its own tight box
-    (about 40 % less labelling on a whole-body map with model errors). Slabs are numbered in
-    order, so the numbering is the raster order of first voxels, as one pass over the box would
-    give. The map is None when there is at most one component (nothing more is needed).
+    (about 40 % less labelling on a whole-body map with model errors), and the components'
+    boxes (slice tuples in the mask's frame; index 0 = component 1) and voxel counts (index 0 =
+    0) come from those tight boxes too. Slabs are numbered in order, so the numbering is the
+    raster order of first voxels, as one pass over the box would give. The map, boxes and sizes
+    are None when there is at most one component (nothing more is needed).
     """
     slabs = []
     for k0, k1 in _occupied_ranges(mask.any(axis=(1, 2))):
@@ -157,18 +164,29 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray | None,
         # connectivity 26 raises "maximum length exception"); uint8 0/1 gives the same labels
         tight = np.ascontiguousarray(slab[:, j0:j1, i0:i1]).view(np.uint8)
         pieces, n = cc3d.connected_components(tight, connectivity=connectivity, return_N=True)
-        slabs.append((box, pieces, n))
-    total = sum(n for _, _, n in slabs)
+        slabs.append((box, tight, pieces, n))
+    total = sum(n for _, _, _, n in slabs)
     if total <= 1:
-        return None, total
-    if len(slabs) == 1 and slabs[0][1].shape == mask.shape:
-        return slabs[0][1], total
+        return None, total, None, None
+    boxes: list = []
+    sizes = [0]
+    for box, tight, part, n in slabs:
+        if n == 1:  # the slab's tight box is the component's box
+            boxes.append(box)
+            sizes.append(int(np.count_nonzero(tight)))
+            continue
+        part_boxes, part_sizes = label_boxes_and_counts(part, n)
+        for b, size in zip(part_boxes[1:], part_sizes[1:].tolist(), strict=True):
+            boxes.append(tuple(slice(s.start + b[2 * a], s.start + b[2 * a + 1]) for a, s in enumerate(box)))
+            sizes.append(size)
+    if len(slabs) == 1 and slabs[0][2].shape == mask.shape:
+        return slabs[0][2], total, boxes, np.array(sizes, dtype=np.int64)
     pieces = np.zeros(mask.shape, dtype=np.uint32)
     offset = 0
-    for box, part, n in slabs:
+    for box, _, part, n in slabs:
         np.add(part, offset, out=pieces[box], where=part > 0, dtype=np.uint32)
         offset += n
-    return pieces, total
+    return pieces, total, boxes, np.array(sizes, dtype=np.int64)
 
 
 def run(context: StepContext) -> StepReport:
@@ -192,14 +210,17 @@ def run(context: StepContext) -> StepReport:
     components = kept_at_border = kept_near = 0
     removals = []  # (label, region, pieces, removed piece ids, their boxes, sizes)
     for label in checked:
+        if context.is_single_piece(label, settings.largest_component_connectivity):
+            components += 1  # an earlier step labelled it: one piece, unchanged since
+            continue
         region = editor.box(label)
-        pieces, n = _components(editor.array[region] == label, settings.largest_component_connectivity)
+        pieces, n, boxes, sizes = _components(
+            editor.array[region] == label, settings.largest_component_connectivity
+        )
         components += n
         if pieces is None:
             continue
-        flat_boxes, sizes = label_boxes_and_counts(pieces, n)
         largest = int(np.argmax(sizes))  # the first of equal sizes: the first in raster order
-        boxes = [tuple(slice(b[2 * a], b[2 * a + 1]) for a in range(3)) for b in flat_boxes[1:]]
         candidates = np.array([p for p in range(1, n + 1) if p != largest])
         at_border, near = _protected_pieces(
             pieces, candidates, boxes, largest, region, full_shape, spacing, tolerance

@@ -217,6 +217,7 @@ def rib_components(
     sizes = np.asarray(stats["voxel_counts"])
     geometry = context.geometry
     components = []
+    holders = []  # the labels each component holds
     indices = range(1, n + 1)
     if largest is not None and n > largest:
         indices = (np.argsort(-sizes[1:], kind="stable")[:largest] + 1).tolist()
@@ -227,6 +228,7 @@ def rib_components(
             slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
         )
         points = geometry.points_ras(own, global_box, max_points=20_000)
+        held = np.bincount(crop[box][own])
         components.append(
             RibComponent(
                 index,
@@ -235,7 +237,15 @@ def rib_components(
                 plane.signed_distance(points),
                 points[:, 2],
                 border=touches_border(own, global_box, editor.array.shape),
-                label=int(np.bincount(crop[box][own]).argmax()),
+                label=int(held.argmax()),
             )
         )
+        holders.append(np.flatnonzero(held))
+    if len(components) == n:
+        # a rib label held by one component only, which holds nothing else, is one 6-connected
+        # piece: the largest-component rule need not label it again
+        owners = np.bincount(np.concatenate(holders), minlength=RIBS[-1] + 1) if holders else []
+        for labels in holders:
+            if len(labels) == 1 and owners[labels[0]] == 1:
+                context.note_single_piece(int(labels[0]), 6)
     return RibPieces(region, pieces, stats, components, len(components) == n)

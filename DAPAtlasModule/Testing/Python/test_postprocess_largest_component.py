@@ -158,3 +158,66 @@ def test_a_piece_within_the_gap_tolerance_is_kept_a_farther_one_is_removed():
     out, _ = suppress_non_largest_components(truth.with_array(array))
     assert out.array[tuple(near)] == 13
     assert out.array[tuple(far)] == 0
+
+
+def test_labels_found_single_by_earlier_steps_are_rechecked_once_edited():
+    """The spine and rib steps label components anyway and say which labels are one piece; an
+    edit of such a label afterwards makes the largest-component rule label it again."""
+    from AnatomyCommonLib.volume import Volume
+    from DAPAtlasLib.postprocess import rib_order
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+    from DAPAtlasLib.postprocess.report import StepReport
+    from DAPAtlasLib.postprocess.step_context import StepContext
+
+    array = np.zeros((12, 20, 30), dtype=np.uint8)
+    array[2, 2, 2:28] = 67  # rib 1 left: one bar, alone in its component
+    array[5, 2, 2:15] = 69  # rib 2 left and rib 3 left touch: one component, two labels
+    array[5, 2, 15:28] = 71
+    array[8, 2, 2:10] = 73  # rib 4 left: two pieces
+    array[8, 2, 20:28] = 73
+    editor = LabelMapEditor(Volume(array, np.diag([1.0, 1.0, 2.0, 1.0])))
+    context = StepContext(editor=editor)
+    rib_order.run(context)
+    assert [context.is_single_piece(label, 6) for label in (67, 69, 71, 73)] == [True, False, False, False]
+    assert not context.is_single_piece(67, 26)  # found with 6-connectivity only
+    region = (slice(10, 11), slice(2, 3), slice(2, 5))
+    editor.relabel(region, np.ones((1, 1, 3), dtype=bool), 67, StepReport(step="test"))
+    assert not context.is_single_piece(67, 6)  # a second piece of rib 1 now
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "oblique"])
+def test_skipping_labels_found_single_by_earlier_steps_changes_nothing(orientation, monkeypatch):
+    """Oracle: the same pipeline labelling every label again in the component rule."""
+    from DAPAtlasLib.postprocess import postprocess
+    from DAPAtlasLib.postprocess.step_context import StepContext
+
+    p = phantom(orientation, "M")
+    labels = inject_model_errors(p.labels, sex="M").labels
+    skipped = []
+    original = StepContext.is_single_piece
+
+    def counting(self, label, connectivity):
+        found = original(self, label, connectivity)
+        skipped.extend([label] if found else [])
+        return found
+
+    monkeypatch.setattr(StepContext, "is_single_piece", counting)
+    fast = postprocess(labels, ct=p.ct, sex="M")
+    assert len(skipped) >= 20  # vertebrae and ribs were not labelled again
+    monkeypatch.setattr(StepContext, "is_single_piece", lambda self, label, connectivity: False)
+    slow = postprocess(labels, ct=p.ct, sex="M")
+    assert np.array_equal(fast.labels.array, slow.labels.array)
+    assert _without_seconds(fast.report) == _without_seconds(slow.report)
+
+
+def _without_seconds(report):
+    import json
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if "second" not in k}
+        if isinstance(d, list):
+            return [strip(v) for v in d]
+        return d
+
+    return strip(json.loads(report.to_json()))
