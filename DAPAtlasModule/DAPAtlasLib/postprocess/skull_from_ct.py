@@ -17,6 +17,8 @@ stay skull.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from AnatomyCommonLib.volume import Volume
@@ -30,6 +32,25 @@ SKULL = 99
 C5 = 47
 #: Labels the skull may replace.
 REPLACEABLE = (1, 2, 3, 4, 5, 42)
+
+
+def bone_window(hu: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``low <= hu <= high`` voxel-wise.
+
+    An integer CT (the usual int16) is compared with the integer bounds ceil(low) and
+    floor(high): the same voxels, without casting every voxel to float64 (about 2x faster).
+    """
+    if np.issubdtype(hu.dtype, np.integer) and math.isfinite(low) and math.isfinite(high):
+        info = np.iinfo(hu.dtype)
+        low_int, high_int = max(math.ceil(low), int(info.min)), min(math.floor(high), int(info.max))
+        if low_int > high_int:
+            return np.zeros(hu.shape, dtype=bool)
+        bone = hu >= hu.dtype.type(low_int)
+        bone &= hu <= hu.dtype.type(high_int)
+        return bone
+    bone = hu >= low
+    bone &= hu <= high
+    return bone
 
 
 def run(context: StepContext) -> StepReport:
@@ -49,8 +70,7 @@ def run(context: StepContext) -> StepReport:
     labels = context.editor.array[region]
     hu = context.ct.array[region]
     # bone window first (few voxels pass), then the label and height tests on those voxels only
-    bone = hu >= settings.skull_hu_min
-    bone &= hu <= settings.skull_hu_max
+    bone = bone_window(hu, settings.skull_hu_min, settings.skull_hu_max)
     indices = nonzero_indices(bone)
     del bone
     replaceable = np.zeros(256, dtype=bool)
