@@ -24,11 +24,14 @@ from .anatomy_geometry import PatientGeometry, Region, nonzero_indices
 from .report import StepReport
 
 
-def _as_label_array(array: np.ndarray, name: str, *, check_range: bool = True) -> np.ndarray:
+def _as_label_array(
+    array: np.ndarray, name: str, *, check_range: bool = True, copy: bool = True
+) -> np.ndarray:
     """A writable copy as uint8 (every DAP id fits) after checking the values.
 
     ``check_range=False`` skips the range check of a uint8 map (the caller checks the labels
     found by :func:`label_boxes_and_counts` instead, which saves a pass over the volume).
+    ``copy=False`` returns a contiguous uint8 map itself (the caller copies it).
     """
     if array.ndim != 3:
         raise InvalidLabelValuesError(f"{name} must be a 3D label map, got {array.ndim} dimension(s).")
@@ -43,6 +46,8 @@ def _as_label_array(array: np.ndarray, name: str, *, check_range: bool = True) -
             low = 0 if np.issubdtype(array.dtype, np.unsignedinteger) else int(array.min())
             high = int(array.max())
         _check_range(low, high, name)
+    if not copy and array.dtype == np.uint8 and array.flags.c_contiguous:
+        return array
     return np.array(array, dtype=np.uint8, copy=True)
 
 
@@ -54,19 +59,24 @@ def _check_range(low: int, high: int, name: str) -> None:
         )
 
 
-def label_boxes(array: np.ndarray, max_label: int = MAX_LABEL_ID) -> list[list[int] | None]:
+def label_boxes(
+    array: np.ndarray, max_label: int = MAX_LABEL_ID, *, copy_from: np.ndarray | None = None
+) -> list[list[int] | None]:
     """Exact bounding box ``[k0, k1, j0, j1, i0, i1]`` (stop exclusive) of every label 0..max_label.
 
     Same boxes as ``scipy.ndimage.find_objects`` (None for absent labels; label 0 is not boxed);
-    see :func:`label_boxes_and_counts`.
+    see :func:`label_boxes_and_counts`. With ``copy_from`` (same shape and dtype, contiguous),
+    ``array`` (contiguous) is first filled with its values, chunk by chunk in the same pass.
     """
-    return label_boxes_and_counts(array, max_label)[0]
+    return label_boxes_and_counts(array, max_label, copy_from=copy_from)[0]
 
 
-def label_boxes_and_counts(array: np.ndarray, max_label: int) -> tuple[list[list[int] | None], np.ndarray]:
+def label_boxes_and_counts(
+    array: np.ndarray, max_label: int, *, copy_from: np.ndarray | None = None
+) -> tuple[list[list[int] | None], np.ndarray]:
     """Exact bounding boxes (as :func:`label_boxes`) and voxel counts of the labels 0..max_label
     of an integer array (counts[0] = 0: the background is not counted)."""
-    low, high, counts, _ = _run_statistics(array, max_label)
+    low, high, counts, _ = _run_statistics(array, max_label, copy_from=copy_from)
     boxes: list[list[int] | None] = [None] * (max_label + 1)
     for label in np.flatnonzero(high[0] >= 0):
         if label:
@@ -91,7 +101,7 @@ def component_statistics(pieces: np.ndarray, n: int) -> dict:
     return {"voxel_counts": counts, "bounding_boxes": boxes, "first_voxel": first}
 
 
-def _run_statistics(array: np.ndarray, max_label: int):
+def _run_statistics(array: np.ndarray, max_label: int, *, copy_from: np.ndarray | None = None):
     """(lowest index per axis, highest index per axis, voxel count, first flat index) per label.
 
     Computed from the runs of equal values along the last axis: a label map (or a component map)
@@ -104,11 +114,14 @@ def _run_statistics(array: np.ndarray, max_label: int):
     first = np.full(max_label + 1, np.iinfo(np.intp).max, dtype=np.intp)
     if array.size == 0:
         return low, high, np.zeros(max_label + 1, dtype=np.int64), np.full(max_label + 1, -1)
-    array = np.ascontiguousarray(array)
+    if copy_from is None:
+        array = np.ascontiguousarray(array)
+    elif not (array.flags.c_contiguous and copy_from.flags.c_contiguous and array.dtype == copy_from.dtype):
+        raise ValueError("copy_from needs contiguous arrays of one dtype")
     ni = array.shape[-1]
     nj = array.shape[-2]
     flat = array.ravel()
-    starts = _run_starts(flat, ni)
+    starts = _run_starts(flat, ni, source=None if copy_from is None else copy_from.ravel())
     ends = np.empty_like(starts)
     ends[:-1] = starts[1:]
     ends[-1] = array.size
@@ -130,16 +143,22 @@ def _run_statistics(array: np.ndarray, max_label: int):
     return low, high, counts, first
 
 
-def _run_starts(flat: np.ndarray, row_length: int, chunk: int = 1 << 20) -> np.ndarray:
+def _run_starts(
+    flat: np.ndarray, row_length: int, chunk: int = 1 << 20, *, source: np.ndarray | None = None
+) -> np.ndarray:
     """Flat indices where a run of equal values starts (every row starts one), in order.
 
     Done in chunks of ~1 M voxels so that the comparison mask stays in the CPU cache between
     the comparison and ``flatnonzero`` (about 40 % faster than one pass over a 131 M voxel map).
+    With ``source`` (1D, same size and dtype), each chunk of ``flat`` is first copied from it, so
+    a copy of the map and its runs cost one pass over memory instead of two.
     """
     out = []
     change = np.empty(min(chunk, flat.size), dtype=bool)
     for start in range(0, flat.size, chunk):
         stop = min(flat.size, start + chunk)
+        if source is not None:
+            flat[start:stop] = source[start:stop]
         part = change[: stop - start]
         if start == 0:
             part[0] = True
@@ -159,10 +178,15 @@ class LabelMapEditor:
     def __init__(self, labels: Volume, *, name: str = "label map"):
         labels.require_3d(name)
         self.volume = labels
-        self.array = _as_label_array(labels.array, name, check_range=False)
+        source = _as_label_array(labels.array, name, check_range=False, copy=False)
         self.geometry = PatientGeometry(labels)
         # boxes of every uint8 value: the values above the DAP ids are found in the same pass
-        boxes = label_boxes(self.array, np.iinfo(np.uint8).max)
+        if source is labels.array:  # copied in the same pass
+            self.array = np.empty_like(source, order="C")
+            boxes = label_boxes(self.array, np.iinfo(np.uint8).max, copy_from=source)
+        else:  # already a private copy
+            self.array = source
+            boxes = label_boxes(self.array, np.iinfo(np.uint8).max)
         beyond = [value for value in range(MAX_LABEL_ID + 1, len(boxes)) if boxes[value] is not None]
         if beyond:
             _check_range(0, max(beyond), name)

@@ -84,6 +84,23 @@ def test_run_starts_in_chunks_are_those_of_one_pass(chunk):
     change[1:] = flat[1:] != flat[:-1]
     change[::12] = True
     assert np.array_equal(_run_starts(flat, 12, chunk=chunk), np.flatnonzero(change))
+    copy = np.zeros_like(flat)  # copied chunk by chunk in the same pass
+    assert np.array_equal(_run_starts(copy, 12, chunk=chunk, source=flat), np.flatnonzero(change))
+    assert np.array_equal(copy, flat)
+
+
+def test_the_editor_holds_a_private_copy_of_the_map():
+    from AnatomyCommonLib.volume import Volume
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+
+    for array in (random_label_map(8, (6, 7, 9), 12), random_label_map(8, (6, 7, 9), 12).astype(np.int16)):
+        editor = LabelMapEditor(Volume(array, np.eye(4)))
+        assert editor.array.dtype == np.uint8 and not np.shares_memory(editor.array, array)
+        assert np.array_equal(editor.array, array)
+        expected = ndimage.find_objects(array.astype(np.uint8), max_label=12)
+        for label in range(1, 13):
+            box = expected[label - 1]
+            assert editor.box(label) == (None if box is None else box)
 
 
 def test_a_uint8_map_with_values_beyond_the_dap_ids_is_refused_naming_the_largest():
