@@ -183,6 +183,19 @@ def heights_of(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> n
     return field[mask]
 
 
+def top_height(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> float:
+    """Height (RAS z, mm) of the highest voxel of a non-empty ``mask``: ``heights_of(...).max()``.
+
+    The height field is constant along the axes it does not change on (all but one on an
+    axis-aligned grid), so the mask is first reduced along those: the same maximum from far
+    fewer values.
+    """
+    field = geometry.height_field(region)
+    axes = tuple(a for a in range(3) if field.shape[a] == 1 and mask.shape[a] > 1)
+    reduced = mask.any(axis=axes, keepdims=True) if axes else mask
+    return float(np.broadcast_to(field, reduced.shape)[reduced].max())
+
+
 @dataclass(frozen=True)
 class MidsagittalPlane:
     """The patient's mid-sagittal plane; ``normal_ras`` is a unit vector pointing to patient left."""

@@ -10,6 +10,7 @@ rib k attaches to T_k.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cc3d
@@ -141,7 +142,8 @@ def _clear_attachment(
     total = len(points)
     counts = np.zeros(len(in_view), dtype=np.int64)  # votes per vertebra number (0 unused)
     votes = done = 0
-    batch = max(64, total // 2)  # a clear rib is decided after about 60 % of its points
+    # a clear attachment needs at least the majority of all points looked up: start there
+    batch = max(32, math.ceil(_ATTACHMENT_MAJORITY * total) + 1)
     while done < total:
         dist, nearest = tree.query(points[done : done + batch])
         done += len(dist)
@@ -151,7 +153,7 @@ def _clear_attachment(
         left = total - done
         if not left:
             break
-        batch = max(64, total // 10)
+        batch = max(32, total // 25)
         # (the margin 0.01 of a vote is far above rounding errors and keeps the answer exact)
         leader = int(counts.argmax())
         if counts[leader] >= _ATTACHMENT_MAJORITY * (votes + left) + 0.01:

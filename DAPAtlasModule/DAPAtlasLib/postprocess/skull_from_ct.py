@@ -23,7 +23,7 @@ import numpy as np
 
 from AnatomyCommonLib.volume import Volume
 
-from .anatomy_geometry import heights_of, nonzero_indices
+from .anatomy_geometry import nonzero_indices, top_height
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -61,7 +61,7 @@ def run(context: StepContext) -> StepReport:
     c5 = context.editor.mask(C5)
     if c5 is None:
         return report.skip("vertebra C5 is missing, so the head region is unknown")
-    top_of_c5 = float(heights_of(context.geometry, *c5).max())
+    top_of_c5 = top_height(context.geometry, *c5)
     report.details["top_of_c5_mm"] = round(top_of_c5, 2)
     region = context.geometry.region_above(top_of_c5)
     if region is None:

@@ -74,3 +74,17 @@ def test_median_ras_is_the_median_of_all_ras_points_bit_for_bit(seed, monkeypatc
         expected = np.median(kji @ geometry.axes_ras.T + geometry.origin_ras, axis=0)
         got = anatomy_geometry.median_ras(geometry, mask, region)
         assert got.tobytes() == expected.tobytes(), (trial, got, expected)
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_top_height_is_the_largest_height_of_the_voxels(orientation):
+    from DAPAtlasLib.postprocess.anatomy_geometry import heights_of, top_height
+
+    geometry = PatientGeometry(phantom(orientation).labels)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        shape = tuple(int(n) for n in rng.integers(1, 12, 3))
+        region = tuple(slice(int(o), int(o) + n) for o, n in zip(rng.integers(0, 20, 3), shape, strict=True))
+        mask = rng.random(shape) < rng.uniform(0.01, 1.0)
+        mask.flat[int(rng.integers(0, mask.size))] = True
+        assert top_height(geometry, mask, region) == float(heights_of(geometry, mask, region).max())
