@@ -122,24 +122,32 @@ def _run_statistics(array: np.ndarray, max_label: int, *, copy_from: np.ndarray 
     nj = array.shape[-2]
     flat = array.ravel()
     starts = _run_starts(flat, ni, source=None if copy_from is None else copy_from.ravel())
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = array.size
-    ends -= 1  # last voxel of each run
-    values = flat[starts]
-    labelled = values != 0
-    starts, ends, values = starts[labelled], ends[labelled], values[labelled].astype(np.intp)
-    counts = np.bincount(values, weights=ends - starts + 1, minlength=max_label + 1).astype(np.int64)
+    values = flat[starts].astype(np.intp)
+    lengths = np.empty_like(starts)
+    lengths[:-1] = starts[1:] - starts[:-1]
+    lengths[-1] = array.size - starts[-1]
+    counts = np.bincount(values, weights=lengths, minlength=max_label + 1).astype(np.int64)
+    counts[0] = 0
+    # runs are in raster order: the first and last run of a label give its k extent
     np.minimum.at(first, values, starts)
-    first[first == np.iinfo(np.intp).max] = -1
+    last = np.full(max_label + 1, -1, dtype=np.intp)
+    np.maximum.at(last, values, starts)
+    present = last >= 0
+    low[0, present] = first[present] // (ni * nj)
+    high[0, present] = last[present] // (ni * nj)
     row = starts // ni
     i_first = starts - row * ni
-    i_last = ends - row * ni
-    k = row // nj
-    j = row - k * nj
-    for axis, (lo, hi) in enumerate(((k, k), (j, j), (i_first, i_last))):
-        np.minimum.at(low[axis], values, lo)
-        np.maximum.at(high[axis], values, hi)
+    np.minimum.at(low[2], values, i_first)
+    i_first += lengths - 1  # now the last voxel of each run
+    np.maximum.at(high[2], values, i_first)
+    row %= nj  # now j
+    np.minimum.at(low[1], values, row)
+    np.maximum.at(high[1], values, row)
+    first[~present] = -1
+    # the background (label 0) is not counted or boxed
+    low[:, 0] = np.iinfo(np.intp).max
+    high[:, 0] = -1
+    first[0] = -1
     return low, high, counts, first
 
 

@@ -29,6 +29,8 @@ RIBS_PER_SIDE = 12
 _MEDIAL_FRACTION = 0.1
 #: A medial rib voxel farther than this from every thoracic vertebra does not vote.
 _ATTACHMENT_MAX_DISTANCE_MM = 25.0
+#: Points of a rib component at most (an evenly strided subsample in raster order).
+_MAX_POINTS = 20_000
 #: Fraction of a rib's medial votes that must go to one vertebra for a clear attachment.
 _ATTACHMENT_MAJORITY = 0.6
 
@@ -223,14 +225,30 @@ def rib_components(
     indices = range(1, n + 1)
     if largest is not None and n > largest:
         indices = (np.argsort(-sizes[1:], kind="stable")[:largest] + 1).tolist()
+    # every rib voxel once, grouped by component (raster order within each group, as
+    # flatnonzero of the component's own mask would list them)
+    flat = np.flatnonzero(rib_mask)
+    owner = pieces.ravel()[flat]
+    if n < 2**16:
+        owner = owner.astype(np.uint16)  # a radix sort
+    order = np.argsort(owner, kind="stable")
+    del owner
+    group_end = np.cumsum(sizes)  # group of component c: [group_end[c - 1], group_end[c])
+    held_labels = np.ascontiguousarray(crop).ravel()[flat]  # (faster than crop[rib_mask])
+    offset = np.array([r.start for r in region])
+    shape = editor.array.shape
     for index in indices:
-        box = stats["bounding_boxes"][index]
-        own = pieces[box] == index
-        global_box = tuple(
-            slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
+        mine = order[group_end[index - 1] : group_end[index]]
+        voxels = flat[mine]
+        if len(voxels) > _MAX_POINTS:  # the subsample of points_ras
+            voxels = voxels[:: math.ceil(len(voxels) / _MAX_POINTS)]
+        points = geometry.ras_of(np.stack(np.unravel_index(voxels, rib_mask.shape), axis=1) + offset)
+        held = np.bincount(held_labels[mine])
+        box = stats["bounding_boxes"][index]  # exact: a face of the image holds a voxel iff
+        border = any(  # the component's box reaches it
+            r.start + b.start == 0 or r.start + b.stop == dim
+            for r, b, dim in zip(region, box, shape, strict=True)
         )
-        points = geometry.points_ras(own, global_box, max_points=20_000)
-        held = np.bincount(crop[box][own])
         components.append(
             RibComponent(
                 index,
@@ -238,7 +256,7 @@ def rib_components(
                 points,
                 plane.signed_distance(points),
                 points[:, 2],
-                border=touches_border(own, global_box, editor.array.shape),
+                border=border,
                 label=int(held.argmax()),
             )
         )

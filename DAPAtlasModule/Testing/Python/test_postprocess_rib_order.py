@@ -126,3 +126,36 @@ def test_the_attachment_vote_stopping_early_is_the_vote_of_all_points(seed):
         if counts[winner] >= rib_anatomy._ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
             expected = winner
     assert rib_anatomy._clear_attachment(tree, owner, in_view, points) == expected
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "oblique"])
+def test_rib_component_points_labels_and_border_are_those_of_each_components_own_mask(
+    orientation, monkeypatch
+):
+    """Oracle: each component's own mask in its box (points_ras, np.bincount, touches_border),
+    with a subsample limit small enough to subsample every rib."""
+    import cc3d
+
+    from DAPAtlasLib.postprocess import rib_anatomy
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+    from DAPAtlasLib.postprocess.report import StepReport
+    from DAPAtlasLib.postprocess.step_context import StepContext
+
+    whole = view_of(orientation, "whole body")
+    truth = crop_between(whole, None, median_height(whole, rib_id(3, "left")))  # ribs cut at the top
+    monkeypatch.setattr(rib_anatomy, "_MAX_POINTS", 150)
+    editor = LabelMapEditor(truth)
+    context = StepContext(editor=editor)
+    region = editor.box(*rib_anatomy.RIBS)
+    rib_mask = rib_anatomy.is_rib(editor.array[region])
+    found = rib_anatomy.rib_components(context, region, rib_mask, StepReport(step="test"))
+    pieces, n = cc3d.connected_components(rib_mask, connectivity=6, return_N=True)
+    assert len(found.components) == n >= 20
+    assert any(c.border for c in found.components) and not all(c.border for c in found.components)
+    for component in found.components:
+        own = pieces == component.index
+        points = context.geometry.points_ras(own, region, max_points=150)
+        assert np.array_equal(component.points, points)
+        assert component.label == int(np.bincount(editor.array[region][own]).argmax())
+        assert component.border == rib_anatomy.touches_border(own, region, editor.array.shape)
+        assert component.voxels == int(own.sum())
