@@ -137,7 +137,7 @@ def test_rib_component_points_labels_and_border_are_those_of_each_components_own
     import cc3d
 
     from DAPAtlasLib.postprocess import rib_anatomy
-    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor, component_statistics
     from DAPAtlasLib.postprocess.report import StepReport
     from DAPAtlasLib.postprocess.step_context import StepContext
 
@@ -151,6 +151,10 @@ def test_rib_component_points_labels_and_border_are_those_of_each_components_own
     found = rib_anatomy.rib_components(context, region, rib_mask, StepReport(step="test"))
     pieces, n = cc3d.connected_components(rib_mask, connectivity=6, return_N=True)
     assert len(found.components) == n >= 20
+    expected = component_statistics(pieces, n)  # the run pass over the whole box
+    assert np.array_equal(found.stats["voxel_counts"], expected["voxel_counts"])
+    assert np.array_equal(found.stats["first_voxel"], expected["first_voxel"])
+    assert found.stats["bounding_boxes"] == expected["bounding_boxes"]
     assert any(c.border for c in found.components) and not all(c.border for c in found.components)
     for component in found.components:
         own = pieces == component.index
