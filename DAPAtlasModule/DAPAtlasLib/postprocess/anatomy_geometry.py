@@ -155,18 +155,23 @@ def median_ras(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> n
         return None
     if geometry.coordinate_axes is None:
         return np.median(geometry.points_ras(mask, region, max_points=MEDIAN_MAX_POINTS), axis=0)
-    flat = np.flatnonzero(mask)
-    if len(flat) > MEDIAN_MAX_POINTS:
-        flat = flat[:: math.ceil(len(flat) / MEDIAN_MAX_POINTS)]
-    indices = np.unravel_index(flat, mask.shape)
-    n = len(flat)
-    ranks = [(n - 1) // 2, n // 2]  # the middle one, or the middle two
     middle = np.empty((2, 3), dtype=np.intp)  # per voxel axis: its values at the middle ranks
-    for axis, values in enumerate(indices):
-        if axis == 0:  # raster order: already sorted
-            middle[:, axis] = values[ranks]
-        else:
-            middle[:, axis] = np.partition(values, ranks)[ranks]
+    footprint = mask.sum(axis=0, dtype=np.intp)  # voxels per (j, i)
+    n = int(footprint.sum())
+    ranks = [(n - 1) // 2, n // 2]  # the middle one, or the middle two
+    if n <= MEDIAN_MAX_POINTS:  # every voxel: the ranks from the voxel counts per index
+        per_index = (mask.sum(axis=(1, 2), dtype=np.intp), footprint.sum(axis=1), footprint.sum(axis=0))
+        for axis, counts in enumerate(per_index):
+            middle[:, axis] = np.searchsorted(np.cumsum(counts), ranks, side="right")
+    else:  # the strided subsample in raster order
+        flat = np.flatnonzero(mask)[:: math.ceil(n / MEDIAN_MAX_POINTS)]
+        n = len(flat)
+        ranks = [(n - 1) // 2, n // 2]
+        for axis, values in enumerate(np.unravel_index(flat, mask.shape)):
+            if axis == 0:  # raster order: already sorted
+                middle[:, axis] = values[ranks]
+            else:
+                middle[:, axis] = np.partition(values, ranks)[ranks]
     middle += np.array([sl.start for sl in region])
     ras = geometry.ras_of(middle)  # row r: the RAS coordinates at the middle ranks
     # each coordinate is monotone in its voxel axis (reversed when decreasing: the pair of middle

@@ -281,9 +281,12 @@ class LabelMapEditor:
         self._changed(np.flatnonzero(counts), to_label)
         np.copyto(crop, to_label, where=changing)  # a view: writes into the label map
         if to_label != 0:
+            footprint = changing.any(axis=0)
             bounds = []
-            for axis, sl in enumerate(region):
-                used = np.flatnonzero(changing.any(axis=tuple(a for a in range(3) if a != axis)))
+            for sl, used in zip(
+                region, (changing.any(axis=(1, 2)), footprint.any(axis=1), footprint.any(axis=0)), strict=True
+            ):
+                used = np.flatnonzero(used)
                 bounds += [sl.start + int(used[0]), sl.start + int(used[-1]) + 1]
             self._grow_to(int(to_label), bounds)
         return changed
