@@ -141,7 +141,7 @@ def _occupied_ranges(occupied: np.ndarray) -> list[tuple[int, int]]:
 
 def _components(
     mask: np.ndarray, connectivity: int
-) -> tuple[np.ndarray | None, int, list | None, np.ndarray | None]:
+) -> tuple[np.ndarray | _SlabPieces | None, int, list | None, np.ndarray | None]:
     """(component map, number of components, their boxes, their sizes) of a label's mask in its
     bounding box.
 
@@ -182,15 +182,43 @@ def _components(
             sizes.append(size)
     if len(slabs) == 1 and slabs[0][2].shape == mask.shape:
         return slabs[0][2], total, boxes, np.array(sizes, dtype=np.int64)
-    pieces = np.zeros(mask.shape, dtype=np.uint32)
-    offset = 0
-    for box, tight, part, n in slabs:
-        target = pieces[box]
-        np.add(part, offset, out=target, dtype=np.uint32)
-        if offset:
-            target *= tight  # the background stays 0 (two plain passes beat a masked add)
-        offset += n
-    return pieces, total, boxes, np.array(sizes, dtype=np.int64)
+    return _SlabPieces(mask.shape, slabs), total, boxes, np.array(sizes, dtype=np.int64)
+
+
+class _SlabPieces:
+    """The component map of a label's box (components numbered slab after slab), assembled on
+    demand from the slabs' own maps: the rule reads it only around the non-largest pieces, so
+    the main piece's slab is never copied whole."""
+
+    def __init__(self, shape: tuple[int, ...], slabs: list):
+        self.shape = shape
+        self._slabs = []
+        offset = 0
+        for box, tight, part, n in slabs:
+            self._slabs.append((box, tight, part, offset))
+            offset += n
+
+    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray:
+        out = np.zeros(tuple(sl.stop - sl.start for sl in box), dtype=np.uint32)
+        for slab_box, tight, part, offset in self._slabs:
+            common = tuple(
+                slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, slab_box, strict=True)
+            )
+            if any(sl.start >= sl.stop for sl in common):
+                continue
+            source = tuple(
+                slice(c.start - b.start, c.stop - b.start) for c, b in zip(common, slab_box, strict=True)
+            )
+            target = out[
+                tuple(slice(c.start - a.start, c.stop - a.start) for c, a in zip(common, box, strict=True))
+            ]
+            np.add(part[source], offset, out=target, dtype=np.uint32)
+            if offset:
+                target *= tight[source]  # the background stays 0
+        return out
+
+    def whole(self) -> np.ndarray:
+        return self[tuple(slice(0, n) for n in self.shape)]
 
 
 def run(context: StepContext) -> StepReport:
@@ -246,7 +274,8 @@ def run(context: StepContext) -> StepReport:
         if len(removed) > _PER_PIECE_LIMIT:  # many specks: one pass over the label's box
             drop = np.zeros(len(boxes) + 1, dtype=bool)
             drop[removed] = True
-            editor.relabel(region, drop[pieces], settings.suppressed_label, report)
+            whole = pieces if isinstance(pieces, np.ndarray) else pieces.whole()
+            editor.relabel(region, drop[whole], settings.suppressed_label, report)
             continue
         for piece in removed:  # a few pieces: work inside each piece's bounding box only
             box = boxes[piece - 1]
