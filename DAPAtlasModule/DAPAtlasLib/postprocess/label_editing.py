@@ -60,15 +60,31 @@ def _check_range(low: int, high: int, name: str) -> None:
 
 
 def label_boxes(
-    array: np.ndarray, max_label: int = MAX_LABEL_ID, *, copy_from: np.ndarray | None = None
+    array: np.ndarray,
+    max_label: int = MAX_LABEL_ID,
+    *,
+    copy_from: np.ndarray | None = None,
+    whole_image: np.ndarray | None = None,
 ) -> list[list[int] | None]:
     """Exact bounding box ``[k0, k1, j0, j1, i0, i1]`` (stop exclusive) of every label 0..max_label.
 
     Same boxes as ``scipy.ndimage.find_objects`` (None for absent labels; label 0 is not boxed);
     see :func:`label_boxes_and_counts`. With ``copy_from`` (same shape and dtype, contiguous),
     ``array`` (contiguous) is first filled with its values, chunk by chunk in the same pass.
+    Present labels marked in ``whole_image`` (bool per label) get the whole image as their box.
     """
-    return label_boxes_and_counts(array, max_label, copy_from=copy_from)[0]
+    low, high, _, _ = _run_statistics(array, max_label, copy_from=copy_from, whole_image=whole_image)
+    return _boxes_of(low, high, max_label)
+
+
+def _boxes_of(low: np.ndarray, high: np.ndarray, max_label: int) -> list[list[int] | None]:
+    boxes: list[list[int] | None] = [None] * (max_label + 1)
+    for label in np.flatnonzero(high[0] >= 0):
+        if label:
+            boxes[int(label)] = [
+                int(v) for axis in range(3) for v in (low[axis, label], high[axis, label] + 1)
+            ]
+    return boxes
 
 
 def label_boxes_and_counts(
@@ -77,13 +93,7 @@ def label_boxes_and_counts(
     """Exact bounding boxes (as :func:`label_boxes`) and voxel counts of the labels 0..max_label
     of an integer array (counts[0] = 0: the background is not counted)."""
     low, high, counts, _ = _run_statistics(array, max_label, copy_from=copy_from)
-    boxes: list[list[int] | None] = [None] * (max_label + 1)
-    for label in np.flatnonzero(high[0] >= 0):
-        if label:
-            boxes[int(label)] = [
-                int(v) for axis in range(3) for v in (low[axis, label], high[axis, label] + 1)
-            ]
-    return boxes, counts
+    return _boxes_of(low, high, max_label), counts
 
 
 def component_statistics(pieces: np.ndarray, n: int) -> dict:
@@ -101,13 +111,23 @@ def component_statistics(pieces: np.ndarray, n: int) -> dict:
     return {"voxel_counts": counts, "bounding_boxes": boxes, "first_voxel": first}
 
 
-def _run_statistics(array: np.ndarray, max_label: int, *, copy_from: np.ndarray | None = None):
+def _run_statistics(
+    array: np.ndarray,
+    max_label: int,
+    *,
+    copy_from: np.ndarray | None = None,
+    whole_image: np.ndarray | None = None,
+):
     """(lowest index per axis, highest index per axis, voxel count, first flat index) per label.
 
     Computed from the runs of equal values along the last axis: a label map (or a component map)
     has a few million runs for a hundred million voxels, so after one comparison pass all work is
     per run; this is about 3x faster than ``scipy.ndimage.find_objects`` on a whole-body map and
     than ``np.bincount`` on a uint32 component map. Label 0 is not counted.
+
+    ``whole_image`` (bool per label) marks labels whose box may be the whole image when present
+    (a superset; their counts and first voxels are then not computed, -1): the tissue classes
+    fill most of the runs of a label map and no rule looks them up by box.
     """
     low = np.full((3, max_label + 1), np.iinfo(np.intp).max, dtype=np.intp)
     high = np.full((3, max_label + 1), -1, dtype=np.intp)
@@ -122,10 +142,17 @@ def _run_statistics(array: np.ndarray, max_label: int, *, copy_from: np.ndarray 
     nj = array.shape[-2]
     flat = array.ravel()
     starts = _run_starts(flat, ni, source=None if copy_from is None else copy_from.ravel())
-    values = flat[starts].astype(np.intp)
+    values = flat[starts]
     lengths = np.empty_like(starts)
     lengths[:-1] = starts[1:] - starts[:-1]
     lengths[-1] = array.size - starts[-1]
+    coarse = None
+    if whole_image is not None:
+        found = np.bincount(values, minlength=max_label + 1) > 0
+        coarse = found & whole_image
+        exact = ~whole_image[values]
+        starts, lengths, values = starts[exact], lengths[exact], values[exact]
+    values = values.astype(np.intp)
     counts = np.bincount(values, weights=lengths, minlength=max_label + 1).astype(np.int64)
     counts[0] = 0
     # runs are in raster order: the first and last run of a label give its k extent
@@ -144,6 +171,10 @@ def _run_statistics(array: np.ndarray, max_label: int, *, copy_from: np.ndarray 
     np.minimum.at(low[1], values, row)
     np.maximum.at(high[1], values, row)
     first[~present] = -1
+    if coarse is not None:
+        low[:, coarse] = 0
+        high[:, coarse] = np.array(array.shape)[:, None] - 1
+        counts[coarse] = first[coarse] = -1
     # the background (label 0) is not counted or boxed
     low[:, 0] = np.iinfo(np.intp).max
     high[:, 0] = -1
@@ -180,8 +211,15 @@ def _run_starts(
     return np.concatenate(out)
 
 
+#: Tissue classes (unknown tissue, muscles, fat, abdominal and mediastinal tissue, skin): no
+#: rule looks them up by their box, and they hold most runs of a label map, so the editor gives
+#: them the whole image as their box (a valid superset) instead of computing it.
+TISSUE_LABELS = (1, 2, 3, 4, 5, 42)
+
+
 class LabelMapEditor:
-    """A writable uint8 copy of a DAP label map, its geometry and per-label bounding boxes."""
+    """A writable uint8 copy of a DAP label map, its geometry and per-label bounding boxes
+    (exact, except the whole image for the :data:`TISSUE_LABELS`)."""
 
     def __init__(self, labels: Volume, *, name: str = "label map"):
         labels.require_3d(name)
@@ -189,12 +227,14 @@ class LabelMapEditor:
         source = _as_label_array(labels.array, name, check_range=False, copy=False)
         self.geometry = PatientGeometry(labels)
         # boxes of every uint8 value: the values above the DAP ids are found in the same pass
+        whole_image = np.zeros(np.iinfo(np.uint8).max + 1, dtype=bool)
+        whole_image[list(TISSUE_LABELS)] = True
         if source is labels.array:  # copied in the same pass
             self.array = np.empty_like(source, order="C")
-            boxes = label_boxes(self.array, np.iinfo(np.uint8).max, copy_from=source)
+            boxes = label_boxes(self.array, len(whole_image) - 1, copy_from=source, whole_image=whole_image)
         else:  # already a private copy
             self.array = source
-            boxes = label_boxes(self.array, np.iinfo(np.uint8).max)
+            boxes = label_boxes(self.array, len(whole_image) - 1, whole_image=whole_image)
         beyond = [value for value in range(MAX_LABEL_ID + 1, len(boxes)) if boxes[value] is not None]
         if beyond:
             _check_range(0, max(beyond), name)
