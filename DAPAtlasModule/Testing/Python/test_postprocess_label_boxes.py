@@ -76,16 +76,17 @@ def test_nonzero_indices_are_those_of_np_nonzero():
 @pytest.mark.parametrize("chunk", [1, 5, 11, 12, 13, 64, 1 << 20])
 def test_run_starts_in_chunks_are_those_of_one_pass(chunk):
     """Chunk borders inside a row, at a row start and past the end give the runs of one pass."""
-    from DAPAtlasLib.postprocess.label_editing import _run_starts
+    from DAPAtlasLib.postprocess import label_editing
 
     array = random_label_map(5, (4, 5, 12), 6)
     flat = array.ravel()
     change = np.ones(flat.size, dtype=bool)
     change[1:] = flat[1:] != flat[:-1]
     change[::12] = True
-    assert np.array_equal(_run_starts(flat, 12, chunk=chunk), np.flatnonzero(change))
+    run_starts = label_editing._run_starts
+    assert np.array_equal(run_starts(flat, 12, chunk=chunk), np.flatnonzero(change))
     copy = np.zeros_like(flat)  # copied chunk by chunk in the same pass
-    assert np.array_equal(_run_starts(copy, 12, chunk=chunk, source=flat), np.flatnonzero(change))
+    assert np.array_equal(run_starts(copy, 12, chunk=chunk, source=flat), np.flatnonzero(change))
     assert np.array_equal(copy, flat)
 
 

@@ -228,15 +228,15 @@ def test_slab_by_slab_components_are_those_of_one_pass_over_the_box(seed):
     """Oracle: cc3d over the whole box (raster-order numbering) and the run-pass statistics."""
     import cc3d
 
+    from DAPAtlasLib.postprocess import largest_component
     from DAPAtlasLib.postprocess.label_editing import component_statistics
-    from DAPAtlasLib.postprocess.largest_component import _components
 
     rng = np.random.default_rng(seed)
     mask = np.zeros((30, 14, 16), dtype=bool)
     for k0 in sorted(rng.choice(np.arange(0, 28), size=4, replace=False)):  # slabs, some touching
         blob = rng.random((int(rng.integers(1, 4)), 14, 16)) < 0.25
         mask[k0 : k0 + len(blob)] |= blob[: 30 - k0]
-    pieces, n, boxes, sizes = _components(mask, 6)
+    pieces, n, boxes, sizes = largest_component._components(mask, 6)
     expected, n_expected = cc3d.connected_components(mask.view(np.uint8), connectivity=6, return_N=True)
     assert n == n_expected > 1
     whole = pieces if isinstance(pieces, np.ndarray) else pieces.whole()
