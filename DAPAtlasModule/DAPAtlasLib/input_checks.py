@@ -77,7 +77,7 @@ def measure_ct(volume: Volume) -> CTCheck:
         return CTCheck(voxels, 0.0, 0.0, float("nan"), (*problems, "every voxel is below -1100 HU"))
     air = float(np.mean((in_fov >= AIR_HU[0]) & (in_fov <= AIR_HU[1])))
     soft = float(np.mean((in_fov >= SOFT_TISSUE_HU[0]) & (in_fov <= SOFT_TISSUE_HU[1])))
-    p999 = float(np.percentile(in_fov, 99.9))
+    p999 = _percentile_999(in_fov)
     if air < MIN_AIR_FRACTION:
         problems.append(
             f"only {100 * air:.3f} % of its voxels are air ({AIR_HU[0]:.0f}..{AIR_HU[1]:.0f} HU; a CT has "
@@ -95,6 +95,28 @@ def measure_ct(volume: Volume) -> CTCheck:
             f"its 99.9th percentile is {p999:.4g}, above the {MAX_P999_HU:.0f} HU of dense bone and contrast"
         )
     return CTCheck(voxels, air, soft, p999, tuple(problems))
+
+
+def _percentile_999(values: np.ndarray) -> float:
+    """``np.percentile(values, 99.9)`` of a 1D array without NaN, bit for bit, about 2x faster.
+
+    The percentile reads only the sorted values at two ranks within the top 0.1 %. The values
+    above a threshold (from a strided subsample) keep those ranks when every other value is
+    replaced by the threshold, and numpy partitions such an array much faster.
+    """
+    n = values.size
+    needed = math.ceil(0.001 * n) + 8  # the top ranks np.percentile can read, with a margin
+    sample = values[:: max(1, n // 20_000)]
+    rank = len(sample) - 1 - 4 * math.ceil(len(sample) * needed / n) - 8
+    if n < 100_000 or rank < 0:
+        return float(np.percentile(values, 99.9))
+    threshold = np.partition(sample, rank)[rank]
+    top = values[values >= threshold]
+    if len(top) < needed:  # an unlucky subsample
+        return float(np.percentile(values, 99.9))
+    stand_in = np.full(n, threshold, dtype=values.dtype)
+    stand_in[n - len(top) :] = top
+    return float(np.percentile(stand_in, 99.9))
 
 
 def check_ct(volume: Volume, *, name: str = "CT", force: bool = False) -> list[str]:

@@ -46,6 +46,12 @@ class PatientGeometry:
         self.shape = tuple(int(s) for s in volume.shape)
         self.voxel_volume_ml = volume.voxel_volume_ml
         self.spacing_kji_mm = tuple(float(s) for s in volume.spacing_kji_mm)
+        #: For each RAS coordinate, the one voxel axis it changes along when the grid is axis
+        #: aligned (every other direction entry exactly 0, a permutation); None otherwise.
+        self.coordinate_axes: tuple[int, int, int] | None = None
+        nonzero = self.axes_ras != 0
+        if (nonzero.sum(axis=0) == 1).all() and (nonzero.sum(axis=1) == 1).all():
+            self.coordinate_axes = tuple(int(np.flatnonzero(row)[0]) for row in nonzero)
 
     # ---------------------------------------------------------------- points
     def ras_of(self, indices_kji: np.ndarray) -> np.ndarray:
@@ -133,17 +139,66 @@ def nonzero_indices(mask: np.ndarray) -> tuple[np.ndarray, ...]:
     return np.unravel_index(np.flatnonzero(mask), mask.shape)
 
 
+#: Voxels used at most by :func:`median_ras` (an evenly strided subsample in raster order).
+MEDIAN_MAX_POINTS = 200_000
+
+
 def median_ras(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> np.ndarray | None:
-    """Component-wise median RAS position of the voxels of ``mask`` (None if empty)."""
+    """Component-wise median RAS position of the voxels of ``mask`` (None if empty).
+
+    The median of the RAS points (at most :data:`MEDIAN_MAX_POINTS`, evenly strided). On an
+    axis-aligned grid each RAS coordinate is a monotone function of one voxel index (exactly:
+    the other products are exact zeros), so the middle voxels by that index give the same
+    numbers without building every point (about 5x faster, bit for bit the same).
+    """
     if not mask.any():
         return None
-    return np.median(geometry.points_ras(mask, region, max_points=200_000), axis=0)
+    if geometry.coordinate_axes is None:
+        return np.median(geometry.points_ras(mask, region, max_points=MEDIAN_MAX_POINTS), axis=0)
+    middle = np.empty((2, 3), dtype=np.intp)  # per voxel axis: its values at the middle ranks
+    footprint = mask.sum(axis=0, dtype=np.intp)  # voxels per (j, i)
+    n = int(footprint.sum())
+    ranks = [(n - 1) // 2, n // 2]  # the middle one, or the middle two
+    if n <= MEDIAN_MAX_POINTS:  # every voxel: the ranks from the voxel counts per index
+        per_index = (mask.sum(axis=(1, 2), dtype=np.intp), footprint.sum(axis=1), footprint.sum(axis=0))
+        for axis, counts in enumerate(per_index):
+            middle[:, axis] = np.searchsorted(np.cumsum(counts), ranks, side="right")
+    else:  # the strided subsample in raster order
+        flat = np.flatnonzero(mask)[:: math.ceil(n / MEDIAN_MAX_POINTS)]
+        n = len(flat)
+        ranks = [(n - 1) // 2, n // 2]
+        for axis, values in enumerate(np.unravel_index(flat, mask.shape)):
+            if axis == 0:  # raster order: already sorted
+                middle[:, axis] = values[ranks]
+            else:
+                middle[:, axis] = np.partition(values, ranks)[ranks]
+    middle += np.array([sl.start for sl in region])
+    ras = geometry.ras_of(middle)  # row r: the RAS coordinates at the middle ranks
+    # each coordinate is monotone in its voxel axis (reversed when decreasing: the pair of middle
+    # ranks maps to itself); np.median of the middle values computes the same mean as of all
+    return np.array(
+        [np.median(ras[: 1 if n % 2 else 2, c]) for c in range(3)],
+        dtype=float,
+    )
 
 
 def heights_of(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> np.ndarray:
     """Heights (RAS z, mm) of the voxels of ``mask``."""
     field = np.broadcast_to(geometry.height_field(region), mask.shape)
     return field[mask]
+
+
+def top_height(geometry: PatientGeometry, mask: np.ndarray, region: Region) -> float:
+    """Height (RAS z, mm) of the highest voxel of a non-empty ``mask``: ``heights_of(...).max()``.
+
+    The height field is constant along the axes it does not change on (all but one on an
+    axis-aligned grid), so the mask is first reduced along those: the same maximum from far
+    fewer values.
+    """
+    field = geometry.height_field(region)
+    axes = tuple(a for a in range(3) if field.shape[a] == 1 and mask.shape[a] > 1)
+    reduced = mask.any(axis=axes, keepdims=True) if axes else mask
+    return float(np.broadcast_to(field, reduced.shape)[reduced].max())
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import numpy as np
 
 from AnatomyCommonLib.volume import Volume
 
-from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure, heights_of
+from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure, top_height
 from .report import StepReport
 from .step_context import PostprocessSettings, StepContext
 
@@ -63,10 +63,14 @@ def _lung_top(context: StepContext) -> float | None:
         if found is None:
             continue
         mask, region = found
+        if context.is_single_piece(lobe, 6):  # one 6-connected piece is one 26-connected piece
+            tops.append(top_height(context.geometry, mask, region))
+            continue
         # uint8, not bool: cc3d 4.1.1 raises on a bool (1, 1, 3) [1, 0, 1] with connectivity 26
-        pieces = cc3d.connected_components(mask.view(np.uint8), connectivity=26)
-        largest = int(np.argmax(np.bincount(pieces[pieces > 0])))
-        tops.append(float(heights_of(context.geometry, pieces == largest, region).max()))
+        pieces, n = cc3d.connected_components(mask.view(np.uint8), connectivity=26, return_N=True)
+        # (one piece: the mask itself, no need to count)
+        largest = 1 if n == 1 else int(np.argmax(np.bincount(pieces[pieces > 0])))
+        tops.append(top_height(context.geometry, mask if n == 1 else pieces == largest, region))
     return float(np.mean(tops)) if tops else None
 
 

@@ -32,7 +32,9 @@ structure).
 Each label is split into pieces inside its own bounding box (a binary connected-components pass
 per label; the boxes of a whole-body map add up to less than the volume), so labels with one
 piece, the usual case, cost one comparison and one labelling of their box; the gap test then
-looks only at the boxes around the few non-largest pieces.
+looks only at the boxes around the few non-largest pieces. Labels that an earlier step already
+found to be one 6-connected piece (the vertebrae and sacrum in the spine step, the ribs in the
+rib steps) and whose voxels no step changed since are not labelled again.
 """
 
 from __future__ import annotations
@@ -137,38 +139,86 @@ def _occupied_ranges(occupied: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray | None, int]:
-    """(component map, number of components) of a label's mask in its bounding box.
+def _components(
+    mask: np.ndarray, connectivity: int
+) -> tuple[np.ndarray | _SlabPieces | None, int, list | None, np.ndarray | None]:
+    """(component map, number of components, their boxes, their sizes) of a label's mask in its
+    bounding box.
 
     A stray piece far from the main one makes the box mostly empty: no component crosses a
     slice without voxels, so each slab between empty slices is labelled in its own tight box
-    (about 40 % less labelling on a whole-body map with model errors). Slabs are numbered in
-    order, so the numbering is the raster order of first voxels, as one pass over the box would
-    give. The map is None when there is at most one component (nothing more is needed).
+    (about 40 % less labelling on a whole-body map with model errors), and the components'
+    boxes (slice tuples in the mask's frame; index 0 = component 1) and voxel counts (index 0 =
+    0) come from those tight boxes too. Slabs are numbered in order, so the numbering is the
+    raster order of first voxels, as one pass over the box would give. The map, boxes and sizes
+    are None when there is at most one component (nothing more is needed).
     """
     slabs = []
     for k0, k1 in _occupied_ranges(mask.any(axis=(1, 2))):
         slab = mask[k0:k1]
-        j = np.flatnonzero(slab.any(axis=(0, 2)))
-        i = np.flatnonzero(slab.any(axis=(0, 1)))
+        footprint = slab.any(axis=0)  # one pass over the slab; the j and i extents from it
+        j = np.flatnonzero(footprint.any(axis=1))
+        i = np.flatnonzero(footprint.any(axis=0))
         j0, j1, i0, i1 = int(j[0]), int(j[-1]) + 1, int(i[0]), int(i[-1]) + 1
         box = (slice(k0, k1), slice(j0, j1), slice(i0, i1))
         # contiguous uint8: cc3d 4.1.1 fails on some bool inputs (a (1, 1, 3) [1, 0, 1] with
         # connectivity 26 raises "maximum length exception"); uint8 0/1 gives the same labels
         tight = np.ascontiguousarray(slab[:, j0:j1, i0:i1]).view(np.uint8)
         pieces, n = cc3d.connected_components(tight, connectivity=connectivity, return_N=True)
-        slabs.append((box, pieces, n))
-    total = sum(n for _, _, n in slabs)
+        slabs.append((box, tight, pieces, n))
+    total = sum(n for _, _, _, n in slabs)
     if total <= 1:
-        return None, total
-    if len(slabs) == 1 and slabs[0][1].shape == mask.shape:
-        return slabs[0][1], total
-    pieces = np.zeros(mask.shape, dtype=np.uint32)
-    offset = 0
-    for box, part, n in slabs:
-        np.add(part, offset, out=pieces[box], where=part > 0, dtype=np.uint32)
-        offset += n
-    return pieces, total
+        return None, total, None, None
+    boxes: list = []
+    sizes = [0]
+    for box, tight, part, n in slabs:
+        if n == 1:  # the slab's tight box is the component's box
+            boxes.append(box)
+            sizes.append(int(np.count_nonzero(tight)))
+            continue
+        part_boxes, part_sizes = label_boxes_and_counts(part, n)
+        for b, size in zip(part_boxes[1:], part_sizes[1:].tolist(), strict=True):
+            boxes.append(tuple(slice(s.start + b[2 * a], s.start + b[2 * a + 1]) for a, s in enumerate(box)))
+            sizes.append(size)
+    if len(slabs) == 1 and slabs[0][2].shape == mask.shape:
+        return slabs[0][2], total, boxes, np.array(sizes, dtype=np.int64)
+    return _SlabPieces(mask.shape, slabs), total, boxes, np.array(sizes, dtype=np.int64)
+
+
+class _SlabPieces:
+    """The component map of a label's box (components numbered slab after slab), assembled on
+    demand from the slabs' own maps: the rule reads it only around the non-largest pieces, so
+    the main piece's slab is never copied whole."""
+
+    def __init__(self, shape: tuple[int, ...], slabs: list):
+        self.shape = shape
+        self._slabs = []
+        offset = 0
+        for box, tight, part, n in slabs:
+            self._slabs.append((box, tight, part, offset))
+            offset += n
+
+    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray:
+        out = np.zeros(tuple(sl.stop - sl.start for sl in box), dtype=np.uint32)
+        for slab_box, tight, part, offset in self._slabs:
+            common = tuple(
+                slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, slab_box, strict=True)
+            )
+            if any(sl.start >= sl.stop for sl in common):
+                continue
+            source = tuple(
+                slice(c.start - b.start, c.stop - b.start) for c, b in zip(common, slab_box, strict=True)
+            )
+            target = out[
+                tuple(slice(c.start - a.start, c.stop - a.start) for c, a in zip(common, box, strict=True))
+            ]
+            np.add(part[source], offset, out=target, dtype=np.uint32)
+            if offset:
+                target *= tight[source]  # the background stays 0
+        return out
+
+    def whole(self) -> np.ndarray:
+        return self[tuple(slice(0, n) for n in self.shape)]
 
 
 def run(context: StepContext) -> StepReport:
@@ -192,14 +242,17 @@ def run(context: StepContext) -> StepReport:
     components = kept_at_border = kept_near = 0
     removals = []  # (label, region, pieces, removed piece ids, their boxes, sizes)
     for label in checked:
+        if context.is_single_piece(label, settings.largest_component_connectivity):
+            components += 1  # an earlier step labelled it: one piece, unchanged since
+            continue
         region = editor.box(label)
-        pieces, n = _components(editor.array[region] == label, settings.largest_component_connectivity)
+        pieces, n, boxes, sizes = _components(
+            editor.array[region] == label, settings.largest_component_connectivity
+        )
         components += n
         if pieces is None:
             continue
-        flat_boxes, sizes = label_boxes_and_counts(pieces, n)
         largest = int(np.argmax(sizes))  # the first of equal sizes: the first in raster order
-        boxes = [tuple(slice(b[2 * a], b[2 * a + 1]) for a in range(3)) for b in flat_boxes[1:]]
         candidates = np.array([p for p in range(1, n + 1) if p != largest])
         at_border, near = _protected_pieces(
             pieces, candidates, boxes, largest, region, full_shape, spacing, tolerance
@@ -221,7 +274,8 @@ def run(context: StepContext) -> StepReport:
         if len(removed) > _PER_PIECE_LIMIT:  # many specks: one pass over the label's box
             drop = np.zeros(len(boxes) + 1, dtype=bool)
             drop[removed] = True
-            editor.relabel(region, drop[pieces], settings.suppressed_label, report)
+            whole = pieces if isinstance(pieces, np.ndarray) else pieces.whole()
+            editor.relabel(region, drop[whole], settings.suppressed_label, report)
             continue
         for piece in removed:  # a few pieces: work inside each piece's bounding box only
             box = boxes[piece - 1]

@@ -204,9 +204,9 @@ def run(context: StepContext) -> StepReport:
     if sacrum is None:
         report.skip_rule("iliac vessels", "the sacrum is missing, so the pelvis level is unknown")
     else:
-        from .anatomy_geometry import heights_of
+        from .anatomy_geometry import top_height
 
-        sacrum_top = float(heights_of(context.geometry, *sacrum).max())
+        sacrum_top = top_height(context.geometry, *sacrum)
         report.details["sacrum_top_mm"] = round(sacrum_top, 2)
         for left, right in ILIAC_PAIRS:
             _split_pair(context, plane, left, right, report, below_height_mm=sacrum_top)

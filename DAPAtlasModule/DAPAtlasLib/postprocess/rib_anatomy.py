@@ -10,6 +10,7 @@ rib k attaches to T_k.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cc3d
@@ -17,7 +18,6 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .anatomy_geometry import MidsagittalPlane, PlaneFitFailure, Region
-from .label_editing import component_statistics
 from .report import StepReport
 from .step_context import StepContext
 
@@ -28,6 +28,8 @@ RIBS_PER_SIDE = 12
 _MEDIAL_FRACTION = 0.1
 #: A medial rib voxel farther than this from every thoracic vertebra does not vote.
 _ATTACHMENT_MAX_DISTANCE_MM = 25.0
+#: Points of a rib component at most (an evenly strided subsample in raster order).
+_MAX_POINTS = 20_000
 #: Fraction of a rib's medial votes that must go to one vertebra for a clear attachment.
 _ATTACHMENT_MAJORITY = 0.6
 
@@ -118,18 +120,55 @@ def attachment_numbers(
             rib.attachment = None
             count = min(len(rib.distance), max(5, int(len(rib.distance) * _MEDIAL_FRACTION)))
             closest = np.argpartition(np.abs(rib.distance), count - 1)[:count]
-            dist, nearest = tree.query(rib.points[closest])
-            votes = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
-            if votes.size:
-                counts = np.bincount(votes)
-                winner = int(counts.argmax())
-                if counts[winner] >= _ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
-                    rib.attachment = winner
+            rib.attachment = _clear_attachment(tree, owner, in_view, rib.points[closest])
         if rib.attachment is not None:
             numbers[rib.index] = rib.attachment
     report.details["thoracic_vertebrae_present"] = present
     report.details["thoracic_vertebrae_in_view"] = int(in_view.sum())
     return numbers
+
+
+def _clear_attachment(
+    tree: cKDTree, owner: np.ndarray, in_view: np.ndarray, points: np.ndarray
+) -> int | None:
+    """The vertebra (number) the ``points`` vote for: each point within
+    ``_ATTACHMENT_MAX_DISTANCE_MM`` of a vertebra point votes for the vertebra of its nearest one;
+    the most voted vertebra wins when it has at least ``_ATTACHMENT_MAJORITY`` of the votes and is
+    wholly in view, else None.
+
+    The nearest-point lookups are the costly part, so they run in batches and stop as soon as
+    the points not looked up yet cannot change the outcome (whatever they vote); the answer is
+    the one of looking all points up (each lookup is independent of the others).
+    """
+    total = len(points)
+    counts = np.zeros(len(in_view), dtype=np.int64)  # votes per vertebra number (0 unused)
+    votes = done = 0
+    # a clear attachment needs at least the majority of all points looked up: start there
+    batch = max(32, math.ceil(_ATTACHMENT_MAJORITY * total) + 1)
+    while done < total:
+        dist, nearest = tree.query(points[done : done + batch])
+        done += len(dist)
+        new = owner[nearest[dist <= _ATTACHMENT_MAX_DISTANCE_MM]]
+        counts += np.bincount(new, minlength=len(counts))
+        votes += new.size
+        left = total - done
+        if not left:
+            break
+        batch = max(32, total // 25)
+        # (the margin 0.01 of a vote is far above rounding errors and keeps the answer exact)
+        leader = int(counts.argmax())
+        if counts[leader] >= _ATTACHMENT_MAJORITY * (votes + left) + 0.01:
+            # the majority (above half) whatever the rest votes: the winner is known
+            return leader if in_view[leader] else None
+        # a vertebra can still reach the majority only when (nearly) all remaining points vote for it
+        reachable = counts + (1 - _ATTACHMENT_MAJORITY) * left + 0.01 >= _ATTACHMENT_MAJORITY * votes
+        if not (reachable & in_view).any():
+            return None
+    if votes:
+        winner = int(counts.argmax())
+        if counts[winner] >= _ATTACHMENT_MAJORITY * votes and in_view[winner]:
+            return winner
+    return None
 
 
 def is_rib(labels: np.ndarray) -> np.ndarray:
@@ -158,6 +197,30 @@ class RibPieces:
     vertebrae: tuple | None = None  # thoracic vertebra points (see attachment_numbers)
 
 
+def _grouped_statistics(flat: np.ndarray, owner: np.ndarray, n: int, shape) -> tuple[dict, np.ndarray]:
+    """``component_statistics`` of a component map from its foreground voxels (``flat``, raster
+    order) and their components (``owner``, 1..n), and the order grouping them by component.
+
+    Listing the foreground once beats a run pass over a mostly empty box (the rib cage's).
+    """
+    order = np.argsort(owner.astype(np.uint16) if n < 2**16 else owner, kind="stable")  # radix
+    counts = np.bincount(owner, minlength=n + 1).astype(np.int64)
+    if n == 0:
+        return {"voxel_counts": counts, "bounding_boxes": [None], "first_voxel": np.full(1, -1)}, order
+    grouped = flat[order]  # raster order within each component
+    starts = np.cumsum(counts)[:-1]  # where component c starts: starts[c - 1]
+    first = np.full(n + 1, -1, dtype=np.intp)
+    first[1:] = grouped[starts]
+    k, j, i = np.unravel_index(grouped, shape)
+    ends = np.append(starts[1:], len(grouped)) - 1
+    low = (k[starts], np.minimum.reduceat(j, starts), np.minimum.reduceat(i, starts))
+    high = (k[ends], np.maximum.reduceat(j, starts), np.maximum.reduceat(i, starts))
+    boxes = [None] + [
+        tuple(slice(int(lo[c]), int(hi[c]) + 1) for lo, hi in zip(low, high, strict=True)) for c in range(n)
+    ]
+    return {"voxel_counts": counts, "bounding_boxes": boxes, "first_voxel": first}, order
+
+
 def rib_components(
     context: StepContext,
     region: Region,
@@ -177,20 +240,34 @@ def rib_components(
         report.warnings.append(f"no mid-sagittal plane ({plane.reason}); sides from the rib cage centre")
         plane = _fallback_plane(context, rib_mask, region)
     pieces, n = cc3d.connected_components(rib_mask, connectivity=6, return_N=True)
-    stats = component_statistics(pieces, n)
-    sizes = np.asarray(stats["voxel_counts"])
+    # every rib voxel once, grouped by component (raster order within each group, as
+    # flatnonzero of the component's own mask would list them)
+    flat = np.flatnonzero(rib_mask)
+    owner = pieces.ravel()[flat]
+    stats, order = _grouped_statistics(flat, owner, n, rib_mask.shape)
+    sizes = stats["voxel_counts"]
     geometry = context.geometry
     components = []
+    holders = []  # the labels each component holds
     indices = range(1, n + 1)
     if largest is not None and n > largest:
         indices = (np.argsort(-sizes[1:], kind="stable")[:largest] + 1).tolist()
+    group_end = np.cumsum(sizes)  # group of component c: [group_end[c - 1], group_end[c])
+    held_labels = np.ascontiguousarray(crop).ravel()[flat]  # (faster than crop[rib_mask])
+    offset = np.array([r.start for r in region])
+    shape = editor.array.shape
     for index in indices:
-        box = stats["bounding_boxes"][index]
-        own = pieces[box] == index
-        global_box = tuple(
-            slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box, strict=True)
+        mine = order[group_end[index - 1] : group_end[index]]
+        voxels = flat[mine]
+        if len(voxels) > _MAX_POINTS:  # the subsample of points_ras
+            voxels = voxels[:: math.ceil(len(voxels) / _MAX_POINTS)]
+        points = geometry.ras_of(np.stack(np.unravel_index(voxels, rib_mask.shape), axis=1) + offset)
+        held = np.bincount(held_labels[mine])
+        box = stats["bounding_boxes"][index]  # exact: a face of the image holds a voxel iff
+        border = any(  # the component's box reaches it
+            r.start + b.start == 0 or r.start + b.stop == dim
+            for r, b, dim in zip(region, box, shape, strict=True)
         )
-        points = geometry.points_ras(own, global_box, max_points=20_000)
         components.append(
             RibComponent(
                 index,
@@ -198,8 +275,16 @@ def rib_components(
                 points,
                 plane.signed_distance(points),
                 points[:, 2],
-                border=touches_border(own, global_box, editor.array.shape),
-                label=int(np.bincount(crop[box][own]).argmax()),
+                border=border,
+                label=int(held.argmax()),
             )
         )
+        holders.append(np.flatnonzero(held))
+    if len(components) == n:
+        # a rib label held by one component only, which holds nothing else, is one 6-connected
+        # piece: the largest-component rule need not label it again
+        owners = np.bincount(np.concatenate(holders), minlength=RIBS[-1] + 1) if holders else []
+        for labels in holders:
+            if len(labels) == 1 and owners[labels[0]] == 1:
+                context.note_single_piece(int(labels[0]), 6)
     return RibPieces(region, pieces, stats, components, len(components) == n)

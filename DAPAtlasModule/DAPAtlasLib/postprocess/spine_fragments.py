@@ -57,6 +57,10 @@ def run(context: StepContext) -> StepReport:
     sizes = np.asarray(stats["voxel_counts"])
     piece_label = np.zeros(n + 1, dtype=np.uint8)
     piece_label[1:] = spine.ravel()[stats["first_voxel"][1:]]
+    pieces_of = np.bincount(piece_label[1:], minlength=256)
+    for label in present:  # (the largest-component rule need not label these again)
+        if pieces_of[label] == 1:
+            context.note_single_piece(label, 6)
     main_piece = {}
     for label in present:
         candidates = np.flatnonzero(piece_label == label)

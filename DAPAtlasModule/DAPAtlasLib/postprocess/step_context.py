@@ -73,6 +73,8 @@ class StepContext:
     #: Rib components computed by the rib-order check for rib counting, valid while the map's
     #: rib voxels are unchanged (see :mod:`.rib_anatomy`).
     rib_components: object | None = None
+    #: Labels a step found to be one connected piece: label -> (editor version, connectivity).
+    _single_pieces: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def geometry(self):
@@ -95,6 +97,17 @@ class StepContext:
 
     def midline_tolerance_mm(self) -> float:
         return max(self.settings.midline_tolerance_mm, 0.5 * max(self.geometry.spacing_kji_mm))
+
+    # ---------------------------------------------------------------- components found on the way
+    def note_single_piece(self, label: int, connectivity: int) -> None:
+        """Record that ``label`` is one ``connectivity``-connected piece now (a step that labels
+        components anyway says so, and the largest-component rule need not label it again)."""
+        self._single_pieces[int(label)] = (self.editor.version(label), int(connectivity))
+
+    def is_single_piece(self, label: int, connectivity: int) -> bool:
+        """True when ``label`` was found to be one piece and no voxel of it changed since."""
+        found = self._single_pieces.get(int(label))
+        return found is not None and found == (self.editor.version(label), int(connectivity))
 
     # ---------------------------------------------------------------- heights of structures
     def median_height(self, label: int) -> float | None:

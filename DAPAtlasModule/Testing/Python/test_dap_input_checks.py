@@ -155,3 +155,23 @@ def test_postprocess_called_from_python_refuses_an_mri_as_ct_unless_forced():
     assert unread.report.notes == []
     # a real CT passes without a note
     assert postprocess(p.labels, ct=p.ct, steps=["skull_from_ct"]).report.notes == []
+
+
+@pytest.mark.parametrize("kind", ["normal", "integers", "spikes", "exponential", "sorted"])
+def test_the_99_9th_percentile_is_numpys_bit_for_bit(kind):
+    from DAPAtlasLib import input_checks
+
+    rng = np.random.default_rng(["normal", "integers", "spikes", "exponential", "sorted"].index(kind))
+    for n in (5, 99_999, 100_000, 250_001, 1_200_000):
+        if kind == "normal":
+            values = rng.normal(0, 500, n).astype(np.float32)
+        elif kind == "integers":
+            values = rng.integers(-1000, 3000, n).astype(np.float32)
+        elif kind == "spikes":  # a constant body with a few metal voxels
+            values = np.full(n, 5.0, dtype=np.float32)
+            values[rng.integers(0, n, 10)] = 9000.0
+        elif kind == "exponential":
+            values = rng.exponential(100.0, n)
+        else:
+            values = np.sort(rng.integers(-1100, 40, n)).astype(np.float32)
+        assert input_checks._percentile_999(values) == float(np.percentile(values, 99.9)), n

@@ -71,3 +71,78 @@ def test_nonzero_indices_are_those_of_np_nonzero():
     view = mask[1:5, ::2, 3:]  # a non-contiguous crop
     for got, want in zip(nonzero_indices(view), np.nonzero(view), strict=True):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 11, 12, 13, 64, 1 << 20])
+def test_run_starts_in_chunks_are_those_of_one_pass(chunk):
+    """Chunk borders inside a row, at a row start and past the end give the runs of one pass."""
+    from DAPAtlasLib.postprocess import label_editing
+
+    array = random_label_map(5, (4, 5, 12), 6)
+    flat = array.ravel()
+    change = np.ones(flat.size, dtype=bool)
+    change[1:] = flat[1:] != flat[:-1]
+    change[::12] = True
+    run_starts = label_editing._run_starts
+    assert np.array_equal(run_starts(flat, 12, chunk=chunk), np.flatnonzero(change))
+    copy = np.zeros_like(flat)  # copied chunk by chunk in the same pass
+    assert np.array_equal(run_starts(copy, 12, chunk=chunk, source=flat), np.flatnonzero(change))
+    assert np.array_equal(copy, flat)
+
+
+def test_the_editor_holds_a_private_copy_of_the_map():
+    from AnatomyCommonLib.volume import Volume
+    from DAPAtlasLib.postprocess.label_editing import TISSUE_LABELS, LabelMapEditor
+
+    for array in (random_label_map(8, (6, 7, 9), 12), random_label_map(8, (6, 7, 9), 12).astype(np.int16)):
+        editor = LabelMapEditor(Volume(array, np.eye(4)))
+        assert editor.array.dtype == np.uint8 and not np.shares_memory(editor.array, array)
+        assert np.array_equal(editor.array, array)
+        expected = ndimage.find_objects(array.astype(np.uint8), max_label=12)
+        for label in range(1, 13):
+            box = expected[label - 1]
+            if box is not None and label in TISSUE_LABELS:  # no rule reads them: the whole image
+                box = tuple(slice(0, n) for n in array.shape)
+            assert editor.box(label) == box
+
+
+def test_a_uint8_map_with_values_beyond_the_dap_ids_is_refused_naming_the_largest():
+    from AnatomyCommonLib.volume import Volume
+    from DAPAtlasLib.exceptions import InvalidLabelValuesError
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+
+    array = random_label_map(6, (5, 6, 7), 20)
+    array[2, 3, 4] = 145
+    array[4, 0, 6] = 201
+    with pytest.raises(InvalidLabelValuesError, match="values from 0 to 201"):
+        LabelMapEditor(Volume(array, np.eye(4)))
+
+
+@pytest.mark.parametrize("fraction", [0.001, 0.5])
+def test_relabel_changes_the_masked_voxels_and_reports_what_they_held(fraction):
+    """Few changed voxels (index path) and many (whole-box path): the oracle is np.where."""
+    from AnatomyCommonLib.volume import Volume
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+    from DAPAtlasLib.postprocess.report import StepReport
+
+    array = random_label_map(7, (10, 12, 14), 8)
+    editor = LabelMapEditor(Volume(array, np.eye(4)))
+    region = (slice(2, 9), slice(1, 12), slice(3, 13))
+    mask = np.random.default_rng(0).random((7, 11, 10)) < fraction
+    mask[3, 4, 5] = True
+    report = StepReport(step="test")
+    changed = editor.relabel(region, mask, 7, report)
+    expected = array.copy()
+    expected[region] = np.where(mask, 7, array[region])
+    assert np.array_equal(editor.array, expected)
+    old = array[region][mask]
+    assert changed == int(np.count_nonzero(old != 7))
+    counts = np.bincount(old[old != 7], minlength=9)
+    assert {a: v for (a, _), v in report.relabelled.items()} == {
+        int(label): int(counts[label]) for label in np.flatnonzero(counts)
+    }
+    # the box of label 7 grows to hold the changed voxels, exactly
+    changed_at = np.zeros(array.shape, dtype=bool)
+    changed_at[region] = mask & (array[region] != 7)
+    grown = ndimage.find_objects(((array == 7) | changed_at).astype(np.uint8))[0]
+    assert editor.box(7) == grown

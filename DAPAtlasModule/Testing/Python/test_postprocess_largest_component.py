@@ -158,3 +158,94 @@ def test_a_piece_within_the_gap_tolerance_is_kept_a_farther_one_is_removed():
     out, _ = suppress_non_largest_components(truth.with_array(array))
     assert out.array[tuple(near)] == 13
     assert out.array[tuple(far)] == 0
+
+
+def test_labels_found_single_by_earlier_steps_are_rechecked_once_edited():
+    """The spine and rib steps label components anyway and say which labels are one piece; an
+    edit of such a label afterwards makes the largest-component rule label it again."""
+    from AnatomyCommonLib.volume import Volume
+    from DAPAtlasLib.postprocess import rib_order
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor
+    from DAPAtlasLib.postprocess.report import StepReport
+    from DAPAtlasLib.postprocess.step_context import StepContext
+
+    array = np.zeros((12, 20, 30), dtype=np.uint8)
+    array[2, 2, 2:28] = 67  # rib 1 left: one bar, alone in its component
+    array[5, 2, 2:15] = 69  # rib 2 left and rib 3 left touch: one component, two labels
+    array[5, 2, 15:28] = 71
+    array[8, 2, 2:10] = 73  # rib 4 left: two pieces
+    array[8, 2, 20:28] = 73
+    editor = LabelMapEditor(Volume(array, np.diag([1.0, 1.0, 2.0, 1.0])))
+    context = StepContext(editor=editor)
+    rib_order.run(context)
+    assert [context.is_single_piece(label, 6) for label in (67, 69, 71, 73)] == [True, False, False, False]
+    assert not context.is_single_piece(67, 26)  # found with 6-connectivity only
+    region = (slice(10, 11), slice(2, 3), slice(2, 5))
+    editor.relabel(region, np.ones((1, 1, 3), dtype=bool), 67, StepReport(step="test"))
+    assert not context.is_single_piece(67, 6)  # a second piece of rib 1 now
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "oblique"])
+def test_skipping_labels_found_single_by_earlier_steps_changes_nothing(orientation, monkeypatch):
+    """Oracle: the same pipeline labelling every label again in the component rule."""
+    from DAPAtlasLib.postprocess import postprocess
+    from DAPAtlasLib.postprocess.step_context import StepContext
+
+    p = phantom(orientation, "M")
+    labels = inject_model_errors(p.labels, sex="M").labels
+    skipped = []
+    original = StepContext.is_single_piece
+
+    def counting(self, label, connectivity):
+        found = original(self, label, connectivity)
+        skipped.extend([label] if found else [])
+        return found
+
+    monkeypatch.setattr(StepContext, "is_single_piece", counting)
+    fast = postprocess(labels, ct=p.ct, sex="M")
+    assert len(skipped) >= 20  # vertebrae and ribs were not labelled again
+    monkeypatch.setattr(StepContext, "is_single_piece", lambda self, label, connectivity: False)
+    slow = postprocess(labels, ct=p.ct, sex="M")
+    assert np.array_equal(fast.labels.array, slow.labels.array)
+    assert _without_seconds(fast.report) == _without_seconds(slow.report)
+
+
+def _without_seconds(report):
+    import json
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if "second" not in k}
+        if isinstance(d, list):
+            return [strip(v) for v in d]
+        return d
+
+    return strip(json.loads(report.to_json()))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_slab_by_slab_components_are_those_of_one_pass_over_the_box(seed):
+    """Oracle: cc3d over the whole box (raster-order numbering) and the run-pass statistics."""
+    import cc3d
+
+    from DAPAtlasLib.postprocess import largest_component
+    from DAPAtlasLib.postprocess.label_editing import component_statistics
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((30, 14, 16), dtype=bool)
+    for k0 in sorted(rng.choice(np.arange(0, 28), size=4, replace=False)):  # slabs, some touching
+        blob = rng.random((int(rng.integers(1, 4)), 14, 16)) < 0.25
+        mask[k0 : k0 + len(blob)] |= blob[: 30 - k0]
+    pieces, n, boxes, sizes = largest_component._components(mask, 6)
+    expected, n_expected = cc3d.connected_components(mask.view(np.uint8), connectivity=6, return_N=True)
+    assert n == n_expected > 1
+    whole = pieces if isinstance(pieces, np.ndarray) else pieces.whole()
+    assert np.array_equal(whole, expected)
+    stats = component_statistics(expected, n)
+    assert np.array_equal(sizes, stats["voxel_counts"])
+    assert boxes == stats["bounding_boxes"][1:]
+    for box in boxes[:5]:  # reads around a piece, across slab borders
+        grown = tuple(
+            slice(max(0, b.start - 2), min(s, b.stop + 2)) for b, s in zip(box, mask.shape, strict=True)
+        )
+        assert np.array_equal(pieces[grown], expected[grown])

@@ -96,3 +96,70 @@ def test_after_inference_without_the_rules_a_reversed_model_output_is_renumbered
     same = check_model_rib_order(truth)
     assert np.array_equal(same.array, truth.array)
     assert same.metadata["dap_rib_order_report"].details["rib_order"] == "anatomical"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_attachment_vote_stopping_early_is_the_vote_of_all_points(seed):
+    """The nearest-vertebra lookups stop once the rest cannot change the outcome; the oracle
+    looks every point up (as the released rule) and counts the votes with np.bincount."""
+    from scipy.spatial import cKDTree
+
+    from DAPAtlasLib.postprocess import rib_anatomy
+
+    rng = np.random.default_rng(seed)
+    vertebrae = rng.normal(size=(300, 3)) * 8.0 + np.repeat(np.arange(12)[:, None] * [0, 0, 25.0], 25, 0)
+    owner = np.repeat(np.arange(1, 13), 25)
+    in_view = np.ones(13, dtype=bool)
+    in_view[0] = False
+    in_view[rng.integers(1, 13, size=rng.integers(0, 4))] = False
+    tree = cKDTree(vertebrae)
+    # points near one vertebra (a clear vote), near two (split votes) or far (no vote)
+    level = rng.integers(0, 12)
+    spread = rng.choice([2.0, 12.0, 30.0, 60.0])
+    points = rng.normal(size=(int(rng.integers(5, 3000)), 3)) * spread + [30.0, 0.0, 25.0 * level]
+    dist, nearest = tree.query(points)
+    votes = owner[nearest[dist <= rib_anatomy._ATTACHMENT_MAX_DISTANCE_MM]]
+    expected = None
+    if votes.size:
+        counts = np.bincount(votes)
+        winner = int(counts.argmax())
+        if counts[winner] >= rib_anatomy._ATTACHMENT_MAJORITY * votes.size and in_view[winner]:
+            expected = winner
+    assert rib_anatomy._clear_attachment(tree, owner, in_view, points) == expected
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "oblique"])
+def test_rib_component_points_labels_and_border_are_those_of_each_components_own_mask(
+    orientation, monkeypatch
+):
+    """Oracle: each component's own mask in its box (points_ras, np.bincount, touches_border),
+    with a subsample limit small enough to subsample every rib."""
+    import cc3d
+
+    from DAPAtlasLib.postprocess import rib_anatomy
+    from DAPAtlasLib.postprocess.label_editing import LabelMapEditor, component_statistics
+    from DAPAtlasLib.postprocess.report import StepReport
+    from DAPAtlasLib.postprocess.step_context import StepContext
+
+    whole = view_of(orientation, "whole body")
+    truth = crop_between(whole, None, median_height(whole, rib_id(3, "left")))  # ribs cut at the top
+    monkeypatch.setattr(rib_anatomy, "_MAX_POINTS", 150)
+    editor = LabelMapEditor(truth)
+    context = StepContext(editor=editor)
+    region = editor.box(*rib_anatomy.RIBS)
+    rib_mask = rib_anatomy.is_rib(editor.array[region])
+    found = rib_anatomy.rib_components(context, region, rib_mask, StepReport(step="test"))
+    pieces, n = cc3d.connected_components(rib_mask, connectivity=6, return_N=True)
+    assert len(found.components) == n >= 20
+    expected = component_statistics(pieces, n)  # the run pass over the whole box
+    assert np.array_equal(found.stats["voxel_counts"], expected["voxel_counts"])
+    assert np.array_equal(found.stats["first_voxel"], expected["first_voxel"])
+    assert found.stats["bounding_boxes"] == expected["bounding_boxes"]
+    assert any(c.border for c in found.components) and not all(c.border for c in found.components)
+    for component in found.components:
+        own = pieces == component.index
+        points = context.geometry.points_ras(own, region, max_points=150)
+        assert np.array_equal(component.points, points)
+        assert component.label == int(np.bincount(editor.array[region][own]).argmax())
+        assert component.border == rib_anatomy.touches_border(own, region, editor.array.shape)
+        assert component.voxels == int(own.sum())

@@ -62,3 +62,14 @@ def test_a_ct_on_another_grid_is_refused():
     shifted = Volume(p.ct.array, matrix)
     with pytest.raises(GeometryMismatchError, match="origin"):
         skull_from_ct(p.labels, shifted)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16, np.int8, np.float32])
+def test_bone_window_of_an_integer_ct_is_the_float_comparison(dtype):
+    from DAPAtlasLib.postprocess.skull_from_ct import bone_window
+
+    values = np.random.default_rng(1).integers(-40000, 40000, 20000)
+    hu = values.astype(dtype)
+    bounds = ((300.0, 3000.0), (299.5, 3000.5), (-1e9, 1e9), (5e4, 6e4), (3000.0, 300.0), (-3.2, 0.0))
+    for low, high in bounds:
+        assert np.array_equal(bone_window(hu, low, high), (hu >= low) & (hu <= high)), (low, high)
