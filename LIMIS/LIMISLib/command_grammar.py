@@ -64,6 +64,7 @@ from typing import Any
 
 from .commands import COMMANDS, KINDS, RULES
 from .commands.base import Command, ParseContext, api_command
+from .commands.guard import guard_negation
 from .commands.guided import PROBLEM_EXAMPLES, PROBLEMS
 from .commands.lexicon import (
     DEFAULT_MOVE_PX,
@@ -149,7 +150,7 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     """
     command = parse_with_rules(text, context)
     if command is not None:
-        return command
+        return guard_negation(text, command, context, _parse_normalised)
     if len(text) > MAX_COMMAND_CHARS:
         return Command("unknown", {"suggestions": [], "too_long": len(text)}, text=text[:80], source="none")
     if semantic is not False:
@@ -157,10 +158,11 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
 
         matcher = default_matcher(required=bool(semantic))
         if matcher is not None:
-            return matcher.match(text, context)
-    return Command(
+            return guard_negation(text, matcher.match(text, context), context, _parse_normalised)
+    unknown = Command(
         "unknown", {"suggestions": fallback_suggestions(text)}, text=text, source="none", confidence=0.0
     )
+    return guard_negation(text, unknown, context, _parse_normalised)
 
 
 @cache

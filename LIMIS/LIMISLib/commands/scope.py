@@ -16,7 +16,7 @@ from .base import Command, ParseContext
 from .dialogue import STOP_HEADS
 from .lexicon import normalise, organ_words, words_of
 
-_SPLIT = re.compile(r"\s*[,;:]\s*|\s+(?:but|instead|rather|and not)\s+|\s+-+\s+")
+_SPLIT = re.compile(r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+(?:but|instead|rather|and not)\s+|\s+-+\s+")
 _INTERJECTIONS = words_of("no nope nah wait oh ok okay hmm sorry oops whoops hey so well actually no")
 _NEGATED = re.compile(rf"^(?:(?:no|nope|nah|wait|oh)\s+)*(?:{STOP_HEADS}|not|no)\b\s*(.*)$")
 _PRONOUNS = re.compile(r"\b(it|one|that|this)\b")
@@ -27,13 +27,22 @@ _RETRACTION = re.compile(
 
 def _object_of(clause: str) -> str | None:
     """The last object noun of a clause: a command object ("box") or an organ word ("kidney")."""
-    from .frames import OBJECTS
+    from .frames import OBJECTS, VERBS
 
     objects = frozenset().union(*OBJECTS.values())
     for word in reversed(clause.split()):
         if word in objects or (word in organ_words() and word not in {"left", "right"}):
             return word
+    # no noun: a verb that acts on one object only ("don't grow it" -> the box)
+    for word in clause.split():
+        implied = {obj for cls, obj in _VERB_OBJECT.items() if word in VERBS[cls]}
+        if len(implied) == 1:
+            return implied.pop()
     return None
+
+
+#: Verb classes that act on a single object, for a pronoun in the other clause ("shrink it").
+_VERB_OBJECT = {"move": "box", "grow": "box", "shrink": "box", "raise": "threshold", "lower": "threshold"}
 
 
 def scoped_command(
