@@ -122,7 +122,8 @@ _INTERJECTIONS = words_of(
     " for i said it that this again"
 )
 _SPLIT = re.compile(
-    r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+(?:but|instead(?! of)|then|rather(?! than| not))\s+|\s+-+\s+"
+    r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+-+\s+"
+    r"|\s+(?:but|instead(?! of)|then|rather(?! than| not| you| we| i\b))\s+"
 )
 
 
@@ -164,6 +165,10 @@ def guard_negation(
     if command.kind == "help" or command.args.get("ambiguous"):
         return command
     raw = [part for part in _SPLIT.split(text) if part.strip()]
+    if len(raw) == 1:
+        from .scope import split_after_contrast
+
+        raw = split_after_contrast(text, context, parse) or raw
     clauses = [normalise(part) for part in raw]
     negated_kinds: set[str] = set()
     positive_kinds: set[str] = set()

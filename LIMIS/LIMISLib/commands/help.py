@@ -11,10 +11,12 @@ _HELP_MARKERS = words_of("help commands command instructions usage lost")
 _HELP_WORDS = _HELP_MARKERS | words_of(
     "what which how can could do does i you me my say type understand know list show the all available are"
     " is there this it work use am need kinds kind of here options thing things tool program app system"
+    " tell should"
 )
 #: Questions about the system itself ("what can I say", "how does this work").
 _HELP_QUESTION = (
-    r"what (?:can|could|do) (?:i|you) (?:say|do|type|understand|know)|how (?:does|do) (?:this|it|i)"
+    r"what (?:can|could|do|should) (?:i|you) (?:say|do|type|understand|know)"
+    r"|what (?:i|you) (?:can|could|should) (?:say|do|type|understand)|how (?:does|do) (?:this|it|i)"
 )
 
 

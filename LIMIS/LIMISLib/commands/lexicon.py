@@ -205,6 +205,24 @@ _FILLER_PHRASES = (
     "if possible",
     "thank you",
     "thanks",
+    # hedged and question wrappers ("what if we shrink the box", "perhaps we should undo")
+    "i think it would be better if you",
+    "it would be better if you",
+    "i think it would help to",
+    "it would help to",
+    "i wonder if we could",
+    "i wonder if you could",
+    "i guess we could",
+    "perhaps we should",
+    "maybe we should",
+    "maybe you could",
+    "what if we",
+    "what if you",
+    "how about we",
+    "why do not we",
+    "why do not you",
+    "should we",
+    "should i",
 )
 
 
@@ -222,6 +240,8 @@ _FILLER_WORDS = {
     "actually",
     "pls",
     "plz",
+    "maybe",
+    "perhaps",
 }
 
 
@@ -708,7 +728,9 @@ def amount_in(text: str, default: int, small: int, large: int) -> tuple[int | No
         value = abs(float(px.group(1))) if px else values[0]
         return round(value), None
     if has(
-        text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat|a hair|a smidge"
+        text,
+        r"nudge|nudged|a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat|a hair"
+        r"|a smidge",
     ):
         return small, None
     if has(text, r"a lot|lots|much|far|way|considerably|substantially|significantly|a good amount"):

@@ -45,6 +45,42 @@ def _object_of(clause: str) -> str | None:
 _VERB_OBJECT = {"move": "box", "grow": "box", "shrink": "box", "raise": "threshold", "lower": "threshold"}
 
 
+_CONTRAST = re.compile(
+    r"^\s*(instead of|rather than|not(?! (?:part|in|inside|included|sure|certain)\b))\s+(.+)$", re.IGNORECASE
+)
+
+
+def split_after_contrast(
+    text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
+) -> list[str] | None:
+    """ "rather than the bone window use the liver window": no comma, so find where the wanted action
+    starts: the shortest tail the rules read as a command, after a head that names something."""
+    match = _CONTRAST.match(text)
+    if not match:
+        return None
+    words = match.group(2).split()
+    from .guard import kinds_named
+
+    for i in range(1, len(words)):
+        if not kinds_named(normalise(" ".join(words[:i]))):
+            continue  # the declined part must name an action or an object ("the bone window")
+        tail = normalise(" ".join(words[i:]))
+        command = parse(tail, context) if tail else None
+        if command is not None and command.kind not in {"unknown", "reject", "accept", "answer"}:
+            return [f"not {' '.join(words[:i])}", " ".join(words[i:])]
+    return None
+
+
+def split_clauses(
+    text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
+) -> list[str]:
+    """The raw clauses of a text: split at punctuation and contrast words, or after "rather than X"."""
+    raw = [part for part in _SPLIT.split(text) if part.strip()]
+    if len(raw) == 1:
+        raw = split_after_contrast(text, context, parse) or raw
+    return raw
+
+
 def scoped_command(
     text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
 ) -> Command | None:
@@ -52,7 +88,7 @@ def scoped_command(
 
     ``parse`` reads one normalised clause with the rules.
     """
-    raw = [part for part in _SPLIT.split(text) if part.strip()]
+    raw = split_clauses(text, context, parse)
     if len(raw) < 2 or len(raw) > 6:
         return None
     clauses = [normalise(part) for part in raw]

@@ -82,13 +82,17 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
     if value is not None:
         return Command("threshold", {"value": round(value, 4)})
     if sign:
-        step = DEFAULT_THRESHOLD_STEP
-        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally|tiny bit|little bit|a hair|a smidge"):
-            step = DEFAULT_THRESHOLD_STEP / 2
-        elif has(text, r"a lot|much|way|considerably|substantially|significantly"):
-            step = DEFAULT_THRESHOLD_STEP * 2
-        return Command("threshold", {"delta": round(sign * step, 4)})
+        return Command("threshold", {"delta": round(sign * step_of(text), 4)})
     return None
+
+
+def step_of(text: str) -> float:
+    """The threshold step a phrasing asks for: default, half for "a bit", double for "a lot"."""
+    if has(text, r"a bit|a little|slightly|a touch|a tad|marginally|tiny bit|little bit|a hair|a smidge"):
+        return DEFAULT_THRESHOLD_STEP / 2
+    if has(text, r"a lot|much|way|considerably|substantially|significantly"):
+        return DEFAULT_THRESHOLD_STEP * 2
+    return DEFAULT_THRESHOLD_STEP
 
 
 SPEC = CommandSpec(

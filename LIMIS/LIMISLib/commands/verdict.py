@@ -21,7 +21,7 @@ ACCEPT_WORDS = words_of(
 )
 REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
-    " trash rid bad"
+    " trash rid bad remove delete erase"
 )
 NEGATION_WORDS = words_of("no not nope never")
 #: Negations that turn the verdict word after them ("not better"); a leading "no" may be an interjection.
@@ -35,6 +35,8 @@ NEUTRAL_WORDS = words_of(
     " earlier last these those definitely absolutely totally certainly surely clearly obviously far slightly"
     " bit little thing"
 )
+
+_HESITATION = words_of("sure certain unsure know about yet")
 
 #: Two- and three-word idioms with the meaning of one verdict word.
 _IDIOMS = (
@@ -56,6 +58,11 @@ def rule_verdict(text: str, context: ParseContext | None) -> Command | None:
     for pattern, word in _IDIOMS:
         text = re.sub(pattern, word, text)
     words = set(text.split())
+    if re.search(r"\bnot (?:sure|certain)\b|\bunsure\b|\bdo not know\b", text) and words <= (
+        NEGATION_WORDS | NEUTRAL_WORDS | _HESITATION
+    ):
+        # "hmm not sure": hesitation decides nothing; ask again, whatever is pending stays
+        return Command("unknown", {"suggestions": ["accept", "reject"], "ambiguous": True})
     if not words <= ACCEPT_WORDS | REJECT_WORDS | NEGATION_WORDS | NEUTRAL_WORDS:
         return None
     accept, reject, negated = words & ACCEPT_WORDS, words & REJECT_WORDS, words & NEGATION_WORDS

@@ -103,6 +103,9 @@ def test_a_negated_action_is_never_the_command(pending):
         ("don't go up, go down 3 slices", "propagate", {"direction": "down", "slices": 3}),
         ("not cell 4, cell 5", "grid_click", {"cell": 5, "positive": True}),
         ("DON'T SHRINK IT. ENLARGE IT BY 6", "resize_box", {"pixels": 6}),
+        ("rather than the bone window use the liver window", "window", {"preset": "liver"}),
+        ("instead of propagating up go down 3 slices", "propagate", {"direction": "down", "slices": 3}),
+        ("not cell 4 cell 5", "grid_click", {"cell": 5, "positive": True}),
     ],
 )
 def test_a_replacement_clause_is_the_command(text, kind, args):
@@ -119,7 +122,16 @@ def test_a_replacement_clause_is_the_command(text, kind, args):
         "let's not propagate yet",
         "avoid changing the threshold",
         "I not want propagation",
+        "I'd rather you didn't propagate",
+        "instead of propagating",
     ],
 )
 def test_a_bare_declined_action_is_rejected(text):
     assert parse_command(text, semantic=False).kind == "reject"
+
+
+@pytest.mark.parametrize("pending", ["proposal", "question"])
+def test_hesitation_decides_nothing(pending):
+    """ "hmm not sure" keeps what is pending (an ask-back), it does not discard it."""
+    command = parse_command("hmm not sure", ParseContext(pending=pending), semantic=False)
+    assert command.kind == "unknown"
