@@ -103,6 +103,12 @@ def _resolve(text: str, obj: str, verbs: set[str]) -> Command | None:
             if mm is not None:
                 args["mm"] = mm
             return Command("move_box", args)
+        signed = re.search(r"\b(plus|minus) (\d+)\b|(?<!\S)(-\d+)\b", text)
+        if signed and not verbs - {"set"}:
+            # "box +5", "box -5": a signed amount alone resizes
+            value = int(signed.group(2) or signed.group(3).lstrip("-"))
+            negative = signed.group(1) == "minus" or signed.group(3) is not None
+            return Command("resize_box", {"pixels": -value if negative else value})
         grow, shrink = bool(verbs & {"grow"}), bool(verbs & {"shrink"})
         if grow != shrink:
             amount = _count(text) or DEFAULT_RESIZE_PX

@@ -107,6 +107,7 @@ _CUE = re.compile(
     r"|\bnot\b(?! (?:part|in|inside|included|sure|certain|really sure)\b)"
     r"|\bnever\b|\bno (?:more|further|need)\b|\bstop\b|\bhalt\b|\bcease\b|\bquit\b|\bcancel\b"
     r"|\babort\b|\bskip\b|\bhold off\b|\bavoid\b|\brefrain\b|\bforget\b|\binstead of\b|\brather than\b"
+    r"|\bleave (?:\w+ ){0,3}(?:alone|as it is|as is)\b|\bdo not (?:touch|bother)\b"
     r"|\bwithout\b|\bno\s+(?=\w+(?:ing|ion|ions)\b)|\bno\s+(?=(?:\w+\s+)?(?:undo|examples?|ensemble|clicks?|window)\b)"
 )
 #: "why don't we propagate", "can't you propagate": a question proposing the action, not a negation.

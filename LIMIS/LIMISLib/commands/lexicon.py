@@ -40,6 +40,10 @@ _CONTRACTIONS = {
     "lets": "let us",
     "don't": "do not",
     "dont": "do not",
+    "dnt": "do not",
+    "donot": "do not",
+    "do'nt": "do not",
+    "nvm": "never mind",
     "doesn't": "does not",
     "doesnt": "does not",
     "didn't": "did not",
@@ -206,6 +210,8 @@ _FILLER_PHRASES = (
     "thank you",
     "thanks",
     # hedged and question wrappers ("what if we shrink the box", "perhaps we should undo")
+    "is there a way to",
+    "have a go at",
     "i think it would be better if you",
     "it would be better if you",
     "i think it would help to",
@@ -424,6 +430,12 @@ def _expand_abbreviation(token: str) -> str | None:
         same_ends = word[0] == token[0] and word[-1] == token[-1]
         if same_ends and len(word) <= 3 * len(token) and _is_subsequence(token, word):
             return word
+    if len(token) >= 4:
+        # a clipped abbreviation ("thrsh" = thresh-old): the token's letters in order in a word's start
+        for word in _abbreviation_targets():
+            end = word.find(token[-1], len(token) - 1)
+            if word[0] == token[0] and 0 < end <= 2 * len(token) and _is_subsequence(token, word[: end + 1]):
+                return word
     return None
 
 
@@ -647,7 +659,18 @@ def normalise(text: str) -> str:
         }:
             break
         tokens = tokens[1:]
+    if tokens and tokens[0].endswith("ing"):
+        tokens[0] = _base_verb(tokens[0])  # "segmenting the spleen" after "have a go at"
     return " ".join(tokens)
+
+
+def _base_verb(word: str) -> str:
+    """The base form of an inflected command verb ("segmenting" -> "segment"); other words unchanged."""
+    from .frames import VERBS, lemmas
+
+    verbs = frozenset().union(*VERBS.values()) | {"segment", "outline", "contour"}
+    found = sorted(lemmas(word) & verbs - {word})
+    return found[0] if found else word
 
 
 NUMBER_RE = r"-?\d+(?:\.\d+)?"

@@ -18,7 +18,10 @@ from .lexicon import normalise, organ_words, words_of
 
 _SPLIT = re.compile(r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+(?:but|instead|rather|and not)\s+|\s+-+\s+")
 _INTERJECTIONS = words_of("no nope nah wait oh ok okay hmm sorry oops whoops hey so well actually no")
-_NEGATED = re.compile(rf"^(?:(?:no|nope|nah|wait|oh)\s+)*(?:{STOP_HEADS}|not|no)\b\s*(.*)$")
+_NEGATED = re.compile(
+    rf"^(?:(?:no|nope|nah|wait|oh)\s+)*"
+    rf"(?:{STOP_HEADS}|not|no|instead of|rather than|avoid|refrain from|skip)\b\s*(.*)$"
+)
 _PRONOUNS = re.compile(r"\b(it|one|that|this)\b")
 _RETRACTION = re.compile(
     r"(?:no |oh )?(?:never mind|nevermind|forget (?:it|that)|scratch that|sorry|no wait|wait)"

@@ -73,7 +73,8 @@ def _rule_window(text: str, context: ParseContext | None) -> Command | None:
         window_word = True
     # presets that are not structures can be named without "window" ("switch to bone")
     bare = re.fullmatch(
-        r"(?:switch|change|go|set|use|back)(?: it)?(?: to)? (?:the )?(bone|bones|bony|mediastinum|mediastinal"
+        r"(?:(?:switch|change|go|set|use|back)(?: it)?(?: to)? )?(?:the )?"
+        r"(bone|bones|bony|mediastinum|mediastinal"
         r"|soft tissue|abdomen|abdominal)(?: settings?)?",
         text,
     )
