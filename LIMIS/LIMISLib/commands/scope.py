@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from .base import Command, ParseContext
 from .dialogue import STOP_HEADS
@@ -59,18 +60,29 @@ def split_after_contrast(
     """ "rather than the bone window use the liver window": no comma, so find where the wanted action
     starts: the shortest tail the rules read as a command, after a head that names something."""
     match = _CONTRAST.match(text)
-    if not match:
-        return None
-    words = match.group(2).split()
+    if not match or len(match.group(2).split()) > 12:
+        return None  # a command is short; each split point costs a parse
+    found = _split_after_contrast(match.group(2), context, parse)
+    return list(found) if found else None
+
+
+@lru_cache(maxsize=256)
+def _split_after_contrast(
+    rest: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
+) -> tuple[str, str] | None:
+    """(cached: the scope rule and the negation guard both ask for the same text)"""
     from .guard import kinds_named
 
+    words = rest.split()
     for i in range(1, len(words)):
         if not kinds_named(normalise(" ".join(words[:i]))):
             continue  # the declined part must name an action or an object ("the bone window")
         tail = normalise(" ".join(words[i:]))
-        command = parse(tail, context) if tail else None
+        if not kinds_named(tail):
+            continue  # nor can the wanted part be without one (and a parse costs more than this check)
+        command = parse(tail, context)
         if command is not None and command.kind not in {"unknown", "reject", "accept", "answer"}:
-            return [f"not {' '.join(words[:i])}", " ".join(words[i:])]
+            return f"not {' '.join(words[:i])}", " ".join(words[i:])
     return None
 
 
