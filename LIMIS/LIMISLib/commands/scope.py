@@ -75,11 +75,12 @@ def _split_after_contrast(
 
     words = rest.split()
     for i in range(1, len(words)):
-        if not kinds_named(normalise(" ".join(words[:i]))):
+        declined = kinds_named(normalise(" ".join(words[:i])))
+        if not declined:
             continue  # the declined part must name an action or an object ("the bone window")
         tail = normalise(" ".join(words[i:]))
-        if not kinds_named(tail):
-            continue  # nor can the wanted part be without one (and a parse costs more than this check)
+        if not declined & kinds_named(tail):
+            continue  # a contrast is like for like ("the bone window" / "the liver window")
         command = parse(tail, context)
         if command is not None and command.kind not in {"unknown", "reject", "accept", "answer"}:
             return f"not {' '.join(words[:i])}", " ".join(words[i:])

@@ -21,7 +21,7 @@ ACCEPT_WORDS = words_of(
 )
 REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
-    " trash rid bad remove delete erase rubbish garbage awful terrible useless horrible"
+    " trash rid bad remove delete erase none rubbish garbage awful terrible useless horrible"
 )
 NEGATION_WORDS = words_of("no not nope never")
 #: Negations that turn the verdict word after them ("not better"); a leading "no" may be an interjection.
@@ -33,7 +33,7 @@ NEUTRAL_WORDS = words_of(
     " proposal suggestion do did thanks before what we had was than away out just looked seems seem like"
     " wanted want needed need meant exactly me by for to of get on all right also then wrong original"
     " earlier last these those definitely absolutely totally certainly surely clearly obviously far slightly"
-    " bit little thing cheers ta thx ty"
+    " bit little thing cheers ta thx ty them of"
 )
 
 _HESITATION = words_of("sure certain unsure know about yet")
