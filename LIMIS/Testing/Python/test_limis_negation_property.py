@@ -58,6 +58,8 @@ FORMS = (
     "okay so uh don't {x} please",
     "I think you should not {x}",
     "stop, don't {x}",
+    "there is no reason to {x}",
+    "under no circumstances {x}",
 )
 
 #: Kinds whose negation is a verdict or an answer, not a declined action.
@@ -135,3 +137,16 @@ def test_hesitation_decides_nothing(pending):
     """ "hmm not sure" keeps what is pending (an ask-back), it does not discard it."""
     command = parse_command("hmm not sure", ParseContext(pending=pending), semantic=False)
     assert command.kind == "unknown"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["not", "no", "never", "dont", "nope", "nah", "stop", "0", "1", "2", "3", "10", "16", "0.5", "-1"],
+)
+def test_typo_tolerance_never_changes_a_negation_or_a_number(token):
+    """Correction against the vocabulary leaves negations and numbers as they are."""
+    from LIMISLib.commands.lexicon import normalise
+
+    words = normalise(f"{token} propagate").split()
+    assert words[-1] == "propagate"
+    assert " ".join(words[:-1]) in {token, "do not"}
