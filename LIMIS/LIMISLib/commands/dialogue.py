@@ -242,34 +242,21 @@ def _grammar_word(word: str) -> bool:
     return bool(stems & vocabulary)
 
 
-#: Whole terse utterances (after normalisation) and what they mean.
-_TERSE = {
-    "ctrl z": ("undo", {}),
-    "control z": ("undo", {}),
-    "cmd z": ("undo", {}),
-    "command z": ("undo", {}),
-    "ctl z": ("undo", {}),
-    "ctrl y": ("accept", {}),
-    "looks good": ("accept", {}),
-    "looks good to me": ("accept", {}),
-    "ship it": ("accept", {}),
-    "thumbs up": ("accept", {}),
-    "thumbs down": ("reject", {}),
-    "never mind": ("reject", {}),
-    "nevermind": ("reject", {}),
-    "forget it": ("reject", {}),
-    "nah": ("reject", {}),
-    "meh": ("reject", {}),
-    "nope not that": ("reject", {}),
-}
+#: Keyboard shortcuts typed as words: a modifier key and a letter ("ctrl z" undoes, "ctrl y" keeps).
+_SHORTCUT = re.compile(r"(?:ctrl|control|cmd|command|ctl|strg|ctr)\s?([zy])")
 
 
 def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
-    if text in _TERSE:
-        kind, args = _TERSE[text]
-        if context is not None and context.pending == "question" and kind in {"accept", "reject"}:
-            return Command("answer", {"value": kind == "accept"})
-        return Command(kind, dict(args))
+    shortcut = _SHORTCUT.fullmatch(text)
+    if shortcut:
+        return Command("undo" if shortcut.group(1) == "z" else "accept")
+    if len(text.split()) <= 4:
+        # a short verdict ("ship it", "thumbs down", "meh") answers a pending question as yes / no
+        verdict = rule_verdict(text, context)
+        if verdict is not None and verdict.kind in {"accept", "reject"}:
+            if context is not None and context.pending == "question":
+                return Command("answer", {"value": verdict.kind == "accept"})
+            return verdict
     # "nah not part of it", "yeah part of it": a yes/no word before an answer
     lead = re.fullmatch(r"(no|nope|nah|yes|yeah|yep|yup)\s+(.+)", text)
     if lead:

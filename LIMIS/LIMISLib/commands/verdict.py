@@ -21,7 +21,7 @@ ACCEPT_WORDS = words_of(
 )
 REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
-    " trash rid bad remove delete erase none rubbish garbage awful terrible useless horrible"
+    " trash rid bad remove delete erase none meh rubbish garbage awful terrible useless horrible"
 )
 NEGATION_WORDS = words_of("no not nope never")
 #: Negations that turn the verdict word after them ("not better"); a leading "no" may be an interjection.
@@ -42,7 +42,8 @@ _HESITATION = words_of("sure certain unsure know about yet")
 _IDIOMS = (
     (r"\b(?:looks|look|looked|is|seems) (?:right|correct|ok|okay)\b", "good"),
     (r"\b(?:well done|good job|sounds good|go ahead|do it|carry on|move on|all right|alright)\b", "good"),
-    (r"\bi like (?:it|this|that|the new one)\b|\bspot on\b|\bthumbs up\b", "good"),
+    (r"\bi like (?:it|this|that|the new one)\b|\bspot on\b|\bthumbs up\b|\bship it\b|\bctrl y\b", "good"),
+    (r"\bthumbs down\b|\bnever ?mind\b|\bforget (?:it|that)\b", "discard"),
     (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
     (r"\b(?:keep|prefer|want|use) (?:the |my )?(?:old|previous|original|earlier|last)\b", "discard"),
