@@ -124,6 +124,11 @@ _INTERJECTIONS = words_of(
     "no nope nah wait oh ok okay hmm sorry oops hey so well actually please thanks thank you yet now just"
     " for i said it that this again"
 )
+#: Words that may precede a negation that is an instruction ("please don't", "I really don't want").
+_LEADS = words_of(
+    "no nope nah oh wait please i we you let us just so ok okay well um and then really would rather think"
+    " should must will can said told hold on actually now"
+)
 _SPLIT = re.compile(
     r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+-+\s+"
     r"|\s+(?:but|instead(?! of)|then|rather(?! than| not| you| we| i\b))\s+"
@@ -177,16 +182,24 @@ def guard_negation(
     positive_kinds: set[str] = set()
     positive_content = False
     negated_clauses: list[str] = []
+    described: set[str] = set()  # kinds a negated statement names ("the box doesn't reach the top")
     for i, clause in enumerate(clauses):
         if not clause or _DECLINE_ONLY.fullmatch(clause):
             continue
         declined_after = i + 1 < len(clauses) and _DECLINE_ONLY.fullmatch(clauses[i + 1])
-        if declined_after or _is_negated(clause):
+        cue = None if declined_after else _is_negated(clause)
+        if cue and not set(clause[: cue.start()].split()) <= _LEADS:
+            described |= kinds_named(clause)
+            negated_clauses.append(clause)
+        elif declined_after or cue:
             negated_kinds |= kinds_named(clause)
             negated_clauses.append(clause)
         else:
             positive_kinds |= kinds_named(clause)
             positive_content |= not set(clause.split()) <= _INTERJECTIONS
+    if not positive_content:
+        # with nothing else said, a negated statement declines too ("the threshold shouldn't be raised")
+        negated_kinds |= described
     if command.kind == "unknown":
         # "let's not propagate yet", "avoid changing the threshold": no rule read it, but it only declines
         if negated_kinds - {"accept", "reject"} and not positive_content:

@@ -211,6 +211,10 @@ _FILLER_PHRASES = (
     "thanks",
     # hedged and question wrappers ("what if we shrink the box", "perhaps we should undo")
     "is there a way to",
+    "why not",
+    "is not it better to",
+    "would not it be better to",
+    "would not it be good to",
     "have a go at",
     "i think it would be better if you",
     "it would be better if you",

@@ -150,3 +150,20 @@ def test_typo_tolerance_never_changes_a_negation_or_a_number(token):
     words = normalise(f"{token} propagate").split()
     assert words[-1] == "propagate"
     assert " ".join(words[:-1]) in {token, "do not"}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("the box is not big enough, enlarge it by 5", "resize_box"),
+        ("the box doesn't reach the top, move it up", "move_box"),
+        ("the threshold is not high enough, raise it", "threshold"),
+        ("why not propagate", "propagate"),
+        ("isn't it better to propagate?", "propagate"),
+        ("why don't you lower the threshold", "threshold"),
+        ("without changing anything else, lower the threshold", "threshold"),
+    ],
+)
+def test_a_negated_description_or_a_suggestion_does_not_decline(text, kind):
+    """ "the box doesn't reach the top, move it up": the negation describes, the other clause acts."""
+    assert parse_command(text, semantic=False).kind == kind
