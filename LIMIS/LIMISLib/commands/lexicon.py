@@ -211,6 +211,10 @@ _FILLER_PHRASES = (
     "thanks",
     # hedged and question wrappers ("what if we shrink the box", "perhaps we should undo")
     "is there a way to",
+    "i would suggest that we",
+    "i would suggest we",
+    "i suggest that we",
+    "i suggest we",
     "why not",
     "is not it better to",
     "would not it be better to",

@@ -47,6 +47,7 @@ _IDIOMS = (
     (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
     (r"\b(?:keep|prefer|want|use) (?:the |my )?(?:old|previous|original|earlier|last)\b", "discard"),
+    (r"\b(?:do|did|does) not (?:want|like|need)\b", "discard"),
 )
 
 
