@@ -602,6 +602,10 @@ def _comparative(match: re.Match) -> str:
     return f" {_COMPARATIVES[match.group(1)]} "
 
 
+#: Words after a leading "right" that make it a side ("right middle lobe"), not an interjection.
+_SIDE_NOUNS = {"middle", "upper", "lower", "side"}
+
+
 def normalise(text: str) -> str:
     """The text the rules see (see the module docstring)."""
     text = text.lower().replace("’", "'").replace("`", "'").strip()
@@ -617,7 +621,8 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<![\w.])-\s*(\d)", r"-\1", text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
     text = re.sub(r"\bw/l\b", "window", text)
-    text = re.sub(r"\b(w|l|ww|wl)(-?\d)", r"\1 \2", text)
+    # "w400 l40" is a window; "l1" (one digit) is a vertebra
+    text = re.sub(r"\b(w|ww|wl)(-?\d)|\b(l)(-?\d\d|-\d)", lambda m: f"{m[1] or m[3]} {m[2] or m[4]}", text)
     text = re.sub(r"[^a-z0-9'.\- ]", " ", text)
     text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
     tokens = []
@@ -657,6 +662,8 @@ def normalise(text: str) -> str:
         "ok",
         "okay",
     }:
+        if tokens[0] == "right" and (tokens[1] in organ_words() or tokens[1] in _SIDE_NOUNS):
+            break  # "right middle lobe ...", "right kidney please" name a side
         if tokens[0] in {"ok", "okay", "alright", "right"} and tokens[1] in {
             "no",
             "yes",

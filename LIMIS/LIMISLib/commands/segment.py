@@ -17,19 +17,52 @@ _SEGMENT_VERBS = (
 )
 
 
-def _sided_structures(candidate: str) -> list[str]:
-    """Left and right structures a side-less name could mean ("kidney" -> kidney left, kidney right)."""
-    from ..organ_vocabulary import vocabulary
+#: Words that ask for a segmentation wherever they stand in the sentence ("I'd like the aorta
+#: delineated", "begin segmenting the spleen", "produce a segmentation for the stomach").
+_SEGMENT_INTENT = (
+    r"(?:segment|outline|contour|delineat|annotat)\w*|mask (?:of|for)|label (?:of|for)"
+    r"|(?:work|working|move|moving|go|going|switch|switching|change|changing)(?: over)? (?:on|onto|to)"
+    r"|(?:start|started|starting|begin|began|beginning|continue|continuing) (?:with|on)"
+)
 
-    words = set(candidate.split())
-    if not words or words & {"left", "right"}:
+#: Words that name a group rather than one structure ("both lungs", "the whole left lung").
+_GROUP_WORDS = {"both", "whole", "entire", "all", "two", "complete", "full", "and"}
+
+#: A side given as one letter ("seg L lung", "r kidney").
+_SIDE_LETTERS = {"l": "left", "r": "right", "lt": "left", "rt": "right"}
+
+
+def _asks_to_segment(text: str) -> bool:
+    """A segmentation verb anywhere, unless it reports what was done ("it segmented the stomach too")."""
+    return bool(re.search(rf"\b(?:{_SEGMENT_INTENT})\b", text)) and not re.search(
+        r"\b(?:you|it|that|this|which|model|has|have|had|was|were|got|is|are) (?:\w+ )?"
+        r"(?:segmented|outlined|contoured|delineated|annotated)\b",
+        text,
+    )
+
+
+def _group_members(candidate: str) -> list[str]:
+    """The structures a group name stands for ("left lung" -> its lobes, "kidneys" -> left and right);
+    empty when ``candidate`` is one structure or no group."""
+    from ..organ_vocabulary import vocabulary
+    from .lexicon import organ_words
+
+    words = []
+    for word in candidate.split():
+        word = _SIDE_LETTERS.get(word, word)
+        if word in _GROUP_WORDS:
+            continue
+        if word not in organ_words() and word.endswith("s") and word[:-1] in organ_words():
+            word = word[:-1]  # plural: lungs, kidneys
+        words.append(word)
+    if not words or not any(w in organ_words() and w not in {"left", "right"} for w in words):
         return []
-    names = {
-        name
-        for phrase, name in vocabulary().items()
-        if words <= set(phrase.split()) and ({"left", "right"} & set(name.split()))
-    }
-    return sorted(names)[:3] if 0 < len(names) <= 4 else []
+    names = sorted({name for name in vocabulary().values() if set(words) <= set(name.lower().split())})
+    return names if 2 <= len(names) <= 6 else []
+
+
+def _group_ask_back(members: list[str]) -> Command:
+    return Command("unknown", {"suggestions": [f"segment the {name}" for name in members], "ambiguous": True})
 
 
 def _names_organ(words: list[str]) -> bool:
@@ -37,7 +70,11 @@ def _names_organ(words: list[str]) -> bool:
     from .lexicon import organ_words
 
     generic = {"and", "to", "part", "left", "right"}
-    return any(w in organ_words() and w not in generic and not w.isdigit() for w in words)
+    known = organ_words()
+    return any(
+        (w in known or (w.endswith("s") and w[:-1] in known)) and w not in generic and not w.isdigit()
+        for w in words
+    )
 
 
 def rule_segment(text: str, context: ParseContext | None) -> Command | None:
@@ -52,31 +89,42 @@ def rule_segment(text: str, context: ParseContext | None) -> Command | None:
     # fuzzy look-ups cost milliseconds each: only for texts that name a structure word at all
     if not candidate or not _names_organ(candidate.split()):
         return None
+    sided = " ".join(_SIDE_LETTERS.get(w, w) for w in candidate.split())
     if len(candidate.split()) <= 5:
+        members = _group_members(sided)
+        if members and not set(sided.split()) & {"lobe", "lobes"}:
+            return _group_ask_back(members)
         try:
-            return Command("segment", {"target": resolve_structure(candidate, cutoff=0.85)})
+            return Command("segment", {"target": resolve_structure(sided, cutoff=0.85)})
         except KeyError:
-            sided = _sided_structures(candidate)
-            if sided:
-                return Command("unknown", {"suggestions": [f"segment the {name}" for name in sided]})
-    if not re.match(rf"(?:{_SEGMENT_VERBS})\b", text):
+            pass
+    if not re.match(rf"(?:{_SEGMENT_VERBS})\b", text) and not _asks_to_segment(text):
         return None
-    words = candidate.split()
-    best: tuple[int, str] | None = None
+    return _named_structure(sided.split())
+
+
+def _named_structure(words: list[str]) -> Command | None:
+    """The one structure (or group: an ask-back) named somewhere in ``words``, longest span first."""
+    from ..organ_vocabulary import resolve_structure
+
     for length in range(min(4, len(words)), 0, -1):
+        found: dict[str, int] = {}
         for start in range(len(words) - length + 1):
             if not _names_organ(words[start : start + length]):
                 continue
             span = " ".join(words[start : start + length])
+            members = _group_members(span) if "lobe" not in span else []
+            if members:
+                return _group_ask_back(members)
             try:
-                name = resolve_structure(span, cutoff=0.9)
+                found.setdefault(resolve_structure(span, cutoff=0.9), start)
             except KeyError:
                 continue
-            if best is None or length > best[0]:
-                best = (length, name)
-        if best:
-            break
-    return Command("segment", {"target": best[1]}) if best else None
+        if len(found) == 1:
+            return Command("segment", {"target": next(iter(found))})
+        if found:
+            return None  # two structures named: not one segmentation
+    return None
 
 
 def _segment_volume(session, command: Command, **_: Any):

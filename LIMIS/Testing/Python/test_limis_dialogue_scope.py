@@ -227,3 +227,41 @@ def test_a_paragraph_is_not_a_command_and_the_reply_says_why():
     before = state(s)
     reply = s.handle(text, semantic=False)
     assert not reply.ok and "680 characters" in reply.message and state(s) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "members"),
+    [
+        ("segment the left lung", {"lung upper lobe left", "lung lower lobe left"}),
+        ("seg R lung", {"lung upper lobe right", "lung middle lobe right", "lung lower lobe right"}),
+        (
+            "Initiate segmentation of the right lung.",
+            {f"lung {x} lobe right" for x in ("upper", "middle", "lower")},
+        ),  # noqa: E501
+        ("segment the kidneys", {"kidney left", "kidney right"}),
+    ],
+)
+def test_a_whole_lung_or_an_organ_group_asks_back_with_its_members(text, members):
+    command = rules(text)
+    assert command.kind == "unknown" and command.args["ambiguous"] is True
+    assert {s.removeprefix("segment the ") for s in command.args["suggestions"]} == members
+    assert all(rules(s).kind == "segment" for s in command.args["suggestions"])
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("I'd like the aorta delineated", "aorta"),
+        ("Begin segmenting the spleen please", "spleen"),
+        ("Please produce a segmentation for the stomach", "stomach"),
+        ("we need the bladder outlined before the meeting", "bladder"),
+        ("right middle lobe of the lung please, segment it", "lung middle lobe right"),
+        ("I want to work on the L1 vertebra now", "vertebra L1"),
+    ],
+)
+def test_a_segmentation_verb_anywhere_in_the_sentence_names_the_target(text, target):
+    assert rules(text).kind == "segment" and rules(text).args == {"target": target}
+
+
+def test_a_reported_segmentation_is_not_a_request():
+    assert rules("it segmented the stomach too").kind != "segment"
