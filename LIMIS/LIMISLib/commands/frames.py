@@ -133,7 +133,7 @@ def _resolve(text: str, obj: str, verbs: set[str]) -> Command | None:
     if obj == "step":
         count = _count(text)
         if "back" in verbs and count is not None and not re.search(r"\bto\b", text):
-            return Command("undo", {} if count == 1 else {"count": count})
+            return Command("undo", {"count": count})  # a count said, even one, is kept
         if verbs & {"back", "set"} and count is not None:
             return Command("revert", {"step": count})
         return None

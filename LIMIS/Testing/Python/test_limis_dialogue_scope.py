@@ -123,7 +123,7 @@ def test_threshold_and_cell_at_the_ends_of_their_ranges_are_commands():
         ("brian window", "window", {"preset": "brain"}),
         ("make the threshold less strict", "threshold", {"delta": -0.1}),
         ("revert the last two changes", "undo", {"count": 2}),
-        ("go back a step", "undo", {}),
+        ("go back a step", "undo", {"count": 1}),
         ("rev 1", "revert", {"step": 1}),
         ("could you shrimk the box", "resize_box", {"pixels": -10}),
         ("put it back the way it was", "undo", {}),
@@ -237,7 +237,7 @@ def test_a_paragraph_is_not_a_command_and_the_reply_says_why():
         (
             "Initiate segmentation of the right lung.",
             {f"lung {x} lobe right" for x in ("upper", "middle", "lower")},
-        ),  # noqa: E501
+        ),
         ("segment the kidneys", {"kidney left", "kidney right"}),
     ],
 )
@@ -265,3 +265,24 @@ def test_a_segmentation_verb_anywhere_in_the_sentence_names_the_target(text, tar
 
 def test_a_reported_segmentation_is_not_a_request():
     assert rules("it segmented the stomach too").kind != "segment"
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        ("I think the second connected component is spurious, could you remove it?", {"index": 2}),
+        ("remove the third blob, it's a stray one", {"index": 3}),
+        ("remove the small bits", {"keep_largest": True}),
+    ],
+)
+def test_a_component_named_by_ordinal_wins_over_the_words_for_strays(text, args):
+    command = rules(text)
+    assert command.kind == "remove_component" and command.args == args
+
+
+@pytest.mark.parametrize(
+    ("text", "args"), [("go back one step", {"count": 1}), ("a step back", {"count": 1}), ("undo", {})]
+)
+def test_a_count_said_out_loud_is_kept_even_when_it_is_one(text, args):
+    command = rules(text)
+    assert command.kind == "undo" and command.args == args
