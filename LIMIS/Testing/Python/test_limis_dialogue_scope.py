@@ -286,3 +286,27 @@ def test_a_component_named_by_ordinal_wins_over_the_words_for_strays(text, args)
 def test_a_count_said_out_loud_is_kept_even_when_it_is_one(text, args):
     command = rules(text)
     assert command.kind == "undo" and command.args == args
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("it's not leaking, it's missing part of the organ", "undersegmented"),
+        ("it's not too big, it's too small", "undersegmented"),
+        ("it is not too small, it spills into the fat", "oversegmented"),
+        ("it creeps into the bowel", "oversegmented"),
+        ("it chopped off the tip", "undersegmented"),
+        ("it fails to cover the top", "undersegmented"),
+        ("the contrast here is terrible", "low_contrast"),
+        ("I can barely tell it apart from the fat", "low_contrast"),
+        ("not enough contrast", "low_contrast"),
+    ],
+)
+def test_problem_cues_are_word_classes_and_a_negated_cue_drops_its_problem(text, problem):
+    command = rules(text)
+    assert command.kind == "guided" and command.args == {"problem": problem}
+
+
+def test_a_problem_that_is_only_denied_is_no_guided_strategy():
+    assert rules("it is not leaking").kind != "guided"
+    assert rules("please segment the kidney of the left side").args == {"target": "kidney left"}
