@@ -133,6 +133,7 @@ _LEADS = words_of(
 _SPLIT = re.compile(
     r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+-+\s+"
     r"|\s+(?:but|instead(?! of)|then|rather(?! than| not| you| we| i\b))\s+"
+    r"|\s+(?=(?:instead of|rather than)\b)"  # "keep X instead of removing Y": Y's clause is declined
 )
 
 
@@ -173,11 +174,9 @@ def guard_negation(
     """``command`` unless it is an action the text negates (see the module docstring)."""
     if command.kind == "help" or command.args.get("ambiguous"):
         return command
-    raw = [part for part in _SPLIT.split(text) if part.strip()]
-    if len(raw) == 1:
-        from .scope import split_after_contrast
+    from .scope import refine_clauses
 
-        raw = split_after_contrast(text, context, parse) or raw
+    raw = refine_clauses([part for part in _SPLIT.split(text) if part.strip()], text, context, parse)
     clauses = [normalise(part) for part in raw]
     negated_kinds: set[str] = set()
     positive_kinds: set[str] = set()

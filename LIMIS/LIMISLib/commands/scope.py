@@ -17,12 +17,33 @@ from .base import Command, ParseContext
 from .dialogue import STOP_HEADS
 from .lexicon import normalise, organ_words, words_of
 
-_SPLIT = re.compile(r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+(?:but|instead|rather|and not)\s+|\s+-+\s+")
+#: Clause boundaries: punctuation, "but", "and not", a bare "instead"/"rather", and the start of
+#: "instead of X" / "rather than X" (which stays with its clause: it declines X).
+_SPLIT = re.compile(
+    r"\s*(?:[,;:!?]|\.(?!\d))+\s*|\s+(?:but|and not)\s+|\s+instead(?! of\b)\s+|\s+rather(?! than\b)\s+"
+    r"|\s+(?=(?:instead of|rather than)\b)|\s+-+\s+"
+)
+#: "... and <verb> ...": a new clause when one of the two is negated ("don't propagate and do a
+#: centre click instead"); built from the frame grammar's verb classes.
+_AND_VERB = None
+
+
+def _and_verb() -> re.Pattern:
+    global _AND_VERB
+    if _AND_VERB is None:
+        from .frames import VERBS
+
+        verbs = sorted(frozenset().union(*VERBS.values()) | {"do", "use", "make", "try", "just", "then"})
+        _AND_VERB = re.compile(rf"\s+and\s+(?=(?:{'|'.join(map(re.escape, verbs))})\b)", re.IGNORECASE)
+    return _AND_VERB
+
+
 _INTERJECTIONS = words_of("no nope nah wait oh ok okay hmm sorry oops whoops hey so well actually no")
 _NEGATED = re.compile(
     rf"^(?:(?:no|nope|nah|wait|oh)\s+)*"
     rf"(?:{STOP_HEADS}|not|no|instead of|rather than|avoid|refrain from|skip)\b\s*(.*)$"
 )
+_BARE_STOP = re.compile(r"(?:stop|halt|hold on|hang on|wait a (?:second|sec|moment|minute))")
 _PRONOUNS = re.compile(r"\b(it|one|that|this)\b")
 _RETRACTION = re.compile(
     r"(?:no |oh )?(?:never mind|nevermind|forget (?:it|that)|scratch that|sorry|no wait|wait)"
@@ -35,6 +56,8 @@ def _object_of(clause: str) -> str | None:
 
     objects = frozenset().union(*OBJECTS.values())
     for word in reversed(clause.split()):
+        if word.isdigit():
+            continue  # an amount, not an object
         if word in objects or (word in organ_words() and word not in {"left", "right"}):
             return word
     # no noun: a verb that acts on one object only ("don't grow it" -> the box)
@@ -62,28 +85,44 @@ def split_after_contrast(
     match = _CONTRAST.match(text)
     if not match or len(match.group(2).split()) > 12:
         return None  # a command is short; each split point costs a parse
-    found = _split_after_contrast(match.group(2), context, parse)
+    found = _split_after_contrast(match.group(2), context, parse, verb_start=False)
     return list(found) if found else None
 
 
 @lru_cache(maxsize=256)
 def _split_after_contrast(
-    rest: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
+    rest: str,
+    context: ParseContext | None,
+    parse: Callable[[str, ParseContext | None], Command | None],
+    verb_start: bool = False,
 ) -> tuple[str, str] | None:
-    """(cached: the scope rule and the negation guard both ask for the same text)"""
+    """(cached: the scope rule and the negation guard both ask for the same text). ``verb_start``:
+    the wanted action is a new clause, so it starts with a command verb ("don't move it left move it
+    right"), never in the middle of the declined one ("don't move the box up and left")."""
+    from .frames import VERBS
     from .guard import kinds_named
 
     words = rest.split()
+    # verbs proper: not the comparatives and particles the classes also hold ("up 10 slices" is no clause)
+    verbs = frozenset().union(*VERBS.values()) - {"up", "down", "back", "higher", "lower", "bigger", "larger"}
+    verbs -= {"smaller", "stricter", "lenient"}
     for i in range(1, len(words)):
+        if verb_start and words[i] not in verbs:
+            continue
         declined = kinds_named(normalise(" ".join(words[:i])))
         if not declined:
             continue  # the declined part must name an action or an object ("the bone window")
         tail = normalise(" ".join(words[i:]))
         if not declined & kinds_named(tail):
             continue  # a contrast is like for like ("the bone window" / "the liver window")
-        command = parse(tail, context)
-        if command is not None and command.kind not in {"unknown", "reject", "accept", "answer"}:
-            return f"not {' '.join(words[:i])}", " ".join(words[i:])
+        tails = [tail]
+        carried = _object_of(normalise(" ".join(words[:i])))
+        if carried and _PRONOUNS.search(tail):
+            tails.insert(0, _PRONOUNS.sub(f"the {carried}", tail, count=1))  # "shrink it grow it by 4"
+        for variant in tails:
+            command = parse(variant, context)
+            if command is not None and command.kind not in {"unknown", "reject", "accept", "answer"}:
+                return f"not {' '.join(words[:i])}", " ".join(words[i:])
     return None
 
 
@@ -91,10 +130,36 @@ def split_clauses(
     text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
 ) -> list[str]:
     """The raw clauses of a text: split at punctuation and contrast words, or after "rather than X"."""
-    raw = [part for part in _SPLIT.split(text) if part.strip()]
+    raw = [part for part in _SPLIT.split(text) if part and part.strip()]
+    return refine_clauses(raw, text, context, parse)
+
+
+def refine_clauses(
+    raw: list[str],
+    text: str,
+    context: ParseContext | None,
+    parse: Callable[[str, ParseContext | None], Command | None],
+) -> list[str]:
+    """Clauses split further where no punctuation marks them (shared with the negation guard):
+    "... and <verb> ..." next to a negated clause, then "rather than X Y" and "don't X Y"."""
+    if any(_NEGATED.match(normalise(part)) for part in raw):
+        raw = [piece for part in raw for piece in _and_verb().split(part) if piece.strip()]
     if len(raw) == 1:
-        raw = split_after_contrast(text, context, parse) or raw
+        raw = split_after_contrast(text, context, parse) or split_after_negation(text, context, parse) or raw
     return raw
+
+
+def split_after_negation(
+    text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
+) -> list[str] | None:
+    """ "don't shrink it grow it by 12 pixels": no comma, so the wanted action starts where a tail of
+    the same kind as the declined head reads as a command (like for like, as after "rather than")."""
+    normalised = normalise(text)
+    match = _NEGATED.match(normalised)
+    if not match or not match.group(1) or len(match.group(1).split()) > 12:
+        return None
+    found = _split_after_contrast(match.group(1), context, parse, verb_start=True)
+    return list(found) if found else None
 
 
 def scoped_command(
@@ -112,7 +177,10 @@ def scoped_command(
         rest = parse(normalise(" ".join(raw[1:])), context)
         if rest is not None and rest.kind != "unknown":
             return rest  # "never mind, keep it": the first clause takes back what was said before
-    clauses = [c for c in clauses if c and not set(c.split()) <= _INTERJECTIONS]
+    # interjections and a bare "stop" / "wait" before the real clauses say nothing by themselves
+    clauses = [
+        c for c in clauses if c and not set(c.split()) <= _INTERJECTIONS and not _BARE_STOP.fullmatch(c)
+    ]
     negated = [c for c in clauses if (m := _NEGATED.match(c)) and m.group(1)]
     positive = [c for c in clauses if c not in negated]
     if not negated or not positive:

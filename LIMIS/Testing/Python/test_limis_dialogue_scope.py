@@ -310,3 +310,28 @@ def test_problem_cues_are_word_classes_and_a_negated_cue_drops_its_problem(text,
 def test_a_problem_that_is_only_denied_is_no_guided_strategy():
     assert rules("it is not leaking").kind != "guided"
     assert rules("please segment the kidney of the left side").args == {"target": "kidney left"}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("okay so um don't shrink it grow it by twelve pixels", "resize_box", {"pixels": 12}),
+        ("don't move it left move it right", "move_box", {"direction": "right"}),
+        ("don't move the box left by 5 move it right by 3", "move_box", {"direction": "right", "pixels": 3}),
+        ("What if we don't propagate and do a center click instead?", "center_click", {}),
+        ("stop, don't segment the pancreas, segment the spleen", "segment", {"target": "spleen"}),
+        (
+            "no, keep only the biggest component instead of removing number 2",
+            "remove_component",
+            {"keep_largest": True},
+        ),  # noqa: E501
+    ],
+)
+def test_a_new_clause_after_a_negation_is_the_command_even_without_a_comma(text, kind, args):
+    command = rules(text)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize("text", ["don't move the box up and left", "don't propagate and don't move the box"])
+def test_a_negation_over_one_clause_with_and_still_declines(text):
+    assert rules(text).kind == "reject"
