@@ -20,10 +20,30 @@ _HELP_QUESTION = (
 )
 
 
+#: A question about what may be typed, anywhere in a sentence: a question word, the user as
+#: subject, a modal of ability or permission, a verb of saying ("what I'm allowed to type",
+#: "could you tell me what I am able to enter"), or a request to list the commands.
+_MODAL = (
+    r"can|could|may|might|should|am able to|are able to|am allowed to|are allowed to|am supposed to|may i"
+)
+_SAY = r"say|type|write|enter|ask|input|tell you|use|do here"
+_WHAT_TO_SAY = (
+    rf"\b(?:what|which|how much) (?:\w+ ){{0,2}}"
+    rf"(?:(?:i|we) (?:{_MODAL})|(?:am i|are we) (?:able|allowed|supposed) to"
+    rf"|(?:can|could|may|should|do) (?:i|we))"
+    rf"(?: \w+)? (?:{_SAY})\b"
+    r"|\b(?:list|show|give|tell) (?:me )?(?:the |all |all the |your |available |possible )*"
+    r"(?:commands|command list|instructions)\b"
+)
+
+
 def _rule_help(text: str, context: ParseContext | None) -> Command | None:
-    """ "help", "what can I say", "list the commands", "I'm lost": help words and question words only."""
+    """ "help", "what can I say", "list the commands", "I'm lost": help words and question words only,
+    or a question about what may be typed anywhere in the sentence."""
     words = set(text.split())
     if words <= _HELP_WORDS and (words & _HELP_MARKERS or re.search(_HELP_QUESTION, text)):
+        return Command("help")
+    if re.search(_WHAT_TO_SAY, text):
         return Command("help")
     return None
 

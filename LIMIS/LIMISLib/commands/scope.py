@@ -105,9 +105,11 @@ def _split_after_contrast(
     words = rest.split()
     # verbs proper: not the comparatives and particles the classes also hold ("up 10 slices" is no clause)
     verbs = frozenset().union(*VERBS.values()) - {"up", "down", "back", "higher", "lower", "bigger", "larger"}
+    # ("lower it" / "raise the threshold" are verbs again when an object follows)
     verbs -= {"smaller", "stricter", "lenient"}
     for i in range(1, len(words)):
-        if verb_start and words[i] not in verbs:
+        particle_verb = words[i] in {"lower", "raise"} and words[i + 1 : i + 2] in (["it"], ["the"], ["that"])
+        if verb_start and words[i] not in verbs and not particle_verb:
             continue
         declined = kinds_named(normalise(" ".join(words[:i])))
         if not declined:

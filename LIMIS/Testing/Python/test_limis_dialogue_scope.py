@@ -324,7 +324,7 @@ def test_a_problem_that_is_only_denied_is_no_guided_strategy():
             "no, keep only the biggest component instead of removing number 2",
             "remove_component",
             {"keep_largest": True},
-        ),  # noqa: E501
+        ),
     ],
 )
 def test_a_new_clause_after_a_negation_is_the_command_even_without_a_comma(text, kind, args):
@@ -335,3 +335,15 @@ def test_a_new_clause_after_a_negation_is_the_command_even_without_a_comma(text,
 @pytest.mark.parametrize("text", ["don't move the box up and left", "don't propagate and don't move the box"])
 def test_a_negation_over_one_clause_with_and_still_declines(text):
     assert rules(text).kind == "reject"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm not sure what I'm allowed to type, could you list the commands?",
+        "Can you tell me what I'm able to type in this box?",
+        "which things am I supposed to say",
+    ],
+)
+def test_a_question_about_what_may_be_typed_is_help_anywhere_in_the_sentence(text):
+    assert rules(text).kind == "help"
