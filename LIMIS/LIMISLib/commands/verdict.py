@@ -17,7 +17,7 @@ from .lexicon import words_of
 ACCEPT_WORDS = words_of(
     "accept accepted keep ok okay k good better fine great perfect nice excellent lovely super cool awesome"
     " brilliant apply confirm confirmed approve approved agreed sure works improvement improved happy take"
-    " next continue proceed"
+    " next continue proceed agree agrees acceptable satisfactory satisfied"
 )
 REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
@@ -34,6 +34,9 @@ NEUTRAL_WORDS = words_of(
     " wanted want needed need meant exactly me by for to of get on all right also then wrong original"
     " earlier last these those definitely absolutely totally certainly surely clearly obviously far slightly"
     " bit little thing cheers ta thx ty them of"
+    # conversational frame around a verdict ("sorry to bother you, but I think that result is fine")
+    " you sorry bother think believe guess feel say but so enough actually honestly segmentation here there"
+    " please"
 )
 
 _HESITATION = words_of("sure certain unsure know about yet")

@@ -347,3 +347,20 @@ def test_a_negation_over_one_clause_with_and_still_declines(text):
 )
 def test_a_question_about_what_may_be_typed_is_help_anywhere_in_the_sentence(text):
     assert rules(text).kind == "help"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sorry to bother you, but I think that result is actually fine, so I'd like to accept it.",
+        "Yes, I am agree with this one, please accept.",
+        "good enough, accept",
+        "honestly I believe this is acceptable",
+    ],
+)
+def test_a_verdict_inside_a_conversational_frame_is_still_a_verdict(text):
+    assert rules(text, "proposal").kind == "accept"
+
+
+def test_a_negated_verdict_in_a_conversational_frame_rejects():
+    assert rules("sorry, but I think it is not fine", "proposal").kind == "reject"
