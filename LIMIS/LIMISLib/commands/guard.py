@@ -110,8 +110,8 @@ _CUE = re.compile(
     r"|\bas it is\b|\b(?:is|are) fine\b|\bstop\b|\bhalt\b|\bcease\b|\bquit\b|\bcancel\b"
     r"|\babort\b|\bskip\b|\bhold off\b|\bavoid\b|\brefrain\b|\bforget\b|\binstead of\b|\brather than\b"
     r"|\bleave (?:\w+ ){0,3}(?:alone|as it is|as is|where it is|be)\b|\bdo not (?:touch|bother)\b"
-    r"|\bwithout\b|\bno\s+(?=\w+(?:ing|ion|ions)\b)"
-    r"|\bno\s+(?=(?:\w+\s+)?(?:undo|examples?|ensemble|clicks?|window|changes?|threshold|box)\b)"
+    r"|\bwithout\b|(?<!yes )\bno\s+(?=\w+(?:ing|ion|ions)\b)"  # "yes/no questions" negates nothing
+    r"|(?<!yes )\bno\s+(?=(?:\w+\s+)?(?:undo|examples?|ensemble|clicks?|window|changes?|threshold|box)\b)"
 )
 #: "why don't we propagate", "can't you propagate": a question proposing the action, not a negation.
 _PROPOSAL = re.compile(r"\bwhy (?:do|did|would|should) not (?:we|you|i)\b|\b(?:can|could) not (?:we|you)\b")

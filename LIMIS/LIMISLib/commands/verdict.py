@@ -37,6 +37,8 @@ NEUTRAL_WORDS = words_of(
     # conversational frame around a verdict ("sorry to bother you, but I think that result is fine")
     " you sorry bother think believe guess feel say but so enough actually honestly segmentation here there"
     " please"
+    # what is pending ("none of these examples, discard them", "don't take any of them")
+    " examples example options option suggestions corrections candidates proposals any"
 )
 
 _HESITATION = words_of("sure certain unsure know about yet")

@@ -364,3 +364,18 @@ def test_a_verdict_inside_a_conversational_frame_is_still_a_verdict(text):
 
 def test_a_negated_verdict_in_a_conversational_frame_rejects():
     assert rules("sorry, but I think it is not fine", "proposal").kind == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("none of these examples, please discard them", "examples", "reject", {}),
+        ("don't take any of them", "examples", "reject", {}),
+        ("I believe this region is included, yes", "question", "answer", {"value": True}),
+        ("I am pretty sure it is not part of it", "question", "answer", {"value": False}),
+        ("Show me the uncertain regions and ask me yes/no questions", None, "critical_regions", {}),
+    ],
+)
+def test_replies_framed_in_conversation_keep_their_meaning(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
