@@ -94,7 +94,33 @@ def _rule_ambiguous(text: str, context: ParseContext | None) -> Command | None:
     for pattern, candidates in _AMBIGUOUS:
         if re.fullmatch(pattern, text):
             return Command("unknown", {"suggestions": list(candidates), "ambiguous": True})
-    return None
+    return _verb_without_object(text)
+
+
+#: What a size or level verb does to each object ("increase" grows the box or raises the threshold).
+_VERB_CLASS_EXAMPLES = {
+    "grow": "enlarge the box by 10 pixels",
+    "shrink": "shrink the box by 10 pixels",
+    "raise": "raise the threshold",
+    "lower": "lower the threshold",
+}
+
+
+def _verb_without_object(text: str) -> Command | None:
+    """ "increase it", "reduce that a bit": a verb whose classes act on different objects (box size,
+    threshold) and no object named: ask which."""
+    from .frames import VERBS
+
+    match = re.fullmatch(
+        r"(\w+)(?: (?:it|that|this|them))?(?: (?:a bit|a little|slightly|a lot|more|please|again|up|down))*",
+        text,
+    )
+    if not match:
+        return None
+    classes = [cls for cls in _VERB_CLASS_EXAMPLES if match.group(1) in VERBS[cls]]
+    if len(classes) < 2:
+        return None
+    return Command("unknown", {"suggestions": [_VERB_CLASS_EXAMPLES[c] for c in classes], "ambiguous": True})
 
 
 #: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").

@@ -379,3 +379,21 @@ def test_a_negated_verdict_in_a_conversational_frame_rejects():
 def test_replies_framed_in_conversation_keep_their_meaning(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("increase it", {"resize_box", "threshold"}),
+        ("decrease it a bit", {"resize_box", "threshold"}),
+        ("loosen it", {"resize_box", "threshold"}),
+    ],
+)
+def test_a_verb_that_fits_two_objects_without_one_named_asks_which(text, kinds):
+    command = rules(text)
+    assert command.kind == "unknown" and command.args["ambiguous"] is True
+    assert {rules(s).kind for s in command.args["suggestions"]} == kinds
+
+
+def test_the_same_verb_with_its_object_is_the_command():
+    assert rules("increase the threshold").args == {"delta": 0.1}
