@@ -530,6 +530,28 @@ def _correct(token: str) -> str:
     return match[0] if match else token
 
 
+#: Units a dictated number is counted in ("move it up for pixels" = four pixels).
+_COUNTED = {"pixels", "pixel", "px", "mm", "millimeters", "millimetres", "slices", "slice", "steps", "times"}
+_DIRECTION_CONTEXT = {"move", "box", "shift", "push", "nudge", "drag", "slide", "the", "it", "go", "more"}
+
+
+def _homophones(tokens: list[str]) -> list[str]:
+    """Speech-to-text homophones, only where the reading is unambiguous: "write" after a move or
+    "the box" is the direction (not after I/to/can: "what can I write"); "for"/"to"/"too" right before
+    a counted unit are the numbers 4 and 2 ("propagate up for slices")."""
+    out = list(tokens)
+    for i, token in enumerate(tokens):
+        before = tokens[i - 1] if i else ""
+        after = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token == "write" and before in _DIRECTION_CONTEXT:
+            out[i] = "right"
+        elif token == "for" and after in _COUNTED and not before.isdigit():
+            out[i] = "4"
+        elif token in {"to", "too"} and after in _COUNTED and not before.isdigit():
+            out[i] = "2"
+    return out
+
+
 def _words_to_numbers(tokens: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
@@ -639,6 +661,7 @@ def normalise(text: str) -> str:
             tokens.append(token.replace("'", ""))
     # typo correction costs a fuzzy search per new word: a command is short, so only its first words
     tokens = [_correct(t) for t in tokens[:MAX_CORRECTED_WORDS]] + tokens[MAX_CORRECTED_WORDS:]
+    tokens = _homophones(tokens)
     tokens = _words_to_numbers(tokens)
     joined = " " + " ".join(tokens) + " "
     joined = re.sub(r" no thank(s| you) ", " reject ", joined)

@@ -397,3 +397,19 @@ def test_a_verb_that_fits_two_objects_without_one_named_asks_which(text, kinds):
 
 def test_the_same_verb_with_its_object_is_the_command():
     assert rules("increase the threshold").args == {"delta": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("um move the box write ten pixels", "move_box", {"direction": "right", "pixels": 10}),
+        ("propagate up for slices", "propagate", {"direction": "up", "slices": 4}),
+        ("undo to times", "undo", {"count": 2}),
+        ("what can I write", "help", {}),
+        ("go back to step 2", "revert", {"step": 2}),
+        ("propagate for 10 slices", "propagate", {"slices": 10}),
+    ],
+)
+def test_dictation_homophones_only_where_unambiguous(text, kind, args):
+    command = rules(text)
+    assert command.kind == kind and command.args == {**command.args, **args}
