@@ -61,6 +61,9 @@ def accuracy_section() -> None:
         "issue-11 batch 3": load("limis_phrasings_issue11_batch3.json"),
         "issue-11 batch 4": load("limis_phrasings_issue11_batch4.json"),
         "issue-11 batch 5": load("limis_phrasings_issue11_batch5.json"),
+        "issue-11 batch 6": load("limis_phrasings_issue11_batch6.json"),
+        "issue-11 batch 7": load("limis_phrasings_issue11_batch7.json"),
+        "issue-11 dev 7": load("limis_phrasings_issue11_dev7.json"),
     }
     issue11 = [p for name, items in groups.items() if name.startswith("issue-11") for p in items]
     groups["issue-11 negation/scope"] = [p for p in issue11 if p.get("subset") == "negation"]
@@ -128,6 +131,9 @@ def latency_section(repeats: int) -> None:
             "limis_phrasings_issue11_batch3.json",
             "limis_phrasings_issue11_batch4.json",
             "limis_phrasings_issue11_batch5.json",
+            "limis_phrasings_issue11_batch6.json",
+            "limis_phrasings_issue11_batch7.json",
+            "limis_phrasings_issue11_dev7.json",
         )
         for p in load(name)
     ]

@@ -413,3 +413,25 @@ def test_the_same_verb_with_its_object_is_the_command():
 def test_dictation_homophones_only_where_unambiguous(text, kind, args):
     command = rules(text)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("carry the mask over to the adjacent slices", "both"),
+        ("copy this up", "up"),
+        ("push the contour through the whole stack", "both"),
+        ("bring the segmentation down", "down"),
+        ("extend the segmentation caudally", "down"),
+    ],
+)
+def test_propagation_from_word_classes(text, direction):
+    command = rules(text)
+    assert command.kind == "propagate" and command.args["direction"] == direction
+
+
+@pytest.mark.parametrize(
+    "text", ["move the box up", "apply the bone window", "the box extends over the organ"]
+)
+def test_spreading_verbs_on_other_objects_are_not_propagation(text):
+    assert rules(text).kind != "propagate"
