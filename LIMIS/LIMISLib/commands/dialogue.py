@@ -192,6 +192,16 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
         return Command("unknown", {"suggestions": list(CANCEL_CANDIDATES), "ambiguous": True})
     if head == "cancel" and re.fullmatch(r"what you (just )?did|the last (step|change|action)", rest):
         return None  # an explicit undo
+    belief = re.fullmatch(r"(?:think|believe|feel|reckon|suppose)(?: that)?\s+(.+)", rest)
+    if head == "do not" and belief:
+        # "I don't think it's part of it": a denied belief is the opposite answer or verdict
+        from .answer import rule_answer
+
+        said = rule_answer(belief.group(1), context)
+        if said is not None and said.kind == "answer":
+            return Command("answer", {"value": not said.args["value"]})
+        if said is not None and said.kind in {"accept", "reject"}:
+            return Command("reject" if said.kind == "accept" else "accept")
     if head in {"do not", "never"}:
         rest = re.sub(r"^(?:want|like|need)(?: to)?\b\s*", "", rest)
     if not rest or re.fullmatch(

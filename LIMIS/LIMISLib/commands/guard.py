@@ -172,8 +172,8 @@ def guard_negation(
     parse: Callable[[str, ParseContext | None], Command | None],
 ) -> Command:
     """``command`` unless it is an action the text negates (see the module docstring)."""
-    if command.kind == "help" or command.args.get("ambiguous"):
-        return command
+    if command.kind in {"help", "answer"} or command.args.get("ambiguous"):
+        return command  # an answer carries its own negation ("I don't think it's part of it" = no)
     from .scope import refine_clauses
 
     raw = refine_clauses([part for part in _SPLIT.split(text) if part.strip()], text, context, parse)

@@ -32,6 +32,9 @@ WRONG_PART = (
     r"|missed it completely|not even close"
     r"|(segmented|found|picked|got|selected) the (\w+ )?(spleen|liver|kidney|stomach|bowel|colon|aorta|heart"
     r"|muscle|bone) instead"
+    # what was done and what was wanted ("you got the stomach, I wanted the spleen")
+    r"|(?:got|segmented|found|picked|selected|gave me|did|outlined|contoured) (?:the )?\w+(?: \w+)? (?:but )?"
+    r"(?:i|we) (?:wanted|asked for|meant|needed|requested|asked you for)"
     r"|(that|this|it) is the \w+( \w+)? not the|that is not it|this is not it|not the organ i (want|wanted"
     r"|meant|asked for)|looking at the wrong|in the wrong (place|spot|area|part)"
 )

@@ -23,9 +23,10 @@ REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
     " trash rid bad remove delete erase none meh rubbish garbage awful terrible useless horrible"
 )
-NEGATION_WORDS = words_of("no not nope never")
-#: Negations that turn the verdict word after them ("not better"); a leading "no" may be an interjection.
-_SCOPING_NEGATIONS = words_of("not never")
+NEGATION_WORDS = words_of("no not nope never none neither")
+#: Negations that turn the verdict word after them ("not better", "none of them look right"); a
+#: leading "no" may be an interjection.
+_SCOPING_NEGATIONS = words_of("not never none neither")
 _KEEP_VERBS = words_of("keep accept take apply")
 NEUTRAL_WORDS = words_of(
     "that this it is the one ones yes yeah ya yea yep yup go let us i will version new an a much looks so"
@@ -52,6 +53,12 @@ _IDIOMS = (
     (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
     (r"\b(?:keep|prefer|want|use) (?:the |my )?(?:old|previous|original|earlier|last)\b", "discard"),
+    # a preference for what was there before ("I prefer what we had before", "I liked it the way it was")
+    (
+        r"\b(?:prefer|preferred|liked|rather have|want|wanted)\b(?: \w+){0,3} (?:before|the way it was"
+        r"|as it was|what (?:we|i|it|you) had)\b(?: before)?",
+        "discard",
+    ),
     (r"\b(?:do|did|does) not (?:want|like|need)\b", "discard"),
 )
 

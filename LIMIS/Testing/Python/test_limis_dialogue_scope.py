@@ -435,3 +435,19 @@ def test_propagation_from_word_classes(text, direction):
 )
 def test_spreading_verbs_on_other_objects_are_not_propagation(text):
     assert rules(text).kind != "propagate"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("I don't think it's part of the organ", "question", "answer", {"value": False}),
+        ("I don't believe it belongs", "question", "answer", {"value": False}),
+        ("I prefer what we had before", "proposal", "reject", {}),
+        ("none of them look right", "examples", "reject", {}),
+        ("you got the stomach, I wanted the spleen", None, "guided", {"problem": "wrong_part"}),
+        ("delineate the whole right lung", None, "unknown", {"ambiguous": True}),
+    ],
+)
+def test_dev_set_7b_generalisations(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
