@@ -193,6 +193,13 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
     if head == "cancel" and re.fullmatch(r"what you (just )?did|the last (step|change|action)", rest):
         return None  # an explicit undo
     belief = re.fullmatch(r"(?:think|believe|feel|reckon|suppose)(?: that)?\s+(.+)", rest)
+    if head in {"do not", "never"} and not belief and context is not None and context.pending == "question":
+        # "no, don't include it" to a yes/no question: the opposite answer
+        from .answer import rule_answer
+
+        said = rule_answer(rest, context)
+        if said is not None and said.kind == "answer":
+            return Command("answer", {"value": not said.args["value"]})
     if head == "do not" and belief:
         # "I don't think it's part of it": a denied belief is the opposite answer or verdict
         from .answer import rule_answer

@@ -73,7 +73,9 @@ _VERB_OBJECT = {"move": "box", "grow": "box", "shrink": "box", "raise": "thresho
 
 
 _CONTRAST = re.compile(
-    r"^\s*(instead of|rather than|not(?! (?:part|in|inside|included|sure|certain)\b))\s+(.+)$", re.IGNORECASE
+    r"^\s*(?:(?:no|nope|nah|wait|oh|sorry)[,\s]+)*"  # "no not the spleen the pancreas"
+    r"(instead of|rather than|not(?! (?:part|in|inside|included|sure|certain)\b))\s+(.+)$",
+    re.IGNORECASE,
 )
 
 

@@ -451,3 +451,15 @@ def test_spreading_verbs_on_other_objects_are_not_propagation(text):
 def test_dev_set_7b_generalisations(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("no not the spleen the pancreas", None, "segment", {"target": "pancreas"}),
+        ("no, don't include it", "question", "answer", {"value": False}),
+    ],
+)
+def test_a_negated_answer_or_contrast_after_an_interjection(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
