@@ -26,7 +26,7 @@ _HELP_QUESTION = (
 _MODAL = (
     r"can|could|may|might|should|am able to|are able to|am allowed to|are allowed to|am supposed to|may i"
 )
-_SAY = r"say|type|write|enter|ask|input|tell you|use|do here"
+_SAY = r"say|type|write|enter|ask|input|tell you|use|do(?: here| now| next)?$"
 _WHAT_TO_SAY = (
     rf"\b(?:what|which|how much) (?:\w+ ){{0,2}}"
     rf"(?:(?:i|we) (?:{_MODAL})|(?:am i|are we) (?:able|allowed|supposed) to"
@@ -34,6 +34,7 @@ _WHAT_TO_SAY = (
     rf"(?: \w+)? (?:{_SAY})\b"
     r"|\b(?:list|show|give|tell) (?:me )?(?:the |all |all the |your |available |possible )*"
     r"(?:commands|command list|instructions)\b"
+    r"|^what (?:\w+ ){0,3}(?:now|next)$"  # "what now", "what should I do next" (the filler "should i" gone)
 )
 
 

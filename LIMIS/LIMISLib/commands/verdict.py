@@ -69,6 +69,8 @@ def rule_verdict(text: str, context: ParseContext | None) -> Command | None:
 
     if re.search(rf"\b(?:{WRONG_PART})\b", text):
         return None
+    if re.match(r"(?:what|which|why|how|where|when)\b(?! a\b)", text):
+        return None  # a question ("what next?") is no verdict; "what a great result" is
     for pattern, word in _IDIOMS:
         text = re.sub(pattern, word, text)
     words = set(text.split())

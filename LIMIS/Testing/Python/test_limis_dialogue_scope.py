@@ -463,3 +463,12 @@ def test_dev_set_7b_generalisations(text, pending, kind, args):
 def test_a_negated_answer_or_contrast_after_an_interjection(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize("text", ["what should I do next", "what now", "what do I do now"])
+def test_a_question_about_the_next_step_is_help_not_a_verdict(text):
+    assert rules(text, "proposal").kind == "help"
+
+
+def test_an_exclamation_is_still_a_verdict():
+    assert rules("what a great result", "proposal").kind == "accept"
