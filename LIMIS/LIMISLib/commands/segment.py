@@ -17,12 +17,27 @@ _SEGMENT_VERBS = (
 )
 
 
-#: Words that ask for a segmentation wherever they stand in the sentence ("I'd like the aorta
-#: delineated", "begin segmenting the spleen", "produce a segmentation for the stomach").
+#: Shapes that ask for a segmentation wherever they stand in the sentence, built from one verb
+#: class (segment, outline, contour, delineate, annotate): the bare verb ("..., segment it"), its
+#: gerund after an aspect verb ("begin segmenting the spleen"), its participle after a wish ("I'd
+#: like the aorta delineated"), its noun after a making verb ("produce a segmentation for the
+#: stomach"), or a change of target ("work on", "switch over to", "start with").
+_VERB = r"(?:segment|outline|contour|delineate|annotate)"
+_STEM = r"(?:segment|outlin|contour|delineat|annotat)"
 _SEGMENT_INTENT = (
-    r"(?:segment|outline|contour|delineat|annotat)\w*|mask (?:of|for)|label (?:of|for)"
-    r"|(?:work|working|move|moving|go|going|switch|switching|change|changing)(?: over)? (?:on|onto|to)"
-    r"|(?:start|started|starting|begin|began|beginning|continue|continuing) (?:with|on)"
+    rf"\b{_VERB}\b"
+    rf"|\b(?:begin|start|continue|keep|commence|try|go on|mind)\w* (?:\w+ )?{_STEM}ing\b"
+    rf"|\b(?:like|want|need|see|get|have)\b(?: \w+){{0,4}} {_STEM}ed\b"
+    r"|\b(?:make|produce|create|do|perform|start|begin|initiate|run|get|give me|want|need|like|generate)\w*"
+    r" (?:a |the |an )?(?:new )?(?:segmentation|mask|contour|outline|delineation|annotation)s? (?:of|for)\b"
+    r"|\b(?:work|working|move|moving|go|going|switch|switching|change|changing)(?: over)? (?:on|onto|to)\b"
+    r"|\b(?:start|started|starting|begin|began|beginning|continue|continuing) (?:with|on)\b"
+)
+#: A question or report about what was done ("why did you segment the stomach") asks for nothing.
+_REPORT = (
+    r"\b(?:did|have|has|had|was|were|is|are) (?:you |it |we )?(?:\w+ )?"
+    r"(?:segment|outline|contour|delineate|annotate)\w*\b"
+    r"|\b(?:you|it|that|this|which|model) (?:\w+ )?(?:segmented|outlined|contoured|delineated|annotated)\b"
 )
 
 #: Words that name a group rather than one structure ("both lungs", "the whole left lung").
@@ -33,12 +48,8 @@ _SIDE_LETTERS = {"l": "left", "r": "right", "lt": "left", "rt": "right"}
 
 
 def _asks_to_segment(text: str) -> bool:
-    """A segmentation verb anywhere, unless it reports what was done ("it segmented the stomach too")."""
-    return bool(re.search(rf"\b(?:{_SEGMENT_INTENT})\b", text)) and not re.search(
-        r"\b(?:you|it|that|this|which|model|has|have|had|was|were|got|is|are) (?:\w+ )?"
-        r"(?:segmented|outlined|contoured|delineated|annotated)\b",
-        text,
-    )
+    """A request for a segmentation anywhere in the sentence, unless it reports what was done."""
+    return bool(re.search(_SEGMENT_INTENT, text)) and not re.search(_REPORT, text)
 
 
 def _group_members(candidate: str) -> list[str]:

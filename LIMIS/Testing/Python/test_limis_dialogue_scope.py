@@ -472,3 +472,16 @@ def test_a_question_about_the_next_step_is_help_not_a_verdict(text):
 
 def test_an_exclamation_is_still_a_verdict():
     assert rules("what a great result", "proposal").kind == "accept"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending"),
+    [
+        ("the segmentation of the liver looks good", "proposal"),
+        ("the liver segmentation is worse now", "proposal"),
+        ("why did you segment the stomach", None),
+        ("is the liver segmented?", None),
+    ],
+)
+def test_a_report_or_question_about_a_segmentation_is_no_request(text, pending):
+    assert rules(text, pending).kind != "segment"
