@@ -21,6 +21,8 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
         number = re.fullmatch(r"(\d+)", str(len(context.choices)))
     elif last and context.pending == "examples" and context.n_examples:
         number = re.fullmatch(r"(\d+)", str(context.n_examples))
+    if context.pending == "examples" and not number:
+        number = _picked_with_verdict(text)
     if context.pending == "examples" and number:
         return Command("accept", {"choice": int(number.group(1))}, source="context")
     if context.pending == "grid":
@@ -40,6 +42,21 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
 
 
 _CHOOSE = r"(?:i |we |let us )?(?:pick|take|choose|select|want|prefer|go with|use|will take|would take)?"
+
+
+def _picked_with_verdict(text: str) -> re.Match | None:
+    """ "number three looks best", "the 2nd one is good": one pick and otherwise verdict words."""
+    from .lexicon import ORDINALS
+    from .verdict import ACCEPT_WORDS, NEUTRAL_WORDS
+
+    picks = re.findall(rf"\b(?:number |no |option |example )?({'|'.join(ORDINALS)}|\d+)\b", text)
+    if len(picks) != 1:
+        return None
+    rest = set(re.sub(rf"\b(?:number|no|option|example|{picks[0]})\b", " ", text).split())
+    if not rest & ACCEPT_WORDS or not rest <= ACCEPT_WORDS | NEUTRAL_WORDS:
+        return None
+    value = ORDINALS.get(picks[0], picks[0])
+    return re.fullmatch(r"(\d+)", str(value))
 
 
 def _picked(text: str) -> re.Match | None:

@@ -638,6 +638,10 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<![\w.])\.(\d)", r"0.\1", text)  # ".5" -> "0.5"
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(\d)\s*(px|mm)\b", r"\1 \2", text)
+    # centimetres are ten millimetres ("shift the box 2cm left" = 20 mm)
+    text = re.sub(
+        r"(\d+(?:\.\d+)?)\s*(?:cm|centimet(?:er|re)s?)\b", lambda m: f"{float(m[1]) * 10:g} mm", text
+    )
     text = re.sub(r"(\d+)\s*/\s*(-?\d+)", r"\1 slash \2", text)
     text = re.sub(r"(?<![\w.])\+\s*(\d)", r"plus \1", text)
     text = re.sub(r"(?<![\w.])-\s*(\d)", r"-\1", text)

@@ -17,7 +17,7 @@ from .lexicon import words_of
 ACCEPT_WORDS = words_of(
     "accept accepted keep ok okay k good better fine great perfect nice excellent lovely super cool awesome"
     " brilliant apply confirm confirmed approve approved agreed sure works improvement improved happy take"
-    " next continue proceed agree agrees acceptable satisfactory satisfied"
+    " next continue proceed agree agrees acceptable satisfactory satisfied best"
 )
 REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
@@ -46,7 +46,11 @@ _HESITATION = words_of("sure certain unsure know about yet")
 
 #: Two- and three-word idioms with the meaning of one verdict word.
 _IDIOMS = (
-    (r"\b(?:looks|look|looked|is|seems) (?:right|correct|ok|okay)\b", "good"),
+    (
+        r"\b(?:looks|look|looked|is|seems)(?: about| quite| just| pretty| more or less)?"
+        r" (?:right|correct|ok|okay)\b",
+        "good",
+    ),
     (r"\b(?:well done|good job|sounds good|go ahead|do it|carry on|move on|all right|alright)\b", "good"),
     (r"\bi like (?:it|this|that|the new one)\b|\bspot on\b|\bthumbs up\b|\bship it\b|\bctrl y\b", "good"),
     (r"\bthumbs down\b|\bnever ?mind\b|\bforget (?:it|that)\b", "discard"),

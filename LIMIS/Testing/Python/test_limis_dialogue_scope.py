@@ -485,3 +485,17 @@ def test_an_exclamation_is_still_a_verdict():
 )
 def test_a_report_or_question_about_a_segmentation_is_no_request(text, pending):
     assert rules(text, pending).kind != "segment"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("looks about right to me", "proposal", "accept", {}),
+        ("number three looks best", "examples", "accept", {"choice": 3}),
+        ("the 2nd one is good", "examples", "accept", {"choice": 2}),
+        ("shift box 2cm left", None, "move_box", {"direction": "left", "mm": 20}),
+    ],
+)
+def test_picks_with_a_verdict_loose_idioms_and_centimetres(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
