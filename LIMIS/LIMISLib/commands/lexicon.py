@@ -628,6 +628,7 @@ def _comparative(match: re.Match) -> str:
 _SIDE_NOUNS = {"middle", "upper", "lower", "side"}
 
 
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """The text the rules see (see the module docstring)."""
     text = text.lower().replace("’", "'").replace("`", "'").strip()
