@@ -147,10 +147,21 @@ def refine_clauses(
     """Clauses split further where no punctuation marks them (shared with the negation guard):
     "... and <verb> ..." next to a negated clause, then "rather than X Y" and "don't X Y"."""
     if any(_NEGATED.match(normalise(part)) for part in raw):
-        raw = [piece for part in raw for piece in _and_verb().split(part) if piece.strip()]
+        raw = [piece for part in raw for piece in _split_and(part)]
     if len(raw) == 1:
         raw = split_after_contrast(text, context, parse) or split_after_negation(text, context, parse) or raw
     return raw
+
+
+def _split_and(part: str) -> list[str]:
+    """ "don't propagate and do a centre click instead": split at "and <verb>" only when the second
+    half marks itself as the alternative (instead, rather, just, then, do); "don't move the box and
+    shrink it" keeps one clause (the negation may cover both)."""
+    pieces = [piece for piece in _and_verb().split(part) if piece.strip()]
+    alternative = re.compile(r"\b(?:instead|rather|just|then|only)\b|^\s*do\b", re.IGNORECASE)
+    if len(pieces) > 1 and all(alternative.search(piece) for piece in pieces[1:]):
+        return pieces
+    return [part]
 
 
 def split_after_negation(

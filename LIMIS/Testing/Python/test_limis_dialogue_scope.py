@@ -332,7 +332,14 @@ def test_a_new_clause_after_a_negation_is_the_command_even_without_a_comma(text,
     assert command.kind == kind and command.args == {**command.args, **args}
 
 
-@pytest.mark.parametrize("text", ["don't move the box up and left", "don't propagate and don't move the box"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "don't move the box up and left",
+        "don't propagate and don't move the box",
+        "don't move the box and shrink it",
+    ],
+)
 def test_a_negation_over_one_clause_with_and_still_declines(text):
     assert rules(text).kind == "reject"
 
