@@ -240,6 +240,9 @@ _FILLER_PHRASES = (
 )
 
 
+#: Hesitation sounds however they are spelt ("uhh", "ummm", "hmmm", "ehm", "errr").
+_HESITATION_SOUND = re.compile(r"u+h+|u+m+|h+m+|e+h+m*|e+r+m*|a+h+")  # not "mm": millimetres
+
 _FILLER_WORDS = {
     "please",
     "kindly",
@@ -674,7 +677,7 @@ def normalise(text: str) -> str:
     joined = re.sub(r" (back to|return to|start from|start at|go to) square 1 ", r" \1 the start ", joined)
     for phrase in _FILLER_PHRASES:
         joined = joined.replace(f" {phrase} ", " ")
-    tokens = [t for t in joined.split() if t not in _FILLER_WORDS]
+    tokens = [t for t in joined.split() if t not in _FILLER_WORDS and not _HESITATION_SOUND.fullmatch(t)]
     if len(tokens) >= 2 and len(set(tokens)) == 1:  # "undo undo", "yes yes"
         tokens = tokens[:1]
     # leading interjections before a real command ("ok so move the box left")

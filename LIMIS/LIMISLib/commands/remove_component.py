@@ -22,8 +22,8 @@ _REMOVE = (
 
 def _rule_remove_component(text: str, context: ParseContext | None) -> Command | None:
     if re.search(
-        r"\b(keep|retain|leave|only)\b.*\b(largest|biggest|main|big|largest connected|major|dominant"
-        r"|primary)\b"
+        r"\b(keep|retain|leave|only|isolate|preserve|extract)\b.*"
+        r"\b(largest|biggest|main|big|largest connected|major|dominant|primary)\b"
         r"|\b(largest|biggest|main) (one|component|part|piece|blob|region|island|object) only\b"
         r"|\bonly the (largest|biggest|main)\b|^(the )?(largest|biggest) only$"
         r"|\b(except|but|other than|apart from|besides) (for )?the (largest|biggest|main)\b",

@@ -15,7 +15,7 @@ _UNDO_MARKERS = words_of(
 #: Words an undo may also contain ("undo the last change", "take that back", "oops wrong one").
 _UNDO_WORDS = _UNDO_MARKERS | words_of(
     "go step take roll move that it this the last one change action edit command thing what you just did your"
-    " a was to mask version again wrong sorry my bad please now quickly put way as"
+    " a was to mask version again wrong sorry my bad please now quickly put way as proposal suggestion"
 )
 _UNDO_VERBS = r"undo|go back|step back|back|roll back|revert|take back|jump back|move back|reverse|rewind"
 _COUNT_UNITS = r"times?|steps?|changes?|edits?|actions?|things?|ones?|moves?|clicks?"

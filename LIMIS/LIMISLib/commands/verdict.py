@@ -39,7 +39,7 @@ NEUTRAL_WORDS = words_of(
     " you sorry bother think believe guess feel say but so enough actually honestly segmentation here there"
     " please"
     # what is pending ("none of these examples, discard them", "don't take any of them")
-    " examples example options option suggestions corrections candidates proposals any"
+    " examples example options option suggestions corrections candidates proposals any rather would"
 )
 
 _HESITATION = words_of("sure certain unsure know about yet")
@@ -56,6 +56,10 @@ _IDIOMS = (
     (r"\bthumbs down\b|\bnever ?mind\b|\bforget (?:it|that)\b", "discard"),
     (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
+    (
+        r"\b(?:about|pretty much|basically|more or less|just|exactly) the same\b|\bno (?:different|better)\b",
+        "worse",
+    ),
     (r"\b(?:keep|prefer|want|use) (?:the |my )?(?:old|previous|original|earlier|last)\b", "discard"),
     # a preference for what was there before ("I prefer what we had before", "I liked it the way it was")
     (

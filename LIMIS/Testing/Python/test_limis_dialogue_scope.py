@@ -506,3 +506,19 @@ def test_a_report_or_question_about_a_segmentation_is_no_request(text, pending):
 def test_picks_with_a_verdict_loose_idioms_and_centimetres(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("I'd rather keep the previous one", "proposal", "reject", {}),
+        ("Honestly it's about the same", "proposal", "reject", {}),
+        ("undo that proposal", "proposal", "undo", {}),
+        ("uhh I think yes", "question", "answer", {"value": True}),
+        ("ummm move the box down 2mm", None, "move_box", {"direction": "down", "mm": 2}),
+        ("Isolate the largest connected component", None, "remove_component", {"keep_largest": True}),
+    ],
+)
+def test_hesitation_sounds_sameness_and_keep_verbs(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
