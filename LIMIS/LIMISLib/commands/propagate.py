@@ -51,9 +51,9 @@ def _rule_propagate(text: str, context: ParseContext | None) -> Command | None:
         return None
     whole = re.search(r"\b(?:whole|entire|complete|full) (.+)$", text)
     if whole:
-        from .segment import _group_members
+        from .segment import group_members
 
-        if _group_members(whole.group(1)):
+        if group_members(whole.group(1)):
             return None  # "delineate the whole right lung": a group of structures, not the volume
     direction = "both"
     if has(

@@ -52,7 +52,7 @@ def _asks_to_segment(text: str) -> bool:
     return bool(re.search(_SEGMENT_INTENT, text)) and not re.search(_REPORT, text)
 
 
-def _group_members(candidate: str) -> list[str]:
+def group_members(candidate: str) -> list[str]:
     """The structures a group name stands for ("left lung" -> its lobes, "kidneys" -> left and right);
     empty when ``candidate`` is one structure or no group."""
     from ..organ_vocabulary import vocabulary
@@ -102,7 +102,7 @@ def rule_segment(text: str, context: ParseContext | None) -> Command | None:
         return None
     sided = " ".join(_SIDE_LETTERS.get(w, w) for w in candidate.split())
     if len(candidate.split()) <= 5:
-        members = _group_members(sided)
+        members = group_members(sided)
         if members and not set(sided.split()) & {"lobe", "lobes"}:
             return _group_ask_back(members)
         try:
@@ -124,7 +124,7 @@ def _named_structure(words: list[str]) -> Command | None:
             if not _names_organ(words[start : start + length]):
                 continue
             span = " ".join(words[start : start + length])
-            members = _group_members(span) if "lobe" not in span else []
+            members = group_members(span) if "lobe" not in span else []
             if members:
                 return _group_ask_back(members)
             try:
