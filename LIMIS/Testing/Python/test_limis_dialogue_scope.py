@@ -522,3 +522,11 @@ def test_picks_with_a_verdict_loose_idioms_and_centimetres(text, pending, kind, 
 def test_hesitation_sounds_sameness_and_keep_verbs(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+def test_an_impossible_window_width_is_kept_as_said_and_refused_by_the_session():
+    assert rules("window 0 40").args == {"width": 0, "level": 40}
+    s = slice_session()
+    before = state(s)
+    reply = s.handle("window 0 40", semantic=False)
+    assert not reply.ok and "positive width" in reply.message and state(s) == before
