@@ -177,6 +177,38 @@ def split_after_negation(
     return list(found) if found else None
 
 
+def _names_object(clause: str) -> bool:
+    """Whether a clause names its object (a command object or an organ), not only implies it."""
+    from .frames import OBJECTS
+
+    objects = frozenset().union(*OBJECTS.values())
+    return any(
+        w in objects or (w in organ_words() and w not in {"left", "right"} and not w.isdigit())
+        for w in clause.split()
+    )
+
+
+def _elliptic(clause: str, carried: str) -> list[str]:
+    """A clause that leaves out the object the negated clause named: "not the left kidney, right"
+    (a side for the organ), "don't shrink the box by 5, shrink by 10" (a verb for the box)."""
+    words = clause.split()
+    if carried in organ_words():
+        return [f"{carried} {clause}"] if len(words) <= 2 else []
+    return [" ".join([words[0], "the", carried, *words[1:]])] if len(words) > 1 else []
+
+
+def _gapped(clause: str, negated: list[str]) -> str | None:
+    """ "don't go back 2 steps, just 1": only a new number, so the declined action with that number."""
+    amount = r"(?:just|only|instead|rather|but|make it)?\s*(-?\d+(?:\.\d+)?)(?: instead)?"
+    match = re.fullmatch(amount, clause)
+    if not match or len(negated) != 1:
+        return None
+    rest = _NEGATED.match(negated[0])
+    if rest is None or len(re.findall(r"-?\d+(?:\.\d+)?", rest.group(1))) != 1:
+        return None
+    return re.sub(r"-?\d+(?:\.\d+)?", match.group(1), rest.group(1), count=1)
+
+
 def scoped_command(
     text: str, context: ParseContext | None, parse: Callable[[str, ParseContext | None], Command | None]
 ) -> Command | None:
@@ -207,6 +239,11 @@ def scoped_command(
         if carried and _PRONOUNS.search(clause):
             article = "" if re.search(rf"\bthe\s+(?:\w+\s+)?{_PRONOUNS.pattern}", clause) else "the "
             variants.insert(0, _PRONOUNS.sub(f"{article}{carried}", clause, count=1))
+        elif carried and not _names_object(clause) and any(_names_object(c) for c in negated):
+            variants[:0] = _elliptic(clause, carried)
+        gapped = _gapped(clause, negated)
+        if gapped:
+            variants.insert(0, gapped)
         for variant in variants:
             command = parse(variant, context)
             if command is not None and command.kind != "unknown":

@@ -21,7 +21,7 @@ ACCEPT_WORDS = words_of(
 )
 REJECT_WORDS = words_of(
     "reject rejected discard worse skip forget throw drop nah cancel dismiss ignore ditch scrap bin toss"
-    " trash rid bad remove delete erase none meh rubbish garbage awful terrible useless horrible"
+    " trash rid bad remove delete erase none neither meh rubbish garbage awful terrible useless horrible"
 )
 NEGATION_WORDS = words_of("no not nope never none neither")
 #: Negations that turn the verdict word after them ("not better", "none of them look right"); a
@@ -54,6 +54,7 @@ _IDIOMS = (
     (r"\b(?:well done|good job|sounds good|go ahead|do it|carry on|move on|all right|alright)\b", "good"),
     (r"\bi like (?:it|this|that|the new one)\b|\bspot on\b|\bthumbs up\b|\bship it\b|\bctrl y\b", "good"),
     (r"\bthumbs down\b|\bnever ?mind\b|\bforget (?:it|that)\b", "discard"),
+    (r"\bnot (?:too |that |so )?bad\b(?: at all)?", "good"),  # litotes
     (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
     (

@@ -530,3 +530,20 @@ def test_an_impossible_window_width_is_kept_as_said_and_refused_by_the_session()
     before = state(s)
     reply = s.handle("window 0 40", semantic=False)
     assert not reply.ok and "positive width" in reply.message and state(s) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("not kidney left, right", None, "segment", {"target": "kidney right"}),
+        ("don't shrink the box by 5, shrink by 10", None, "resize_box", {"pixels": -10}),
+        ("don't go back 2 steps, just 1", None, "undo", {"count": 1}),
+        ("don't propagate 10 slices, only 4", None, "propagate", {"slices": 4}),
+        ("don't propagate up, propagate down", None, "propagate", {"direction": "down"}),
+        ("not bad at all", "proposal", "accept", {}),
+        ("neither of them", "examples", "reject", {}),
+    ],
+)
+def test_ellipsis_and_gapping_after_a_negated_clause(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
