@@ -32,6 +32,7 @@ _SEGMENT_INTENT = (
     r" (?:a |the |an )?(?:new )?(?:segmentation|mask|contour|outline|delineation|annotation)s? (?:of|for)\b"
     r"|\b(?:work|working|move|moving|go|going|switch|switching|change|changing)(?: over)? (?:on|onto|to)\b"
     r"|\b(?:start|started|starting|begin|began|beginning|continue|continuing) (?:with|on)\b"
+    r"|\b(?:do|tackle|handle|take|segment)\b(?: \w+)? next\b|\bnext (?:organ|structure|target)\b"
 )
 #: A question or report about what was done ("why did you segment the stomach") asks for nothing.
 _REPORT = (

@@ -55,6 +55,11 @@ _IDIOMS = (
     (r"\bi like (?:it|this|that|the new one)\b|\bspot on\b|\bthumbs up\b|\bship it\b|\bctrl y\b", "good"),
     (r"\bthumbs down\b|\bnever ?mind\b|\bforget (?:it|that)\b", "discard"),
     (r"\bnot (?:too |that |so )?bad\b(?: at all)?", "good"),  # litotes
+    # a point of view around a verdict ("from my side it looks fine", "in my opinion it's worse")
+    (
+        r"\b(?:from my (?:side|point of view|perspective|end)|in my (?:opinion|view)|to me|imo|personally)\b",
+        " ",
+    ),
     (r"\bgo(?:ing)? with (?:it|this|that|this one|that one|the new one)\b", "good"),
     (r"\b(?:did|does|do) not help\b|\bno (?:change|improvement)\b|\bleave it(?: as it was)?\b", "worse"),
     (

@@ -547,3 +547,17 @@ def test_an_impossible_window_width_is_kept_as_said_and_refused_by_the_session()
 def test_ellipsis_and_gapping_after_a_negated_clause(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("Honestly I think the spleen is what we should do next", None, "segment", {"target": "spleen"}),
+        ("the next organ is the pancreas", None, "segment", {"target": "pancreas"}),
+        ("From my side it looks fine, so please accept", "proposal", "accept", {}),
+        ("in my opinion it's worse", "proposal", "reject", {}),
+    ],
+)
+def test_next_target_and_a_point_of_view_around_a_verdict(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
