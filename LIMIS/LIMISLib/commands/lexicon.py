@@ -538,6 +538,25 @@ _COUNTED = {"pixels", "pixel", "px", "mm", "millimeters", "millimetres", "slices
 _DIRECTION_CONTEXT = {"move", "box", "shift", "push", "nudge", "drag", "slide", "the", "it", "go", "more"}
 
 
+#: Punctuation said out loud to a dictation program ("accept it full stop", "yes comma part of it").
+_DICTATED_PUNCTUATION = re.compile(
+    r"\s*\b(?:full stop|period|comma|question mark|exclamation (?:mark|point)|semicolon|new line"
+    r"|new paragraph)\b\s*",
+    re.IGNORECASE,
+)
+# ("colon" is not one: it is an organ)
+_SPOKEN_MARK = {"comma": ", ", "semicolon": "; ", "question mark": "? "}
+
+
+def dictated_punctuation(text: str) -> str:
+    """Spoken punctuation as the marks it names (clause boundaries stay boundaries), or nothing."""
+    if not _DICTATED_PUNCTUATION.search(text):
+        return text
+    return _DICTATED_PUNCTUATION.sub(
+        lambda m: _SPOKEN_MARK.get(" ".join(m.group(0).lower().split()), ". "), text
+    ).strip(" .")
+
+
 def _homophones(tokens: list[str]) -> list[str]:
     """Speech-to-text homophones, only where the reading is unambiguous: "write" after a move or
     "the box" is the direction (not after I/to/can: "what can I write"); "for"/"to"/"too" right before
@@ -546,7 +565,7 @@ def _homophones(tokens: list[str]) -> list[str]:
     for i, token in enumerate(tokens):
         before = tokens[i - 1] if i else ""
         after = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if token == "write" and before in _DIRECTION_CONTEXT:
+        if token in {"write", "rite", "wright"} and before in _DIRECTION_CONTEXT:
             out[i] = "right"
         elif token == "for" and after in _COUNTED and not before.isdigit():
             out[i] = "4"

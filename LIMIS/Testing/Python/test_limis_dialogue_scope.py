@@ -561,3 +561,19 @@ def test_ellipsis_and_gapping_after_a_negated_clause(text, pending, kind, args):
 def test_next_target_and_a_point_of_view_around_a_verdict(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("accept it full stop", "proposal", "accept", {}),
+        ("yes comma that's part of it", "question", "answer", {"value": True}),
+        ("don't shrink it comma grow it by four", None, "resize_box", {"pixels": 4}),
+        ("move the box to the rite", None, "move_box", {"direction": "right"}),
+        ("where is the colon", None, "segment", {"target": "colon"}),
+    ],
+)
+def test_dictated_punctuation_is_punctuation(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+    assert command.text == text
