@@ -34,6 +34,12 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
             text,
         ):
             return Command("accept", source="context")
+    named = re.fullmatch(r"(?:the |that )?(\w+)(?: one| option| thing)(?: please)?", text)
+    if context.choices and named and not number:
+        # "the threshold one": the only candidate whose words hold that word
+        holding = [i for i, choice in enumerate(context.choices) if named.group(1) in choice.lower().split()]
+        if len(holding) == 1:
+            number = re.fullmatch(r"(\d+)", str(holding[0] + 1))
     if context.choices and number and 1 <= int(number.group(1)) <= len(context.choices):
         chosen = _parse_choice(context.choices[int(number.group(1)) - 1])
         if chosen is not None:

@@ -577,3 +577,11 @@ def test_dictated_punctuation_is_punctuation(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
     assert command.text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("the threshold one", "threshold"), ("the box one", "resize_box")]
+)
+def test_a_candidate_named_by_a_word_only_it_holds(text, kind):
+    choices = ("shrink the box by 10 pixels", "raise the threshold", "you over-segmented")
+    assert rules(text, choices=choices).kind == kind
