@@ -64,6 +64,7 @@ def accuracy_section() -> None:
         "issue-11 batch 6": load("limis_phrasings_issue11_batch6.json"),
         "issue-11 batch 7": load("limis_phrasings_issue11_batch7.json"),
         "issue-11 dev 7": load("limis_phrasings_issue11_dev7.json"),
+        "issue-11 dev 7b": load("limis_phrasings_issue11_dev7b.json"),
     }
     issue11 = [p for name, items in groups.items() if name.startswith("issue-11") for p in items]
     groups["issue-11 negation/scope"] = [p for p in issue11 if p.get("subset") == "negation"]
@@ -143,6 +144,7 @@ def latency_section(repeats: int) -> None:
             "limis_phrasings_issue11_batch6.json",
             "limis_phrasings_issue11_batch7.json",
             "limis_phrasings_issue11_dev7.json",
+            "limis_phrasings_issue11_dev7b.json",
         )
         for p in load(name)
     ]
