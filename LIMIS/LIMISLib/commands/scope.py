@@ -224,6 +224,15 @@ def scoped_command(
         rest = parse(normalise(" ".join(raw[1:])), context)
         if rest is not None and rest.kind != "unknown":
             return rest  # "never mind, keep it": the first clause takes back what was said before
+    if (
+        clauses[0] in {"no", "nope", "nah"}
+        and not (context is not None and context.pending == "question")
+        and not any(_NEGATED.match(c) or re.search(r"\bnot\b", c) for c in clauses[1:])
+    ):
+        # "no, go back two steps": the "no" declines what is pending, the command says what to do
+        rest = parse(normalise(" ".join(raw[1:])), context)
+        if rest is not None and rest.kind not in {"unknown", "accept", "reject", "answer"}:
+            return rest
     # interjections and a bare "stop" / "wait" before the real clauses say nothing by themselves
     clauses = [
         c for c in clauses if c and not set(c.split()) <= _INTERJECTIONS and not _BARE_STOP.fullmatch(c)

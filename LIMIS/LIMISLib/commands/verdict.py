@@ -98,6 +98,9 @@ def rule_verdict(text: str, context: ParseContext | None) -> Command | None:
     accept, reject, negated = words & ACCEPT_WORDS, words & REJECT_WORDS, words & NEGATION_WORDS
     if reject and (not accept or negated):
         return Command("reject")
+    if reject and accept:
+        # "no thanks, I'm good": a keep word and a drop word, nothing to say which wins
+        return Command("unknown", {"suggestions": ["accept", "reject"], "ambiguous": True})
     if accept and words & _SCOPING_NEGATIONS:
         return Command("reject")  # "not better", "that is not an improvement"
     if accept and negated:

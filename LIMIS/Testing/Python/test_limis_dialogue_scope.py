@@ -585,3 +585,18 @@ def test_dictated_punctuation_is_punctuation(text, pending, kind, args):
 def test_a_candidate_named_by_a_word_only_it_holds(text, kind):
     choices = ("shrink the box by 10 pixels", "raise the threshold", "you over-segmented")
     assert rules(text, choices=choices).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("no, go back two steps", "proposal", "undo", {"count": 2}),
+        ("no, segment the spleen", "proposal", "segment", {"target": "spleen"}),
+        ("no, it's the aorta", "question", "answer", {"value": False}),
+        ("no, not the lung window, the mediastinum window", None, "window", {"preset": "mediastinum"}),
+        ("no thanks, I'm good", "proposal", "unknown", {"ambiguous": True}),
+    ],
+)
+def test_a_leading_no_before_a_command_and_mixed_verdicts(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
