@@ -77,6 +77,8 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
         if has(text, r"percent|pct") or (abs(value) >= 10.0 and float(value).is_integer()):
             value = value / 100.0
     as_step = has(text, r"by") or (not has(text, r"to|at|equal|equals|of|is") and abs(value or 0) < 0.3)
+    if value is not None and value < 0 and not has(text, r"to|at|equal|equals|of|is|set"):
+        return Command("threshold", {"delta": round(value, 4)})  # "threshold -0.05" is a step down
     if value is not None and sign and as_step:
         return Command("threshold", {"delta": round(sign * abs(value), 4)})
     if value is not None:

@@ -600,3 +600,10 @@ def test_a_candidate_named_by_a_word_only_it_holds(text, kind):
 def test_a_leading_no_before_a_command_and_mixed_verdicts(text, pending, kind, args):
     command = rules(text, pending)
     assert command.kind == kind and command.args == {**command.args, **args}
+
+
+def test_a_signed_threshold_number_is_a_step_and_a_set_negative_value_is_refused():
+    assert rules("threshold -0.05").args == {"delta": -0.05}
+    assert rules("threshold +0.1").args == {"delta": 0.1}
+    refused = rules("set the threshold to -0.2")
+    assert refused.kind == "unknown" and "0.01 to 0.99" in refused.args["reason"]
