@@ -28,6 +28,12 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
     if context.pending == "grid":
         if number and 1 <= int(number.group(1)) <= 16:
             return Command("grid_click", {"cell": int(number.group(1)), "positive": True}, source="context")
+        if number:
+            from .grid_click import refuse_cell
+
+            # a bare cell outside the grid: say which cells there are (the command's own refusal)
+            reason = refuse_cell({"cell": int(number.group(1))})
+            return Command("unknown", {"suggestions": ["positive click in cell 6"], "reason": reason})
         if re.fullmatch(
             r"(i am |we are )?(done|finished|that is (it|all|enough))( with (the )?(clicks|clicking|grid))?"
             r"( clicks| clicking)?|enough( clicks| clicking)?|no more( clicks)?|next|continue",

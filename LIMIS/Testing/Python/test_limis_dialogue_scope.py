@@ -607,3 +607,9 @@ def test_a_signed_threshold_number_is_a_step_and_a_set_negative_value_is_refused
     assert rules("threshold +0.1").args == {"delta": 0.1}
     refused = rules("set the threshold to -0.2")
     assert refused.kind == "unknown" and "0.01 to 0.99" in refused.args["reason"]
+
+
+@pytest.mark.parametrize("text", ["17", "0", "number 20"])
+def test_a_bare_cell_outside_the_grid_is_refused_with_the_range(text):
+    command = rules(text, "grid")
+    assert command.kind == "unknown" and "1 to 16" in command.args["reason"]
