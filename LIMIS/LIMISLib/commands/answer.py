@@ -24,6 +24,8 @@ ANSWER_VOCAB = (
         "that it this is part of the to organ structure region area one in does do definitely tissue"
         " a spot also bit piece zone really both those these they are too just only it at all way of"
         " something belong tissue just"
+        # the conversational frame around an answer ("I believe this region is included, yes")
+        " i we believe think guess would say am pretty fairly quite so well honestly actually sure"
     )
 )
 _IDIOMS = (

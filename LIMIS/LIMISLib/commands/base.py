@@ -91,3 +91,6 @@ class CommandSpec:
     examples: tuple[str, ...]
     rules: tuple[tuple[float, Rule], ...] = ()
     volume_handler: Callable[..., Reply] = route_to_active
+    #: ``refuse(args)`` -> why these arguments are impossible (the parser then answers ``unknown``
+    #: with that reason instead of the command), or None when they are fine.
+    refuse: Callable[[dict[str, Any]], str | None] | None = None

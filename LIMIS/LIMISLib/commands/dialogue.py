@@ -21,17 +21,31 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
         number = re.fullmatch(r"(\d+)", str(len(context.choices)))
     elif last and context.pending == "examples" and context.n_examples:
         number = re.fullmatch(r"(\d+)", str(context.n_examples))
+    if context.pending == "examples" and not number:
+        number = _picked_with_verdict(text)
     if context.pending == "examples" and number:
         return Command("accept", {"choice": int(number.group(1))}, source="context")
     if context.pending == "grid":
         if number and 1 <= int(number.group(1)) <= 16:
             return Command("grid_click", {"cell": int(number.group(1)), "positive": True}, source="context")
+        if number:
+            from .grid_click import refuse_cell
+
+            # a bare cell outside the grid: say which cells there are (the command's own refusal)
+            reason = refuse_cell({"cell": int(number.group(1))})
+            return Command("unknown", {"suggestions": ["positive click in cell 6"], "reason": reason})
         if re.fullmatch(
             r"(i am |we are )?(done|finished|that is (it|all|enough))( with (the )?(clicks|clicking|grid))?"
             r"( clicks| clicking)?|enough( clicks| clicking)?|no more( clicks)?|next|continue",
             text,
         ):
             return Command("accept", source="context")
+    named = re.fullmatch(r"(?:the |that )?(\w+)(?: one| option| thing)(?: please)?", text)
+    if context.choices and named and not number:
+        # "the threshold one": the only candidate whose words hold that word
+        holding = [i for i, choice in enumerate(context.choices) if named.group(1) in choice.lower().split()]
+        if len(holding) == 1:
+            number = re.fullmatch(r"(\d+)", str(holding[0] + 1))
     if context.choices and number and 1 <= int(number.group(1)) <= len(context.choices):
         chosen = _parse_choice(context.choices[int(number.group(1)) - 1])
         if chosen is not None:
@@ -40,6 +54,21 @@ def _rule_context(text: str, context: ParseContext | None) -> Command | None:
 
 
 _CHOOSE = r"(?:i |we |let us )?(?:pick|take|choose|select|want|prefer|go with|use|will take|would take)?"
+
+
+def _picked_with_verdict(text: str) -> re.Match | None:
+    """ "number three looks best", "the 2nd one is good": one pick and otherwise verdict words."""
+    from .lexicon import ORDINALS
+    from .verdict import ACCEPT_WORDS, NEUTRAL_WORDS
+
+    picks = re.findall(rf"\b(?:number |no |option |example )?({'|'.join(ORDINALS)}|\d+)\b", text)
+    if len(picks) != 1:
+        return None
+    rest = set(re.sub(rf"\b(?:number|no|option|example|{picks[0]})\b", " ", text).split())
+    if not rest & ACCEPT_WORDS or not rest <= ACCEPT_WORDS | NEUTRAL_WORDS:
+        return None
+    value = ORDINALS.get(picks[0], picks[0])
+    return re.fullmatch(r"(\d+)", str(value))
 
 
 def _picked(text: str) -> re.Match | None:
@@ -94,7 +123,33 @@ def _rule_ambiguous(text: str, context: ParseContext | None) -> Command | None:
     for pattern, candidates in _AMBIGUOUS:
         if re.fullmatch(pattern, text):
             return Command("unknown", {"suggestions": list(candidates), "ambiguous": True})
-    return None
+    return _verb_without_object(text)
+
+
+#: What a size or level verb does to each object ("increase" grows the box or raises the threshold).
+_VERB_CLASS_EXAMPLES = {
+    "grow": "enlarge the box by 10 pixels",
+    "shrink": "shrink the box by 10 pixels",
+    "raise": "raise the threshold",
+    "lower": "lower the threshold",
+}
+
+
+def _verb_without_object(text: str) -> Command | None:
+    """ "increase it", "reduce that a bit": a verb whose classes act on different objects (box size,
+    threshold) and no object named: ask which."""
+    from .frames import VERBS
+
+    match = re.fullmatch(
+        r"(\w+)(?: (?:it|that|this|them))?(?: (?:a bit|a little|slightly|a lot|more|please|again|up|down))*",
+        text,
+    )
+    if not match:
+        return None
+    classes = [cls for cls in _VERB_CLASS_EXAMPLES if match.group(1) in VERBS[cls]]
+    if len(classes) < 2:
+        return None
+    return Command("unknown", {"suggestions": [_VERB_CLASS_EXAMPLES[c] for c in classes], "ambiguous": True})
 
 
 #: Words that stop or forbid what follows them ("stop propagating", "don't undo", "no more clicks").
@@ -166,6 +221,23 @@ def _rule_negation(text: str, context: ParseContext | None) -> Command | None:
         return Command("unknown", {"suggestions": list(CANCEL_CANDIDATES), "ambiguous": True})
     if head == "cancel" and re.fullmatch(r"what you (just )?did|the last (step|change|action)", rest):
         return None  # an explicit undo
+    belief = re.fullmatch(r"(?:think|believe|feel|reckon|suppose)(?: that)?\s+(.+)", rest)
+    if head in {"do not", "never"} and not belief and context is not None and context.pending == "question":
+        # "no, don't include it" to a yes/no question: the opposite answer
+        from .answer import rule_answer
+
+        said = rule_answer(rest, context)
+        if said is not None and said.kind == "answer":
+            return Command("answer", {"value": not said.args["value"]})
+    if head == "do not" and belief:
+        # "I don't think it's part of it": a denied belief is the opposite answer or verdict
+        from .answer import rule_answer
+
+        said = rule_answer(belief.group(1), context)
+        if said is not None and said.kind == "answer":
+            return Command("answer", {"value": not said.args["value"]})
+        if said is not None and said.kind in {"accept", "reject"}:
+            return Command("reject" if said.kind == "accept" else "accept")
     if head in {"do not", "never"}:
         rest = re.sub(r"^(?:want|like|need)(?: to)?\b\s*", "", rest)
     if not rest or re.fullmatch(
@@ -242,34 +314,21 @@ def _grammar_word(word: str) -> bool:
     return bool(stems & vocabulary)
 
 
-#: Whole terse utterances (after normalisation) and what they mean.
-_TERSE = {
-    "ctrl z": ("undo", {}),
-    "control z": ("undo", {}),
-    "cmd z": ("undo", {}),
-    "command z": ("undo", {}),
-    "ctl z": ("undo", {}),
-    "ctrl y": ("accept", {}),
-    "looks good": ("accept", {}),
-    "looks good to me": ("accept", {}),
-    "ship it": ("accept", {}),
-    "thumbs up": ("accept", {}),
-    "thumbs down": ("reject", {}),
-    "never mind": ("reject", {}),
-    "nevermind": ("reject", {}),
-    "forget it": ("reject", {}),
-    "nah": ("reject", {}),
-    "meh": ("reject", {}),
-    "nope not that": ("reject", {}),
-}
+#: Keyboard shortcuts typed as words: a modifier key and a letter ("ctrl z" undoes, "ctrl y" keeps).
+_SHORTCUT = re.compile(r"(?:ctrl|control|cmd|command|ctl|strg|ctr)\s?([zy])")
 
 
 def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
-    if text in _TERSE:
-        kind, args = _TERSE[text]
-        if context is not None and context.pending == "question" and kind in {"accept", "reject"}:
-            return Command("answer", {"value": kind == "accept"})
-        return Command(kind, dict(args))
+    shortcut = _SHORTCUT.fullmatch(text)
+    if shortcut:
+        return Command("undo" if shortcut.group(1) == "z" else "accept")
+    if len(text.split()) <= 4:
+        # a short verdict ("ship it", "thumbs down", "meh") answers a pending question as yes / no
+        verdict = rule_verdict(text, context)
+        if verdict is not None and verdict.kind in {"accept", "reject"}:
+            if context is not None and context.pending == "question":
+                return Command("answer", {"value": verdict.kind == "accept"})
+            return verdict
     # "nah not part of it", "yeah part of it": a yes/no word before an answer
     lead = re.fullmatch(r"(no|nope|nah|yes|yeah|yep|yup)\s+(.+)", text)
     if lead:

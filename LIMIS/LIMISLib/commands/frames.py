@@ -18,7 +18,6 @@ from .base import Command, ParseContext
 from .lexicon import (
     DEFAULT_MOVE_PX,
     DEFAULT_RESIZE_PX,
-    DEFAULT_THRESHOLD_STEP,
     LARGE_MOVE_PX,
     ORDINALS,
     SMALL_MOVE_PX,
@@ -56,8 +55,21 @@ OBJECTS: dict[str, frozenset[str]] = {
 _NEGATIVE = words_of("negative background minus exclude outside neg")
 
 
+def lemmas(word: str) -> set[str]:
+    """The word and its possible base forms ("lowering" -> lower, "moved" -> move, "shifting" -> shift)."""
+    forms = {word}
+    for suffix in ("ing", "ed", "s"):
+        stem = word.removesuffix(suffix)
+        if stem != word and len(stem) > 2:
+            forms |= {stem, stem + "e"}
+            if len(stem) > 3 and stem[-1] == stem[-2]:
+                forms.add(stem[:-1])  # "dragging" -> drag
+    return forms
+
+
 def _first(words: list[str], classes: dict[str, frozenset[str]]) -> list[str]:
-    return [name for name, vocabulary in classes.items() if any(w in vocabulary for w in words)]
+    forms = [lemmas(w) for w in words]
+    return [name for name, vocabulary in classes.items() if any(f & vocabulary for f in forms)]
 
 
 def _count(text: str) -> int | None:
@@ -91,6 +103,12 @@ def _resolve(text: str, obj: str, verbs: set[str]) -> Command | None:
             if mm is not None:
                 args["mm"] = mm
             return Command("move_box", args)
+        signed = re.search(r"\b(plus|minus) (\d+)\b|(?<!\S)(-\d+)\b", text)
+        if signed and not verbs - {"set"}:
+            # "box +5", "box -5": a signed amount alone resizes
+            value = int(signed.group(2) or signed.group(3).lstrip("-"))
+            negative = signed.group(1) == "minus" or signed.group(3) is not None
+            return Command("resize_box", {"pixels": -value if negative else value})
         grow, shrink = bool(verbs & {"grow"}), bool(verbs & {"shrink"})
         if grow != shrink:
             amount = _count(text) or DEFAULT_RESIZE_PX
@@ -100,7 +118,9 @@ def _resolve(text: str, obj: str, verbs: set[str]) -> Command | None:
         values = numbers_in(text)
         raise_, lower = bool(verbs & {"raise"}), bool(verbs & {"lower"})
         if raise_ != lower:
-            step = abs(values[0]) if values and abs(values[0]) <= 1 else DEFAULT_THRESHOLD_STEP
+            from .threshold import step_of
+
+            step = abs(values[0]) if values and abs(values[0]) <= 1 else step_of(text)
             return Command("threshold", {"delta": round(step if raise_ else -step, 4)})
         if values and 0 <= values[0] <= 1:
             return Command("threshold", {"value": round(values[0], 4)})
@@ -113,7 +133,7 @@ def _resolve(text: str, obj: str, verbs: set[str]) -> Command | None:
     if obj == "step":
         count = _count(text)
         if "back" in verbs and count is not None and not re.search(r"\bto\b", text):
-            return Command("undo", {} if count == 1 else {"count": count})
+            return Command("undo", {"count": count})  # a count said, even one, is kept
         if verbs & {"back", "set"} and count is not None:
             return Command("revert", {"step": count})
         return None

@@ -57,10 +57,19 @@ def _rule_grid_click(text: str, context: ParseContext | None) -> Command | None:
     return Command("grid_click", {"cell": cell, "positive": bool(positive or not negative)})
 
 
+def refuse_cell(args: dict) -> str | None:
+    """A grid cell outside 1-16 is refused by the parser with the valid range."""
+    cell = args.get("cell")
+    if cell is not None and not 1 <= cell <= 16:
+        return f"There is no cell {cell}: the grid has cells 1 to 16 (row by row over the box)."
+    return None
+
+
 SPEC = CommandSpec(
     "grid_click",
     "positive/negative click in grid cell 1-16 (row by row over the box)",
     "{cell: 1..16, positive: bool}",
     ("positive click in cell 6", "negative click in 11"),
     rules=((18, _rule_grid_click),),
+    refuse=refuse_cell,
 )

@@ -40,6 +40,10 @@ _CONTRACTIONS = {
     "lets": "let us",
     "don't": "do not",
     "dont": "do not",
+    "dnt": "do not",
+    "donot": "do not",
+    "do'nt": "do not",
+    "nvm": "never mind",
     "doesn't": "does not",
     "doesnt": "does not",
     "didn't": "did not",
@@ -205,8 +209,39 @@ _FILLER_PHRASES = (
     "if possible",
     "thank you",
     "thanks",
+    # hedged and question wrappers ("what if we shrink the box", "perhaps we should undo")
+    "is there a way to",
+    "i would suggest that we",
+    "i would suggest we",
+    "i suggest that we",
+    "i suggest we",
+    "why not",
+    "is not it better to",
+    "would not it be better to",
+    "would not it be good to",
+    "have a go at",
+    "i think it would be better if you",
+    "it would be better if you",
+    "i think it would help to",
+    "it would help to",
+    "i wonder if we could",
+    "i wonder if you could",
+    "i guess we could",
+    "perhaps we should",
+    "maybe we should",
+    "maybe you could",
+    "what if we",
+    "what if you",
+    "how about we",
+    "why do not we",
+    "why do not you",
+    "should we",
+    "should i",
 )
 
+
+#: Hesitation sounds however they are spelt ("uhh", "ummm", "hmmm", "ehm", "errr").
+_HESITATION_SOUND = re.compile(r"u+h+|u+m+|h+m+|e+h+m*|e+r+m*|a+h+")  # not "mm": millimetres
 
 _FILLER_WORDS = {
     "please",
@@ -222,6 +257,8 @@ _FILLER_WORDS = {
     "actually",
     "pls",
     "plz",
+    "maybe",
+    "perhaps",
 }
 
 
@@ -404,6 +441,12 @@ def _expand_abbreviation(token: str) -> str | None:
         same_ends = word[0] == token[0] and word[-1] == token[-1]
         if same_ends and len(word) <= 3 * len(token) and _is_subsequence(token, word):
             return word
+    if len(token) >= 4:
+        # a clipped abbreviation ("thrsh" = thresh-old): the token's letters in order in a word's start
+        for word in _abbreviation_targets():
+            end = word.find(token[-1], len(token) - 1)
+            if word[0] == token[0] and 0 < end <= 2 * len(token) and _is_subsequence(token, word[: end + 1]):
+                return word
     return None
 
 
@@ -490,6 +533,47 @@ def _correct(token: str) -> str:
     return match[0] if match else token
 
 
+#: Units a dictated number is counted in ("move it up for pixels" = four pixels).
+_COUNTED = {"pixels", "pixel", "px", "mm", "millimeters", "millimetres", "slices", "slice", "steps", "times"}
+_DIRECTION_CONTEXT = {"move", "box", "shift", "push", "nudge", "drag", "slide", "the", "it", "go", "more"}
+
+
+#: Punctuation said out loud to a dictation program ("accept it full stop", "yes comma part of it").
+_DICTATED_PUNCTUATION = re.compile(
+    r"\s*\b(?:full stop|period|comma|question mark|exclamation (?:mark|point)|semicolon|new line"
+    r"|new paragraph)\b\s*",
+    re.IGNORECASE,
+)
+# ("colon" is not one: it is an organ)
+_SPOKEN_MARK = {"comma": ", ", "semicolon": "; ", "question mark": "? "}
+
+
+def dictated_punctuation(text: str) -> str:
+    """Spoken punctuation as the marks it names (clause boundaries stay boundaries), or nothing."""
+    if not _DICTATED_PUNCTUATION.search(text):
+        return text
+    return _DICTATED_PUNCTUATION.sub(
+        lambda m: _SPOKEN_MARK.get(" ".join(m.group(0).lower().split()), ". "), text
+    ).strip(" .")
+
+
+def _homophones(tokens: list[str]) -> list[str]:
+    """Speech-to-text homophones, only where the reading is unambiguous: "write" after a move or
+    "the box" is the direction (not after I/to/can: "what can I write"); "for"/"to"/"too" right before
+    a counted unit are the numbers 4 and 2 ("propagate up for slices")."""
+    out = list(tokens)
+    for i, token in enumerate(tokens):
+        before = tokens[i - 1] if i else ""
+        after = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token in {"write", "rite", "wright"} and before in _DIRECTION_CONTEXT:
+            out[i] = "right"
+        elif token == "for" and after in _COUNTED and not before.isdigit():
+            out[i] = "4"
+        elif token in {"to", "too"} and after in _COUNTED and not before.isdigit():
+            out[i] = "2"
+    return out
+
+
 def _words_to_numbers(tokens: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
@@ -562,6 +646,11 @@ def _comparative(match: re.Match) -> str:
     return f" {_COMPARATIVES[match.group(1)]} "
 
 
+#: Words after a leading "right" that make it a side ("right middle lobe"), not an interjection.
+_SIDE_NOUNS = {"middle", "upper", "lower", "side"}
+
+
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """The text the rules see (see the module docstring)."""
     text = text.lower().replace("’", "'").replace("`", "'").strip()
@@ -572,12 +661,17 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<![\w.])\.(\d)", r"0.\1", text)  # ".5" -> "0.5"
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(\d)\s*(px|mm)\b", r"\1 \2", text)
+    # centimetres are ten millimetres ("shift the box 2cm left" = 20 mm)
+    text = re.sub(
+        r"(\d+(?:\.\d+)?)\s*(?:cm|centimet(?:er|re)s?)\b", lambda m: f"{float(m[1]) * 10:g} mm", text
+    )
     text = re.sub(r"(\d+)\s*/\s*(-?\d+)", r"\1 slash \2", text)
     text = re.sub(r"(?<![\w.])\+\s*(\d)", r"plus \1", text)
     text = re.sub(r"(?<![\w.])-\s*(\d)", r"-\1", text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
     text = re.sub(r"\bw/l\b", "window", text)
-    text = re.sub(r"\b(w|l|ww|wl)(-?\d)", r"\1 \2", text)
+    # "w400 l40" is a window; "l1" (one digit) is a vertebra
+    text = re.sub(r"\b(w|ww|wl)(-?\d)|\b(l)(-?\d\d|-\d)", lambda m: f"{m[1] or m[3]} {m[2] or m[4]}", text)
     text = re.sub(r"[^a-z0-9'.\- ]", " ", text)
     text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
     tokens = []
@@ -594,6 +688,7 @@ def normalise(text: str) -> str:
             tokens.append(token.replace("'", ""))
     # typo correction costs a fuzzy search per new word: a command is short, so only its first words
     tokens = [_correct(t) for t in tokens[:MAX_CORRECTED_WORDS]] + tokens[MAX_CORRECTED_WORDS:]
+    tokens = _homophones(tokens)
     tokens = _words_to_numbers(tokens)
     joined = " " + " ".join(tokens) + " "
     joined = re.sub(r" no thank(s| you) ", " reject ", joined)
@@ -601,7 +696,7 @@ def normalise(text: str) -> str:
     joined = re.sub(r" (back to|return to|start from|start at|go to) square 1 ", r" \1 the start ", joined)
     for phrase in _FILLER_PHRASES:
         joined = joined.replace(f" {phrase} ", " ")
-    tokens = [t for t in joined.split() if t not in _FILLER_WORDS]
+    tokens = [t for t in joined.split() if t not in _FILLER_WORDS and not _HESITATION_SOUND.fullmatch(t)]
     if len(tokens) >= 2 and len(set(tokens)) == 1:  # "undo undo", "yes yes"
         tokens = tokens[:1]
     # leading interjections before a real command ("ok so move the box left")
@@ -617,6 +712,8 @@ def normalise(text: str) -> str:
         "ok",
         "okay",
     }:
+        if tokens[0] == "right" and (tokens[1] in organ_words() or tokens[1] in _SIDE_NOUNS):
+            break  # "right middle lobe ...", "right kidney please" name a side
         if tokens[0] in {"ok", "okay", "alright", "right"} and tokens[1] in {
             "no",
             "yes",
@@ -627,7 +724,18 @@ def normalise(text: str) -> str:
         }:
             break
         tokens = tokens[1:]
+    if tokens and tokens[0].endswith("ing"):
+        tokens[0] = _base_verb(tokens[0])  # "segmenting the spleen" after "have a go at"
     return " ".join(tokens)
+
+
+def _base_verb(word: str) -> str:
+    """The base form of an inflected command verb ("segmenting" -> "segment"); other words unchanged."""
+    from .frames import VERBS, lemmas
+
+    verbs = frozenset().union(*VERBS.values()) | {"segment", "outline", "contour"}
+    found = sorted(lemmas(word) & verbs - {word})
+    return found[0] if found else word
 
 
 NUMBER_RE = r"-?\d+(?:\.\d+)?"
@@ -708,7 +816,9 @@ def amount_in(text: str, default: int, small: int, large: int) -> tuple[int | No
         value = abs(float(px.group(1))) if px else values[0]
         return round(value), None
     if has(
-        text, r"a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat|a hair|a smidge"
+        text,
+        r"nudge|nudged|a bit|a little|slightly|a touch|a tad|little|bit|tiny bit|marginally|somewhat|a hair"
+        r"|a smidge",
     ):
         return small, None
     if has(text, r"a lot|lots|much|far|way|considerably|substantially|significantly|a good amount"):

@@ -8,18 +8,29 @@ from typing import Any
 from .base import Command, CommandSpec, ParseContext
 from .lexicon import has, numbers_in
 
+#: Propagation as word classes instead of a list of idioms: a spreading verb with a direction or a
+#: preposition ("carry it over", "copy this up"), a quantified slice noun ("the adjacent slices",
+#: "every slice"), a whole extent ("the entire organ", "the rest of the volume") or 3D words.
+_SPREAD = (
+    r"(?:propagat|extend|carr(?:y|ies|ied|ying)|cop(?:y|ies|ied|ying)|spread|continu|appl(?:y|ies|ied|ying)"
+    r"|transfer|push|bring|take)\w*"
+)
+_SPREAD_OBJECT = r"(?:it |this |that |the (?:mask|segmentation|contour|outline|result) )?"
+_SPREAD_WAY = (
+    r"to|over|across|through|on|onward|onwards|forward|forwards|up\w*|down\w*"
+    r"|caudal\w*|cranial\w*|superior\w*|inferior\w*|rostral\w*|cephalad|caudad"
+)
+_QUANTIFIER = (
+    r"all(?: the)?|every|each|(?:the )?(?:other|remaining|neighbou?ring|adjacent|next|following|nearby"
+    r"|surrounding|subsequent|previous|upper|lower)|more|further"
+)
+_EXTENT = r"volume|stack|scan|series|organ|structure|slices"
 _PROPAGATE_WORDS = (
-    r"propagate|propagated|propagating|propagation|extend to|carry (it )?(over|on|through|forward)"
-    r"|copy (it )?to|spread (it )?(to|over|across)"
-    r"|track|follow it|continue (it )?(on|to|into|through)|apply (it )?to|do the (same|rest)|transfer|3d"
-    r"|three d|whole (volume|stack|scan|series)"
-    r"|(do|segment|get|finish|cover) the (whole|entire|complete) (organ|structure|volume|\w+)"
-    r"|all slices|all the slices|every slice|(neighbou?ring|adjacent|next|following|other|remaining|nearby"
-    r"|surrounding|subsequent|previous) slices?"
-    r"|through the volume|(the )?rest of the (organ|volume|structure|slices)|slice by slice|in 3d|into 3d"
-    r"|the other slices|more slices"
-    r"|extend (it|the (mask|segmentation|contour|outline))( (up|down)\w*)?"
-    r"|until the (organ|structure|\w+) ends"
+    rf"propagat\w*|(?:{_SPREAD}) {_SPREAD_OBJECT}(?:{_SPREAD_WAY})\b(?! (?:the )?(?:box|threshold|window))"
+    rf"|extend (?:it|this|that|the (?:mask|segmentation|contour|outline))$|(?:{_QUANTIFIER}) slices?"
+    rf"|(?:the )?(?:whole|entire|complete|full) (?:{_EXTENT}|\w+)|(?:the )?rest of the (?:{_EXTENT})"
+    r"|track|follow it|do the (?:same|rest)|3d|three d|slice by slice|through the volume"
+    r"|until the \w+ ends"
 )
 
 
@@ -38,6 +49,12 @@ def _rule_propagate(text: str, context: ParseContext | None) -> Command | None:
         return None
     if has(text, r"box|bbox|threshold|window|cell|grid|not|missed|missing|into"):
         return None
+    whole = re.search(r"\b(?:whole|entire|complete|full) (.+)$", text)
+    if whole:
+        from .segment import group_members
+
+        if group_members(whole.group(1)):
+            return None  # "delineate the whole right lung": a group of structures, not the volume
     direction = "both"
     if has(
         text,

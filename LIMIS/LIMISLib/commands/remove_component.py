@@ -22,8 +22,8 @@ _REMOVE = (
 
 def _rule_remove_component(text: str, context: ParseContext | None) -> Command | None:
     if re.search(
-        r"\b(keep|retain|leave|only)\b.*\b(largest|biggest|main|big|largest connected|major|dominant"
-        r"|primary)\b"
+        r"\b(keep|retain|leave|only|isolate|preserve|extract)\b.*"
+        r"\b(largest|biggest|main|big|largest connected|major|dominant|primary)\b"
         r"|\b(largest|biggest|main) (one|component|part|piece|blob|region|island|object) only\b"
         r"|\bonly the (largest|biggest|main)\b|^(the )?(largest|biggest) only$"
         r"|\b(except|but|other than|apart from|besides) (for )?the (largest|biggest|main)\b",
@@ -32,12 +32,7 @@ def _rule_remove_component(text: str, context: ParseContext | None) -> Command |
         return Command("remove_component", {"keep_largest": True})
     if not has(text, _REMOVE) or not has(text, _COMPONENT):
         return None
-    if re.search(
-        r"\b(small|smaller|tiny|little|stray|extra|other|isolated|floating|loose|disconnected|scattered"
-        r"|spurious|satellite|minor)\b",
-        text,
-    ) and not re.search(r"\d", text):
-        return Command("remove_component", {"keep_largest": True})
+    # a component named by number or ordinal wins over the words for strays ("the second blob is spurious")
     match = re.search(rf"\b(?:{_COMPONENT})\s*(?:number\s*|no\s*)?(\d+)\b", text) or re.search(
         r"\bnumber\s*(\d+)\b", text
     )
@@ -46,6 +41,12 @@ def _rule_remove_component(text: str, context: ParseContext | None) -> Command |
     ordinal = re.search(r"\b(" + "|".join(ORDINALS) + r")\b", text)
     if ordinal:
         return Command("remove_component", {"index": ORDINALS[ordinal.group(1)]})
+    if re.search(
+        r"\b(small|smaller|tiny|little|stray|extra|other|isolated|floating|loose|disconnected|scattered"
+        r"|spurious|satellite|minor)\b",
+        text,
+    ) and not re.search(r"\d", text):
+        return Command("remove_component", {"keep_largest": True})
     numbers = [int(v) for v in numbers_in(text) if v > 0 and float(v).is_integer()]
     if numbers:
         return Command("remove_component", {"index": numbers[0]})

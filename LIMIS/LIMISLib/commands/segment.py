@@ -17,19 +17,64 @@ _SEGMENT_VERBS = (
 )
 
 
-def _sided_structures(candidate: str) -> list[str]:
-    """Left and right structures a side-less name could mean ("kidney" -> kidney left, kidney right)."""
-    from ..organ_vocabulary import vocabulary
+#: Shapes that ask for a segmentation wherever they stand in the sentence, built from one verb
+#: class (segment, outline, contour, delineate, annotate): the bare verb ("..., segment it"), its
+#: gerund after an aspect verb ("begin segmenting the spleen"), its participle after a wish ("I'd
+#: like the aorta delineated"), its noun after a making verb ("produce a segmentation for the
+#: stomach"), or a change of target ("work on", "switch over to", "start with").
+_VERB = r"(?:segment|outline|contour|delineate|annotate)"
+_STEM = r"(?:segment|outlin|contour|delineat|annotat)"
+_SEGMENT_INTENT = (
+    rf"\b{_VERB}\b"
+    rf"|\b(?:begin|start|continue|keep|commence|try|go on|mind)\w* (?:\w+ )?{_STEM}ing\b"
+    rf"|\b(?:like|want|need|see|get|have)\b(?: \w+){{0,4}} {_STEM}ed\b"
+    r"|\b(?:make|produce|create|do|perform|start|begin|initiate|run|get|give me|want|need|like|generate)\w*"
+    r" (?:a |the |an )?(?:new )?(?:segmentation|mask|contour|outline|delineation|annotation)s? (?:of|for)\b"
+    r"|\b(?:work|working|move|moving|go|going|switch|switching|change|changing)(?: over)? (?:on|onto|to)\b"
+    r"|\b(?:start|started|starting|begin|began|beginning|continue|continuing) (?:with|on)\b"
+    r"|\b(?:do|tackle|handle|take|segment)\b(?: \w+)? next\b|\bnext (?:organ|structure|target)\b"
+)
+#: A question or report about what was done ("why did you segment the stomach") asks for nothing.
+_REPORT = (
+    r"\b(?:did|have|has|had|was|were|is|are) (?:you |it |we )?(?:\w+ )?"
+    r"(?:segment|outline|contour|delineate|annotate)\w*\b"
+    r"|\b(?:you|it|that|this|which|model) (?:\w+ )?(?:segmented|outlined|contoured|delineated|annotated)\b"
+)
 
-    words = set(candidate.split())
-    if not words or words & {"left", "right"}:
+#: Words that name a group rather than one structure ("both lungs", "the whole left lung").
+_GROUP_WORDS = {"both", "whole", "entire", "all", "two", "complete", "full", "and"}
+
+#: A side given as one letter ("seg L lung", "r kidney").
+_SIDE_LETTERS = {"l": "left", "r": "right", "lt": "left", "rt": "right"}
+
+
+def _asks_to_segment(text: str) -> bool:
+    """A request for a segmentation anywhere in the sentence, unless it reports what was done."""
+    return bool(re.search(_SEGMENT_INTENT, text)) and not re.search(_REPORT, text)
+
+
+def group_members(candidate: str) -> list[str]:
+    """The structures a group name stands for ("left lung" -> its lobes, "kidneys" -> left and right);
+    empty when ``candidate`` is one structure or no group."""
+    from ..organ_vocabulary import vocabulary
+    from .lexicon import organ_words
+
+    words = []
+    for word in candidate.split():
+        word = _SIDE_LETTERS.get(word, word)
+        if word in _GROUP_WORDS:
+            continue
+        if word not in organ_words() and word.endswith("s") and word[:-1] in organ_words():
+            word = word[:-1]  # plural: lungs, kidneys
+        words.append(word)
+    if not words or not any(w in organ_words() and w not in {"left", "right"} for w in words):
         return []
-    names = {
-        name
-        for phrase, name in vocabulary().items()
-        if words <= set(phrase.split()) and ({"left", "right"} & set(name.split()))
-    }
-    return sorted(names)[:3] if 0 < len(names) <= 4 else []
+    names = sorted({name for name in vocabulary().values() if set(words) <= set(name.lower().split())})
+    return names if 2 <= len(names) <= 6 else []
+
+
+def _group_ask_back(members: list[str]) -> Command:
+    return Command("unknown", {"suggestions": [f"segment the {name}" for name in members], "ambiguous": True})
 
 
 def _names_organ(words: list[str]) -> bool:
@@ -37,7 +82,11 @@ def _names_organ(words: list[str]) -> bool:
     from .lexicon import organ_words
 
     generic = {"and", "to", "part", "left", "right"}
-    return any(w in organ_words() and w not in generic and not w.isdigit() for w in words)
+    known = organ_words()
+    return any(
+        (w in known or (w.endswith("s") and w[:-1] in known)) and w not in generic and not w.isdigit()
+        for w in words
+    )
 
 
 def rule_segment(text: str, context: ParseContext | None) -> Command | None:
@@ -52,31 +101,42 @@ def rule_segment(text: str, context: ParseContext | None) -> Command | None:
     # fuzzy look-ups cost milliseconds each: only for texts that name a structure word at all
     if not candidate or not _names_organ(candidate.split()):
         return None
+    sided = " ".join(_SIDE_LETTERS.get(w, w) for w in candidate.split())
     if len(candidate.split()) <= 5:
+        members = group_members(sided)
+        if members and not set(sided.split()) & {"lobe", "lobes"}:
+            return _group_ask_back(members)
         try:
-            return Command("segment", {"target": resolve_structure(candidate, cutoff=0.85)})
+            return Command("segment", {"target": resolve_structure(sided, cutoff=0.85)})
         except KeyError:
-            sided = _sided_structures(candidate)
-            if sided:
-                return Command("unknown", {"suggestions": [f"segment the {name}" for name in sided]})
-    if not re.match(rf"(?:{_SEGMENT_VERBS})\b", text):
+            pass
+    if not re.match(rf"(?:{_SEGMENT_VERBS})\b", text) and not _asks_to_segment(text):
         return None
-    words = candidate.split()
-    best: tuple[int, str] | None = None
+    return _named_structure(sided.split())
+
+
+def _named_structure(words: list[str]) -> Command | None:
+    """The one structure (or group: an ask-back) named somewhere in ``words``, longest span first."""
+    from ..organ_vocabulary import resolve_structure
+
     for length in range(min(4, len(words)), 0, -1):
+        found: dict[str, int] = {}
         for start in range(len(words) - length + 1):
             if not _names_organ(words[start : start + length]):
                 continue
             span = " ".join(words[start : start + length])
+            members = group_members(span) if "lobe" not in span else []
+            if members:
+                return _group_ask_back(members)
             try:
-                name = resolve_structure(span, cutoff=0.9)
+                found.setdefault(resolve_structure(span, cutoff=0.9), start)
             except KeyError:
                 continue
-            if best is None or length > best[0]:
-                best = (length, name)
-        if best:
-            break
-    return Command("segment", {"target": best[1]}) if best else None
+        if len(found) == 1:
+            return Command("segment", {"target": next(iter(found))})
+        if found:
+            return None  # two structures named: not one segmentation
+    return None
 
 
 def _segment_volume(session, command: Command, **_: Any):

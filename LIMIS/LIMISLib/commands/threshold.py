@@ -73,21 +73,35 @@ def _rule_threshold(text: str, context: ParseContext | None) -> Command | None:
     value = None
     if numbers:
         value = numbers[-1]
-        # "70" and "70 percent" are percentages; "1.5" is passed on as said (the session says 0..1)
-        if has(text, r"percent|pct") or (abs(value) > 1.0 and float(value).is_integer()):
+        # "70" and "70 percent" are percentages; "1.5" or "2" are kept as said and refused (0.01-0.99)
+        if has(text, r"percent|pct") or (abs(value) >= 10.0 and float(value).is_integer()):
             value = value / 100.0
     as_step = has(text, r"by") or (not has(text, r"to|at|equal|equals|of|is") and abs(value or 0) < 0.3)
+    if value is not None and value < 0 and not has(text, r"to|at|equal|equals|of|is|set"):
+        return Command("threshold", {"delta": round(value, 4)})  # "threshold -0.05" is a step down
     if value is not None and sign and as_step:
         return Command("threshold", {"delta": round(sign * abs(value), 4)})
     if value is not None:
         return Command("threshold", {"value": round(value, 4)})
     if sign:
-        step = DEFAULT_THRESHOLD_STEP
-        if has(text, r"a bit|a little|slightly|a touch|a tad|marginally|tiny bit|little bit|a hair|a smidge"):
-            step = DEFAULT_THRESHOLD_STEP / 2
-        elif has(text, r"a lot|much|way|considerably|substantially|significantly"):
-            step = DEFAULT_THRESHOLD_STEP * 2
-        return Command("threshold", {"delta": round(sign * step, 4)})
+        return Command("threshold", {"delta": round(sign * step_of(text), 4)})
+    return None
+
+
+def step_of(text: str) -> float:
+    """The threshold step a phrasing asks for: default, half for "a bit", double for "a lot"."""
+    if has(text, r"a bit|a little|slightly|a touch|a tad|marginally|tiny bit|little bit|a hair|a smidge"):
+        return DEFAULT_THRESHOLD_STEP / 2
+    if has(text, r"a lot|much|way|considerably|substantially|significantly"):
+        return DEFAULT_THRESHOLD_STEP * 2
+    return DEFAULT_THRESHOLD_STEP
+
+
+def refuse_threshold(args: dict) -> str | None:
+    """A threshold value outside 0.01-0.99 is refused by the parser with the valid range."""
+    value = args.get("value")
+    if value is not None and not 0.01 <= value <= 0.99:
+        return f"A threshold of {value:g} is not possible: the threshold is a probability from 0.01 to 0.99."
     return None
 
 
@@ -97,4 +111,5 @@ SPEC = CommandSpec(
     "{value} or {delta}",
     ("raise the threshold", "set the threshold to 0.7", "thr up"),
     rules=((12, _rule_threshold),),
+    refuse=refuse_threshold,
 )

@@ -15,7 +15,7 @@ _UNDO_MARKERS = words_of(
 #: Words an undo may also contain ("undo the last change", "take that back", "oops wrong one").
 _UNDO_WORDS = _UNDO_MARKERS | words_of(
     "go step take roll move that it this the last one change action edit command thing what you just did your"
-    " a was to mask version again wrong sorry my bad please now quickly put way as"
+    " a was to mask version again wrong sorry my bad please now quickly put way as proposal suggestion"
 )
 _UNDO_VERBS = r"undo|go back|step back|back|roll back|revert|take back|jump back|move back|reverse|rewind"
 _COUNT_UNITS = r"times?|steps?|changes?|edits?|actions?|things?|ones?|moves?|clicks?"
@@ -37,7 +37,9 @@ def _rule_undo(text: str, context: ParseContext | None) -> Command | None:
         or words & (_UNDO_MARKERS - {"back"})
         or re.search(r"\b(go|step|take|roll|move|it|that|this) back\b|\bback (a|one)\b|^back\b", text)
     ):
-        return Command("undo")
+        # a count said out loud ("go back one step", "a step back") is kept, even when it is one
+        said_one = re.search(rf"\b(a|one|1) ({_COUNT_UNITS})\b", text)
+        return Command("undo", {"count": 1} if said_one else {})
     return None
 
 
@@ -50,7 +52,7 @@ def _rule_undo_count(text: str, context: ParseContext | None) -> Command | None:
     ago = re.search(rf"\b(-?\d+|a|one) ({_COUNT_UNITS}|versions?) ago\b", text)
     if ago and has(text, rf"{_UNDO_VERBS}|return|restore|go|use"):
         count = 1 if ago.group(1) in {"a", "one"} else int(ago.group(1))
-        return Command("undo", {} if count == 1 else {"count": count})  # "the version of 2 steps ago"
+        return Command("undo", {"count": count})  # "the version of 2 steps ago"
     if has(text, r"to|box|pixels?|px|mm|slices?|threshold|window|cell|component|level|width"):
         return None
     match = re.fullmatch(
@@ -66,7 +68,7 @@ def _rule_undo_count(text: str, context: ParseContext | None) -> Command | None:
     if text.startswith("revert") and not match.group(2) and not has(text, r"last|previous"):
         return None  # "revert 2" names step 2
     count = _MULTIPLES[value] if value in _MULTIPLES else int(value)
-    return Command("undo", {} if count == 1 else {"count": count})
+    return Command("undo", {"count": count})
 
 
 def _undo_volume(session, command: Command, *, last_was_propagation: bool = False, **_: Any):

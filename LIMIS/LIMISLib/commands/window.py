@@ -73,7 +73,8 @@ def _rule_window(text: str, context: ParseContext | None) -> Command | None:
         window_word = True
     # presets that are not structures can be named without "window" ("switch to bone")
     bare = re.fullmatch(
-        r"(?:switch|change|go|set|use|back)(?: it)?(?: to)? (?:the )?(bone|bones|bony|mediastinum|mediastinal"
+        r"(?:(?:switch|change|go|set|use|back)(?: it)?(?: to)? )?(?:the )?"
+        r"(bone|bones|bony|mediastinum|mediastinal"
         r"|soft tissue|abdomen|abdominal)(?: settings?)?",
         text,
     )
@@ -96,8 +97,8 @@ def _rule_window(text: str, context: ParseContext | None) -> Command | None:
     if pair and window_word:
         first = float(pair.group(1))
         second = -float(pair.group(3)) if pair.group(2) else float(pair.group(3))
-        if first > 0:
-            return Command("window", {"width": int_or_float(first), "level": int_or_float(second)})
+        # an impossible width ("window 0 40") is kept as said; the session answers with what is possible
+        return Command("window", {"width": int_or_float(first), "level": int_or_float(second)})
     if preset_match:
         return Command("window", {"preset": PRESET_WORDS[preset_match.group(1)]})
     named = re.search(r"\b([a-z]+) (?:window|windowing|preset)\b", text)

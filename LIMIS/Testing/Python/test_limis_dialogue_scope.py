@@ -85,13 +85,32 @@ def test_cancel_that_with_nothing_pending_asks_undo_or_nothing_and_a_number_answ
     assert s.handle("1", semantic=False).ok and s.current_index == 0  # undo
 
 
-def test_an_impossible_threshold_is_parsed_as_said_and_answered_with_the_range():
-    command = rules("threshold 1.5")
-    assert command.kind == "threshold" and command.args == {"value": 1.5}
+@pytest.mark.parametrize(
+    ("text", "range_text"),
+    [
+        ("threshold 1.5", "0.01 to 0.99"),
+        ("set the threshold to 2", "0.01 to 0.99"),
+        ("threshold 0", "0.01 to 0.99"),
+        ("threshold 150%", "0.01 to 0.99"),
+        ("positive click in cell 20", "1 to 16"),
+        ("negative click in cell 17", "1 to 16"),
+        ("click cell 0", "1 to 16"),
+    ],
+)
+def test_an_impossible_threshold_or_cell_is_refused_by_the_parser_with_the_range(text, range_text):
+    command = parse_command(text, semantic=False)
+    assert command.kind == "unknown" and range_text in command.args["reason"]
     s = slice_session()
     before = state(s)
-    reply = s.handle("threshold 1.5", semantic=False)
-    assert not reply.ok and "0.01 to 0.99" in reply.message and state(s) == before
+    reply = s.handle(text, semantic=False)
+    assert not reply.ok and range_text in reply.message and state(s) == before
+
+
+def test_threshold_and_cell_at_the_ends_of_their_ranges_are_commands():
+    assert parse_command("threshold 0.99", semantic=False).args == {"value": 0.99}
+    assert parse_command("set the threshold to 0.01", semantic=False).args == {"value": 0.01}
+    assert parse_command("threshold 70", semantic=False).args == {"value": 0.7}
+    assert parse_command("negative click in cell 16", semantic=False).args == {"cell": 16, "positive": False}
 
 
 @pytest.mark.parametrize(
@@ -104,7 +123,7 @@ def test_an_impossible_threshold_is_parsed_as_said_and_answered_with_the_range()
         ("brian window", "window", {"preset": "brain"}),
         ("make the threshold less strict", "threshold", {"delta": -0.1}),
         ("revert the last two changes", "undo", {"count": 2}),
-        ("go back a step", "undo", {}),
+        ("go back a step", "undo", {"count": 1}),
         ("rev 1", "revert", {"step": 1}),
         ("could you shrimk the box", "resize_box", {"pixels": -10}),
         ("put it back the way it was", "undo", {}),
@@ -208,3 +227,389 @@ def test_a_paragraph_is_not_a_command_and_the_reply_says_why():
     before = state(s)
     reply = s.handle(text, semantic=False)
     assert not reply.ok and "680 characters" in reply.message and state(s) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "members"),
+    [
+        ("segment the left lung", {"lung upper lobe left", "lung lower lobe left"}),
+        ("seg R lung", {"lung upper lobe right", "lung middle lobe right", "lung lower lobe right"}),
+        (
+            "Initiate segmentation of the right lung.",
+            {f"lung {x} lobe right" for x in ("upper", "middle", "lower")},
+        ),
+        ("segment the kidneys", {"kidney left", "kidney right"}),
+    ],
+)
+def test_a_whole_lung_or_an_organ_group_asks_back_with_its_members(text, members):
+    command = rules(text)
+    assert command.kind == "unknown" and command.args["ambiguous"] is True
+    assert {s.removeprefix("segment the ") for s in command.args["suggestions"]} == members
+    assert all(rules(s).kind == "segment" for s in command.args["suggestions"])
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("I'd like the aorta delineated", "aorta"),
+        ("Begin segmenting the spleen please", "spleen"),
+        ("Please produce a segmentation for the stomach", "stomach"),
+        ("we need the bladder outlined before the meeting", "bladder"),
+        ("right middle lobe of the lung please, segment it", "lung middle lobe right"),
+        ("I want to work on the L1 vertebra now", "vertebra L1"),
+    ],
+)
+def test_a_segmentation_verb_anywhere_in_the_sentence_names_the_target(text, target):
+    assert rules(text).kind == "segment" and rules(text).args == {"target": target}
+
+
+def test_a_reported_segmentation_is_not_a_request():
+    assert rules("it segmented the stomach too").kind != "segment"
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        ("I think the second connected component is spurious, could you remove it?", {"index": 2}),
+        ("remove the third blob, it's a stray one", {"index": 3}),
+        ("remove the small bits", {"keep_largest": True}),
+    ],
+)
+def test_a_component_named_by_ordinal_wins_over_the_words_for_strays(text, args):
+    command = rules(text)
+    assert command.kind == "remove_component" and command.args == args
+
+
+@pytest.mark.parametrize(
+    ("text", "args"), [("go back one step", {"count": 1}), ("a step back", {"count": 1}), ("undo", {})]
+)
+def test_a_count_said_out_loud_is_kept_even_when_it_is_one(text, args):
+    command = rules(text)
+    assert command.kind == "undo" and command.args == args
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("it's not leaking, it's missing part of the organ", "undersegmented"),
+        ("it's not too big, it's too small", "undersegmented"),
+        ("it is not too small, it spills into the fat", "oversegmented"),
+        ("it creeps into the bowel", "oversegmented"),
+        ("it chopped off the tip", "undersegmented"),
+        ("it fails to cover the top", "undersegmented"),
+        ("the contrast here is terrible", "low_contrast"),
+        ("I can barely tell it apart from the fat", "low_contrast"),
+        ("not enough contrast", "low_contrast"),
+    ],
+)
+def test_problem_cues_are_word_classes_and_a_negated_cue_drops_its_problem(text, problem):
+    command = rules(text)
+    assert command.kind == "guided" and command.args == {"problem": problem}
+
+
+def test_a_problem_that_is_only_denied_is_no_guided_strategy():
+    assert rules("it is not leaking").kind != "guided"
+    assert rules("please segment the kidney of the left side").args == {"target": "kidney left"}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("okay so um don't shrink it grow it by twelve pixels", "resize_box", {"pixels": 12}),
+        ("don't move it left move it right", "move_box", {"direction": "right"}),
+        ("don't move the box left by 5 move it right by 3", "move_box", {"direction": "right", "pixels": 3}),
+        ("What if we don't propagate and do a center click instead?", "center_click", {}),
+        ("stop, don't segment the pancreas, segment the spleen", "segment", {"target": "spleen"}),
+        (
+            "no, keep only the biggest component instead of removing number 2",
+            "remove_component",
+            {"keep_largest": True},
+        ),
+    ],
+)
+def test_a_new_clause_after_a_negation_is_the_command_even_without_a_comma(text, kind, args):
+    command = rules(text)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "don't move the box up and left",
+        "don't propagate and don't move the box",
+        "don't move the box and shrink it",
+    ],
+)
+def test_a_negation_over_one_clause_with_and_still_declines(text):
+    assert rules(text).kind == "reject"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm not sure what I'm allowed to type, could you list the commands?",
+        "Can you tell me what I'm able to type in this box?",
+        "which things am I supposed to say",
+    ],
+)
+def test_a_question_about_what_may_be_typed_is_help_anywhere_in_the_sentence(text):
+    assert rules(text).kind == "help"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sorry to bother you, but I think that result is actually fine, so I'd like to accept it.",
+        "Yes, I am agree with this one, please accept.",
+        "good enough, accept",
+        "honestly I believe this is acceptable",
+    ],
+)
+def test_a_verdict_inside_a_conversational_frame_is_still_a_verdict(text):
+    assert rules(text, "proposal").kind == "accept"
+
+
+def test_a_negated_verdict_in_a_conversational_frame_rejects():
+    assert rules("sorry, but I think it is not fine", "proposal").kind == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("none of these examples, please discard them", "examples", "reject", {}),
+        ("don't take any of them", "examples", "reject", {}),
+        ("I believe this region is included, yes", "question", "answer", {"value": True}),
+        ("I am pretty sure it is not part of it", "question", "answer", {"value": False}),
+        ("Show me the uncertain regions and ask me yes/no questions", None, "critical_regions", {}),
+    ],
+)
+def test_replies_framed_in_conversation_keep_their_meaning(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("increase it", {"resize_box", "threshold"}),
+        ("decrease it a bit", {"resize_box", "threshold"}),
+        ("loosen it", {"resize_box", "threshold"}),
+    ],
+)
+def test_a_verb_that_fits_two_objects_without_one_named_asks_which(text, kinds):
+    command = rules(text)
+    assert command.kind == "unknown" and command.args["ambiguous"] is True
+    assert {rules(s).kind for s in command.args["suggestions"]} == kinds
+
+
+def test_the_same_verb_with_its_object_is_the_command():
+    assert rules("increase the threshold").args == {"delta": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("um move the box write ten pixels", "move_box", {"direction": "right", "pixels": 10}),
+        ("propagate up for slices", "propagate", {"direction": "up", "slices": 4}),
+        ("undo to times", "undo", {"count": 2}),
+        ("what can I write", "help", {}),
+        ("go back to step 2", "revert", {"step": 2}),
+        ("propagate for 10 slices", "propagate", {"slices": 10}),
+    ],
+)
+def test_dictation_homophones_only_where_unambiguous(text, kind, args):
+    command = rules(text)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("carry the mask over to the adjacent slices", "both"),
+        ("copy this up", "up"),
+        ("push the contour through the whole stack", "both"),
+        ("bring the segmentation down", "down"),
+        ("extend the segmentation caudally", "down"),
+    ],
+)
+def test_propagation_from_word_classes(text, direction):
+    command = rules(text)
+    assert command.kind == "propagate" and command.args["direction"] == direction
+
+
+@pytest.mark.parametrize(
+    "text", ["move the box up", "apply the bone window", "the box extends over the organ"]
+)
+def test_spreading_verbs_on_other_objects_are_not_propagation(text):
+    assert rules(text).kind != "propagate"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("I don't think it's part of the organ", "question", "answer", {"value": False}),
+        ("I don't believe it belongs", "question", "answer", {"value": False}),
+        ("I prefer what we had before", "proposal", "reject", {}),
+        ("none of them look right", "examples", "reject", {}),
+        ("you got the stomach, I wanted the spleen", None, "guided", {"problem": "wrong_part"}),
+        ("delineate the whole right lung", None, "unknown", {"ambiguous": True}),
+    ],
+)
+def test_dev_set_7b_generalisations(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("no not the spleen the pancreas", None, "segment", {"target": "pancreas"}),
+        ("no, don't include it", "question", "answer", {"value": False}),
+    ],
+)
+def test_a_negated_answer_or_contrast_after_an_interjection(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize("text", ["what should I do next", "what now", "what do I do now"])
+def test_a_question_about_the_next_step_is_help_not_a_verdict(text):
+    assert rules(text, "proposal").kind == "help"
+
+
+def test_an_exclamation_is_still_a_verdict():
+    assert rules("what a great result", "proposal").kind == "accept"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending"),
+    [
+        ("the segmentation of the liver looks good", "proposal"),
+        ("the liver segmentation is worse now", "proposal"),
+        ("why did you segment the stomach", None),
+        ("is the liver segmented?", None),
+    ],
+)
+def test_a_report_or_question_about_a_segmentation_is_no_request(text, pending):
+    assert rules(text, pending).kind != "segment"
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("looks about right to me", "proposal", "accept", {}),
+        ("number three looks best", "examples", "accept", {"choice": 3}),
+        ("the 2nd one is good", "examples", "accept", {"choice": 2}),
+        ("shift box 2cm left", None, "move_box", {"direction": "left", "mm": 20}),
+    ],
+)
+def test_picks_with_a_verdict_loose_idioms_and_centimetres(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("I'd rather keep the previous one", "proposal", "reject", {}),
+        ("Honestly it's about the same", "proposal", "reject", {}),
+        ("undo that proposal", "proposal", "undo", {}),
+        ("uhh I think yes", "question", "answer", {"value": True}),
+        ("ummm move the box down 2mm", None, "move_box", {"direction": "down", "mm": 2}),
+        ("Isolate the largest connected component", None, "remove_component", {"keep_largest": True}),
+    ],
+)
+def test_hesitation_sounds_sameness_and_keep_verbs(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+def test_an_impossible_window_width_is_kept_as_said_and_refused_by_the_session():
+    assert rules("window 0 40").args == {"width": 0, "level": 40}
+    s = slice_session()
+    before = state(s)
+    reply = s.handle("window 0 40", semantic=False)
+    assert not reply.ok and "positive width" in reply.message and state(s) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("not kidney left, right", None, "segment", {"target": "kidney right"}),
+        ("don't shrink the box by 5, shrink by 10", None, "resize_box", {"pixels": -10}),
+        ("don't go back 2 steps, just 1", None, "undo", {"count": 1}),
+        ("don't propagate 10 slices, only 4", None, "propagate", {"slices": 4}),
+        ("don't propagate up, propagate down", None, "propagate", {"direction": "down"}),
+        ("not bad at all", "proposal", "accept", {}),
+        ("neither of them", "examples", "reject", {}),
+    ],
+)
+def test_ellipsis_and_gapping_after_a_negated_clause(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("Honestly I think the spleen is what we should do next", None, "segment", {"target": "spleen"}),
+        ("the next organ is the pancreas", None, "segment", {"target": "pancreas"}),
+        ("From my side it looks fine, so please accept", "proposal", "accept", {}),
+        ("in my opinion it's worse", "proposal", "reject", {}),
+    ],
+)
+def test_next_target_and_a_point_of_view_around_a_verdict(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("accept it full stop", "proposal", "accept", {}),
+        ("yes comma that's part of it", "question", "answer", {"value": True}),
+        ("don't shrink it comma grow it by four", None, "resize_box", {"pixels": 4}),
+        ("move the box to the rite", None, "move_box", {"direction": "right"}),
+        ("where is the colon", None, "segment", {"target": "colon"}),
+    ],
+)
+def test_dictated_punctuation_is_punctuation(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+    assert command.text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("the threshold one", "threshold"), ("the box one", "resize_box")]
+)
+def test_a_candidate_named_by_a_word_only_it_holds(text, kind):
+    choices = ("shrink the box by 10 pixels", "raise the threshold", "you over-segmented")
+    assert rules(text, choices=choices).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("no, go back two steps", "proposal", "undo", {"count": 2}),
+        ("no, segment the spleen", "proposal", "segment", {"target": "spleen"}),
+        ("no, it's the aorta", "question", "answer", {"value": False}),
+        ("no, not the lung window, the mediastinum window", None, "window", {"preset": "mediastinum"}),
+        ("no thanks, I'm good", "proposal", "unknown", {"ambiguous": True}),
+    ],
+)
+def test_a_leading_no_before_a_command_and_mixed_verdicts(text, pending, kind, args):
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}
+
+
+def test_a_signed_threshold_number_is_a_step_and_a_set_negative_value_is_refused():
+    assert rules("threshold -0.05").args == {"delta": -0.05}
+    assert rules("threshold +0.1").args == {"delta": 0.1}
+    refused = rules("set the threshold to -0.2")
+    assert refused.kind == "unknown" and "0.01 to 0.99" in refused.args["reason"]
+
+
+@pytest.mark.parametrize("text", ["17", "0", "number 20"])
+def test_a_bare_cell_outside_the_grid_is_refused_with_the_range(text):
+    command = rules(text, "grid")
+    assert command.kind == "unknown" and "1 to 16" in command.args["reason"]
