@@ -340,6 +340,12 @@ def _suggestion(label: str) -> str:
     return suggestion_text(kind, args)
 
 
+#: Negation and correction cues on normalised text ("don't" is "do not" there).
+_NEGATION_CUES = r"\b(?:not|no|nope|nah|never|none|nothing|neither|nor|instead|rather|without|stop)\b"
+#: Labels whose meaning is itself a refusal: a negation cue fits them.
+_NEGATION_SAFE_LABELS = {"reject", "answer:no", "none"}
+
+
 def command_for_label(label: str, text: str, context: ParseContext | None = None) -> Command | None:
     """The command a label stands for, with the values read from ``text``; None if one is missing."""
     kind, _, variant = label.partition(":")
@@ -347,6 +353,10 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     numbers = [v for v in numbers_in(normalised)]
     if re.match(rf"(?:(?:no|nope|nah|wait|please)\s+)*(?:{STOP_HEADS})\b", normalised):
         return None  # a negated sentence never becomes the action it negates (the rules decline it)
+    if label not in _NEGATION_SAFE_LABELS and re.search(_NEGATION_CUES, normalised):
+        # "not up, move it down", "not step 2, revert to step 3", "no, it is not part of it": nearest
+        # neighbours cannot tell which value is negated, so a negated sentence is left to the guard
+        return None
     has_value = bool(numbers) or bool(set(normalised.split()) & set(ORDINALS))
     if kind == "undo" and numbers:
         count = numbers[0]

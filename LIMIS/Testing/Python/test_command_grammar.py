@@ -86,10 +86,10 @@ def test_the_fresh_heldout_batch_parses_at_least_90_percent(matcher):
 
 @pytest.mark.semantic
 def test_the_semantic_matcher_catches_paraphrases_no_rule_knows(matcher):
-    # the rules learnt "different corrections" from the held-out batches; "various outcomes" they do not
-    assert parse_with_rules("show me what the various outcomes would look like") is None
-    command = parse_command("show me what the various outcomes would look like", semantic=True)
-    assert command.kind == "examples" and command.source == "semantic"
+    # no rule knows "begin with"; the calibrated matcher (bench/calibrate_limis_matcher.py) does
+    assert parse_with_rules("let us begin with the spleen") is None
+    command = parse_command("let us begin with the spleen", semantic=True)
+    assert (command.kind, command.args, command.source) == ("segment", {"target": "spleen"}, "semantic")
 
 
 @pytest.mark.semantic
