@@ -69,11 +69,11 @@ def main() -> int:
     from LIMISLib.command_grammar import (
         Command,
         ParseContext,
-        _parse_normalised,
         normalise,
         parse_command,
         parse_with_rules,
     )
+    from LIMISLib.commands import RULES
     from LIMISLib.commands.guard import guard_negation
     from LIMISLib.semantic_matcher import (
         EXEMPLARS_FILE,
@@ -144,6 +144,14 @@ def main() -> int:
     sims = vectors[[index[t] for t in query_text]] @ bank.T  # (queries, rows)
     same_text = np.array([[rt == qt for rt in row_text] for qt in query_text])
 
+    def parse_normalised(normalised: str, context):
+        """The rules on normalised text, as parse_command hands them to the negation guard."""
+        for rule in RULES:
+            command = rule(normalised, context)
+            if command is not None:
+                return command
+        return None
+
     # what each (query, winning label) ends as, after command_for_label and the negation guard
     cache: dict[tuple[int, int], int] = {}
 
@@ -156,7 +164,7 @@ def main() -> int:
                 command = command_for_label(labels[label], p["text"], context)
             if command is None:
                 command = Command("unknown", {"suggestions": []}, text=p["text"])
-            cache[key] = outcome(p, guard_negation(p["text"], command, context, _parse_normalised))
+            cache[key] = outcome(p, guard_negation(p["text"], command, context, parse_normalised))
         return cache[key]
 
     # per query and label: similarities best first, with the set of each exemplar row
