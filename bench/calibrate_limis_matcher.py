@@ -117,7 +117,7 @@ def main() -> int:
 
     # every phrasing; "reaches" = the rules leave it to the matcher
     queries = []  # (set index, phrasing, context, rules-only outcome, reaches)
-    totals = {name: {"n": 0, "rules": [0, 0]} for name in names}
+    totals = {name: {"n": 0, "rules": [0, 0], "negation": [0, 0]} for name in names}
     for si, (name, phrasings) in enumerate(sets.items()):
         for p in phrasings:
             context = ParseContext(pending=p.get("context"), choices=tuple(p.get("choices") or ()))
@@ -125,6 +125,7 @@ def main() -> int:
             totals[name]["n"] += 1
             totals[name]["rules"][0] += result == 1
             totals[name]["rules"][1] += result == -1
+            totals[name]["negation"][0] += result == -1 and p.get("subset") == "negation"
             queries.append((si, p, context, result, parse_with_rules(p["text"], context) is None))
     reaching = [qi for qi, q in enumerate(queries) if q[4]]
     print(
@@ -250,6 +251,11 @@ def main() -> int:
         rules_right, rules_wrong = totals[name]["rules"]
         n = totals[name]["n"]
         totals[name]["matcher"] = (rules_right + right, rules_wrong + wrong)
+        result = np.where(fires(found, setting), found[setting["top_k"]][3], found["abstain"])
+        negated = np.array([queries[qi][1].get("subset") == "negation" for qi in test], dtype=bool)
+        totals[name]["negation"][1] = totals[name]["negation"][0] + int(
+            ((result == -1) & negated).sum() - ((found["base"] == -1) & negated).sum()
+        )
         shown = (
             "off"
             if setting is OFF
@@ -285,6 +291,12 @@ def main() -> int:
         f"rules only {r_right / n_all:.1%} right, {r_wrong} wrong; "
         f"rules + matcher {m_right / n_all:.1%} right, {m_wrong} wrong "
         f"(matcher: {m_right - r_right:+d} right, {m_wrong - r_wrong:+d} wrong)"
+    )
+    n_negation = sum(p.get("subset") == "negation" for q in sets.values() for p in q)
+    print(
+        f"negation/scope ({n_negation} phrasings) confidently wrong: rules only "
+        f"{sum(t['negation'][0] for t in totals.values())}, rules + matcher "
+        f"{sum(t['negation'][1] for t in totals.values())}"
     )
 
     final, counts = calibrate(decisions(pool(list(range(len(queries)))), set()))
