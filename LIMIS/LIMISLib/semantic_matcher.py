@@ -12,9 +12,13 @@ cosine similarities to that label's exemplars. The best label wins only if its s
 ``min_similarity`` and beats the best *other* label by ``min_margin``; otherwise the answer is
 ``unknown`` with the two or three best labels as suggestions. Labels whose command needs a value
 the sentence does not contain (a direction, a step number, a structure) also end in ``unknown``
-with that command as the first suggestion. The two thresholds were calibrated on the calibration
-half of the test phrasing set (see ``LIMIS/Testing/Python/data``); the held-out half reports the
-honest accuracy.
+with that command as the first suggestion.
+
+The exemplar bank has two parts: hand-written phrasings (``labels``) and phrasings taken from the
+labelled development sets (``from_phrasing_sets``, label derived by :func:`exemplar_label`), written
+into the JSON file at development time by ``bench/calibrate_limis_matcher.py --write``; runtime never
+reads test data. ``min_similarity``, ``min_margin`` and ``top_k`` come from the file's
+``calibration`` block, chosen by that script with leave-one-set-out validation.
 """
 
 from __future__ import annotations
@@ -46,12 +50,16 @@ from .command_grammar import (
     suggestion_text,
 )
 from .commands.dialogue import STOP_HEADS
+from .commands.window import PRESET_WORDS
 from .exceptions import MissingDependencyError
 
 EXEMPLARS_FILE = Path(__file__).with_name("command_exemplars.json")
+#: Used only when the exemplar file has no ``calibration`` block.
 MIN_SIMILARITY = 0.55
 MIN_MARGIN = 0.08
 TOP_K = 2
+#: Phrasing sets kept sealed for a final measurement: never read, not even to build the bank.
+SEALED_MARKERS = ("batch8",)
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,102 @@ class LabelScore:
     score: float
 
 
-def load_exemplars(path: str | Path = EXEMPLARS_FILE) -> dict[str, list[str]]:
-    """``{label: [phrasings]}`` from the exemplar file (labels are "kind" or "kind:variant")."""
+def load_exemplars(
+    path: str | Path = EXEMPLARS_FILE, parts: tuple[str, ...] = ("labels", "from_phrasing_sets")
+) -> dict[str, list[str]]:
+    """``{label: [phrasings]}`` from the exemplar file (labels are "kind" or "kind:variant"):
+    the hand-written ones (part ``labels``) and those from the labelled phrasing sets
+    (``from_phrasing_sets``), merged."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {label: list(phrases) for label, phrases in data["labels"].items()}
+    merged: dict[str, list[str]] = {}
+    for part in parts:
+        for label, phrases in (data.get(part) or {}).items():
+            merged.setdefault(label, []).extend(phrases)
+    return {label: list(dict.fromkeys(phrases)) for label, phrases in merged.items()}
+
+
+def load_calibration(path: str | Path = EXEMPLARS_FILE) -> dict[str, float]:
+    """``{min_similarity, min_margin, top_k}`` of the exemplar file (module defaults if absent)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    found = data.get("calibration") or {}
+    return {
+        "min_similarity": float(found.get("min_similarity", MIN_SIMILARITY)),
+        "min_margin": float(found.get("min_margin", MIN_MARGIN)),
+        "top_k": int(found.get("top_k", TOP_K)),
+    }
+
+
+# ---------------------------------------------------------------------- bank from phrasing sets
+def exemplar_label(kind: str, args: dict[str, Any], subset: str | None = None) -> str | None:
+    """The matcher label a labelled phrasing stands for, or None when it cannot be one.
+
+    The label is the one :func:`command_for_label` turns back into ``kind`` with ``args``:
+    threshold delta sign -> ``threshold:up/down``, resize pixels sign -> ``resize_box:grow/shrink``,
+    guided problem -> ``guided:<problem>``, answer value -> ``answer:yes/no``, an off-topic
+    ``unknown`` -> ``none``. Skipped (None): negation/scope phrasings (an action's exemplars must
+    never include a sentence that forbids it; declining is the negation guard's job), impossible
+    values, ask-backs, answers to an ask-back (``choice``), and values the matcher cannot produce
+    (absolute threshold, width/level, millimetres, grid cells, component index).
+    """
+    if subset in {"negation", "impossible"}:
+        return None
+    plain = {"accept", "reject", "undo", "center_click", "critical_regions", "examples", "ensemble", "help"}
+    plain |= {"finish", "segment", "propagate", "revert"}
+    if kind in plain:
+        return None if "choice" in args else kind
+    if kind == "threshold":
+        delta = args.get("delta")
+        return None if not delta else ("threshold:up" if delta > 0 else "threshold:down")
+    if kind == "resize_box":
+        pixels = args.get("pixels")
+        return None if not pixels else ("resize_box:grow" if pixels > 0 else "resize_box:shrink")
+    if kind == "guided":
+        problem = args.get("problem")
+        return f"guided:{problem}" if problem else None
+    if kind == "answer":
+        return None if "value" not in args else ("answer:yes" if args["value"] else "answer:no")
+    if kind == "window":
+        return "window" if "preset" in args else None
+    if kind == "move_box":
+        return "move_box" if "direction" in args and "mm" not in args else None
+    if kind == "remove_component":
+        return "remove_component" if args.get("keep_largest") else None
+    if kind == "unknown":
+        return None if args else "none"
+    return None  # grid_click and any kind without a matcher label
+
+
+def is_sealed(path: str | Path) -> bool:
+    """True for a phrasing set kept sealed (its name holds a marker of :data:`SEALED_MARKERS`)."""
+    return any(marker in Path(path).name for marker in SEALED_MARKERS)
+
+
+def phrasing_files(folder: str | Path) -> list[Path]:
+    """The labelled phrasing sets (``*.json``) of ``folder`` that may be read: sealed ones are skipped
+    by name, before any is opened."""
+    return sorted(path for path in Path(folder).glob("*.json") if not is_sealed(path))
+
+
+def exemplars_from_phrasings(phrasings: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``{label: [texts]}`` of the phrasings :func:`exemplar_label` can map (others skipped)."""
+    bank: dict[str, list[str]] = {}
+    for phrasing in phrasings:
+        label = exemplar_label(phrasing["kind"], phrasing.get("args") or {}, phrasing.get("subset"))
+        if label is not None:
+            bank.setdefault(label, [])
+            if phrasing["text"] not in bank[label]:
+                bank[label].append(phrasing["text"])
+    return bank
+
+
+def exemplars_from_files(paths: list[str | Path]) -> dict[str, list[str]]:
+    """:func:`exemplars_from_phrasings` over phrasing-set files (a sealed file is an error)."""
+    phrasings: list[dict[str, Any]] = []
+    for path in paths:
+        if is_sealed(path):
+            raise ValueError(f"{Path(path).name} is a sealed phrasing set: it must not be read.")
+        phrasings.extend(json.loads(Path(path).read_text(encoding="utf-8"))["phrasings"])
+    return exemplars_from_phrasings(phrasings)
 
 
 def sentence_model_folder() -> Path:
@@ -136,18 +236,23 @@ class SemanticMatcher:
         model: Any = None,
         exemplars: dict[str, list[str]] | None = None,
         *,
-        min_similarity: float = MIN_SIMILARITY,
-        min_margin: float = MIN_MARGIN,
-        top_k: int = TOP_K,
+        min_similarity: float | None = None,
+        min_margin: float | None = None,
+        top_k: int | None = None,
     ) -> None:
         self._model = model
         self.exemplars = exemplars if exemplars is not None else load_exemplars()
-        self.min_similarity = float(min_similarity)
-        self.min_margin = float(min_margin)
-        self.top_k = int(top_k)
+        calibration = load_calibration() if None in (min_similarity, min_margin, top_k) else {}
+        self.min_similarity = float(
+            calibration["min_similarity"] if min_similarity is None else min_similarity
+        )
+        self.min_margin = float(calibration["min_margin"] if min_margin is None else min_margin)
+        self.top_k = int(calibration["top_k"] if top_k is None else top_k)
         self._labels: list[str] = []
+        self._label_rows: list[np.ndarray] = []
         self._embeddings: np.ndarray | None = None
         self._lock = threading.Lock()
+        self._warm_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lazy model and cache
     @property
@@ -166,16 +271,19 @@ class SemanticMatcher:
         return np.asarray(embeddings, dtype=np.float32)
 
     def warm_up(self) -> SemanticMatcher:
-        """Load the model and embed the exemplars now (call from a background thread in a GUI)."""
-        if self._embeddings is None:
-            labels, phrases = [], []
-            for label, texts in self.exemplars.items():
-                for text in texts:
+        """Load the model and embed the exemplar bank now, once per matcher (call from a background
+        thread in a GUI); later sentences only embed themselves."""
+        with self._warm_lock:
+            if self._embeddings is None:
+                labels, phrases, rows = [], [], []
+                for label, texts in self.exemplars.items():
+                    first = len(phrases)
+                    phrases.extend(normalise(text) or text for text in texts)
                     labels.append(label)
-                    phrases.append(normalise(text))
-            embeddings = self._encode(phrases)
-            self._labels = labels
-            self._embeddings = embeddings
+                    rows.append(np.arange(first, len(phrases)))
+                embeddings = self._encode(phrases)
+                self._labels, self._label_rows = labels, rows
+                self._embeddings = embeddings
         return self
 
     # ------------------------------------------------------------------ matching
@@ -184,12 +292,9 @@ class SemanticMatcher:
         self.warm_up()
         query = self._encode([normalise(text) or text])[0]
         similarities = self._embeddings @ query
-        per_label: dict[str, list[float]] = {}
-        for label, similarity in zip(self._labels, similarities, strict=True):
-            per_label.setdefault(label, []).append(float(similarity))
         scored = [
-            LabelScore(label, float(np.mean(sorted(values, reverse=True)[: self.top_k])))
-            for label, values in per_label.items()
+            LabelScore(label, top_k_mean(similarities[rows], self.top_k))
+            for label, rows in zip(self._labels, self._label_rows, strict=True)
         ]
         return sorted(scored, key=lambda s: -s.score)
 
@@ -210,6 +315,13 @@ class SemanticMatcher:
         )
 
 
+def top_k_mean(similarities: np.ndarray, k: int) -> float:
+    """Mean of the ``k`` highest values (all of them when there are fewer)."""
+    if len(similarities) > k:
+        similarities = np.partition(similarities, -k)[-k:]
+    return float(np.mean(similarities))
+
+
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -228,6 +340,12 @@ def _suggestion(label: str) -> str:
     return suggestion_text(kind, args)
 
 
+#: Negation and correction cues on normalised text ("don't" is "do not" there).
+_NEGATION_CUES = r"\b(?:not|no|nope|nah|never|none|nothing|neither|nor|instead|rather|without|stop)\b"
+#: Labels whose meaning is itself a refusal: a negation cue fits them.
+_NEGATION_SAFE_LABELS = {"reject", "answer:no", "none"}
+
+
 def command_for_label(label: str, text: str, context: ParseContext | None = None) -> Command | None:
     """The command a label stands for, with the values read from ``text``; None if one is missing."""
     kind, _, variant = label.partition(":")
@@ -235,7 +353,16 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     numbers = [v for v in numbers_in(normalised)]
     if re.match(rf"(?:(?:no|nope|nah|wait|please)\s+)*(?:{STOP_HEADS})\b", normalised):
         return None  # a negated sentence never becomes the action it negates (the rules decline it)
+    if label not in _NEGATION_SAFE_LABELS and re.search(_NEGATION_CUES, normalised):
+        # "not up, move it down", "not step 2, revert to step 3", "no, it is not part of it": nearest
+        # neighbours cannot tell which value is negated, so a negated sentence is left to the guard
+        return None
     has_value = bool(numbers) or bool(set(normalised.split()) & set(ORDINALS))
+    if kind == "undo" and numbers:
+        count = numbers[0]
+        if count != int(count) or count < 1:
+            return None  # "undo -2 times": the rules' reply says what is possible; do not guess
+        return Command("undo", {} if count == 1 else {"count": int(count)})
     if has_value and kind in {"accept", "reject", "undo", "center_click", "critical_regions", "examples"}:
         return None  # the sentence carries a value this command cannot hold: ask instead of dropping it
     if kind in {
@@ -270,7 +397,7 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
         slices = int(abs(numbers[0])) if numbers else None
         return Command("propagate", {"direction": direction, "slices": slices})
     if kind == "window":
-        return Command("window", {"preset": "organ"})
+        return Command("window", {"preset": _preset_in(normalised)})
     if kind == "move_box":
         direction = direction_in(normalised)
         if direction is None:
@@ -286,6 +413,12 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     if kind == "segment":
         return rule_segment("segment " + normalised, context)
     return None
+
+
+def _preset_in(normalised: str) -> str:
+    """The window preset a sentence names ("the bony structures" -> bone), else the organ's window."""
+    found = re.search(r"\b(" + "|".join(sorted(PRESET_WORDS, key=len, reverse=True)) + r")\b", normalised)
+    return PRESET_WORDS[found.group(1)] if found else "organ"
 
 
 _DEFAULT: SemanticMatcher | None = None
