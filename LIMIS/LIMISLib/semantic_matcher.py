@@ -342,6 +342,8 @@ def _suggestion(label: str) -> str:
 
 #: Negation and correction cues on normalised text ("don't" is "do not" there).
 _NEGATION_CUES = r"\b(?:not|no|nope|nah|never|none|nothing|neither|nor|instead|rather|without|stop)\b"
+#: Repeat words read as counts ("undo twice").
+_REPEAT_WORDS = {"once": 1, "twice": 2, "thrice": 3}
 #: Labels whose meaning is itself a refusal: a negation cue fits them.
 _NEGATION_SAFE_LABELS = {"reject", "answer:no", "none"}
 
@@ -351,6 +353,8 @@ def command_for_label(label: str, text: str, context: ParseContext | None = None
     kind, _, variant = label.partition(":")
     normalised = normalise(text)
     numbers = [v for v in numbers_in(normalised)]
+    # "ctrl z twice": a repeat word is a count, not something to drop
+    numbers += [_REPEAT_WORDS[w] for w in normalised.split() if w in _REPEAT_WORDS]
     if re.match(rf"(?:(?:no|nope|nah|wait|please)\s+)*(?:{STOP_HEADS})\b", normalised):
         return None  # a negated sentence never becomes the action it negates (the rules decline it)
     if label not in _NEGATION_SAFE_LABELS and re.search(_NEGATION_CUES, normalised):

@@ -68,6 +68,8 @@ def test_a_labelled_phrasing_maps_to_the_label_its_kind_and_args_imply(kind, arg
         ("window", "make the bony structures visible", "window", {"preset": "bone"}),
         ("window", "I can barely see anything", "window", {"preset": "organ"}),
         ("undo", "take back the last 3 things", "undo", {"count": 3}),
+        ("undo", "ctrl+z twice", "undo", {"count": 2}),  # batch 8: the count was dropped
+        ("undo", "hit ctrl z thrice", "undo", {"count": 3}),
         ("guided:wrong_part", "that is some other structure", "guided", {"problem": "wrong_part"}),
         ("answer:no", "it does not belong", "answer", {"value": False}),
     ],
