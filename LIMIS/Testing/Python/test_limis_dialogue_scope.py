@@ -189,6 +189,9 @@ def test_what_batch5_found(text, pending, choices, kind, args):
         ("ctrl+z twice", None, "undo", {"count": 2}),
         ("cmd z 3 times", None, "undo", {"count": 3}),
         ("wat can i say", None, "help", {}),
+        ("propagate up by 2 cm", None, "propagate", {"direction": "up", "mm": 20}),
+        ("propagate caudally 15 millimetres", None, "propagate", {"direction": "down", "mm": 15}),
+        ("propagate up 5 slices", None, "propagate", {"direction": "up", "slices": 5}),
         ("kinda wanna undo the last two things tbh", None, "undo", {"count": 2}),
         ("honestly the mask kinda looks fine, let's keep it", "proposal", "accept", {}),
         (
