@@ -476,6 +476,19 @@ def _expand_prefix(token: str) -> str | None:
     return None
 
 
+def _organ_prefix(token: str) -> str | None:
+    """A clipped organ word ("panc", "duod"): 4+ letters that start one organ word (or one stem)."""
+    if len(token) < 4:
+        return None
+    candidates = sorted(
+        (w for w in organ_words() if w.startswith(token) and w != token), key=lambda w: (len(w), w)
+    )
+    if not candidates:  # one stem: "pancreas" and "pancreatic" differ only in their last letters
+        return None
+    stem = candidates[0][:-2] if len(candidates[0]) - 2 > len(token) else candidates[0]
+    return candidates[0] if all(word.startswith(stem) for word in candidates) else None
+
+
 def _one_edit(token: str) -> str | None:
     """The one command word a single substituted, missing or extra letter away ("shrimk", "wndow")."""
     found = set()
@@ -529,7 +542,7 @@ def _correct(token: str) -> str:
         swapped = _transposed(token)
         if swapped is not None:
             return swapped
-    expanded = _expand_abbreviation(token) or _expand_prefix(token)
+    expanded = _expand_abbreviation(token) or _expand_prefix(token) or _organ_prefix(token)
     if expanded is not None:
         return expanded
     if len(token) == 3:

@@ -189,6 +189,8 @@ def test_what_batch5_found(text, pending, choices, kind, args):
         ("ctrl+z twice", None, "undo", {"count": 2}),
         ("cmd z 3 times", None, "undo", {"count": 3}),
         ("wat can i say", None, "help", {}),
+        ("segment panc", None, "segment", {"target": "pancreas"}),
+        ("outline the duod", None, "segment", {"target": "duodenum"}),
         ("propagate up by 2 cm", None, "propagate", {"direction": "up", "mm": 20}),
         ("propagate caudally 15 millimetres", None, "propagate", {"direction": "down", "mm": 15}),
         ("propagate up 5 slices", None, "propagate", {"direction": "up", "slices": 5}),
