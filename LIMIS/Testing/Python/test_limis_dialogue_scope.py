@@ -190,6 +190,13 @@ def test_what_batch5_found(text, pending, choices, kind, args):
         ("cmd z 3 times", None, "undo", {"count": 3}),
         ("wat can i say", None, "help", {}),
         ("segment panc", None, "segment", {"target": "pancreas"}),
+        (
+            "I'd like the right lower lobe of the lung segmented.",
+            None,
+            "segment",
+            {"target": "lung lower lobe right"},
+        ),
+        ("The proposed step includes part of the colon. Please reject it.", "proposal", "reject", {}),
         ("outline the duod", None, "segment", {"target": "duodenum"}),
         ("propagate up by 2 cm", None, "propagate", {"direction": "up", "mm": 20}),
         ("propagate caudally 15 millimetres", None, "propagate", {"direction": "down", "mm": 15}),
