@@ -37,7 +37,8 @@ Kinds and arguments (exactly these strings):
 ``ensemble``           ``{}``
 ``guided``             ``{problem: wrong_part|oversegmented|undersegmented|low_contrast}``
 ``propagate``          ``{direction: up|down|both, slices}`` (up = superior; slices None = until
-                       the structure ends)
+                       the structure ends) or ``{direction, mm}`` (a distance: the volume session
+                       propagates ceil(mm / slice spacing) slices)
 ``help``               ``{}``
 ``unknown``            ``{suggestions: [canonical command texts]}``
 =====================  =====================================================================
