@@ -190,6 +190,7 @@ def test_what_batch5_found(text, pending, choices, kind, args):
         ("cmd z 3 times", None, "undo", {"count": 3}),
         ("wat can i say", None, "help", {}),
         ("segment panc", None, "segment", {"target": "pancreas"}),
+        ("could you average a bigger box, a centre click and another window for me", None, "ensemble", {}),
         (
             "I'd like the right lower lobe of the lung segmented.",
             None,
