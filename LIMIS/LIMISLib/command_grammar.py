@@ -37,7 +37,8 @@ Kinds and arguments (exactly these strings):
 ``ensemble``           ``{}``
 ``guided``             ``{problem: wrong_part|oversegmented|undersegmented|low_contrast}``
 ``propagate``          ``{direction: up|down|both, slices}`` (up = superior; slices None = until
-                       the structure ends)
+                       the structure ends) or ``{direction, mm}`` (a distance: the volume session
+                       propagates ceil(mm / slice spacing) slices)
 ``help``               ``{}``
 ``unknown``            ``{suggestions: [canonical command texts]}``
 =====================  =====================================================================
@@ -59,6 +60,7 @@ a grid stage.
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cache
 from typing import Any
 
@@ -129,8 +131,20 @@ def parse_with_rules(text: str, context: ParseContext | None = None) -> Command 
         return Command(scoped.kind, scoped.args, text=text, source=scoped.source)
     command = _parse_normalised(normalise(text), context)
     if command is None:
+        command = _last_instruction(text, context)
+    if command is None:
         return None
     return Command(command.kind, command.args, text=text, source=command.source)
+
+
+def _last_instruction(text: str, context: ParseContext | None) -> Command | None:
+    """A reason sentence, then the instruction ("The step includes the colon. Please reject it."): when
+    the whole text is no command, the last sentence if it is one on its own (only the last: an earlier
+    one may be what a later sentence declines, "ctrl z... rather not")."""
+    sentences = [s for s in re.split(r"(?<!\d)[.!?]+(?!\d)", text) if s.strip()]
+    if len(sentences) < 2:
+        return None
+    return _parse_normalised(normalise(sentences[-1]), context)
 
 
 def _parse_normalised(normalised: str, context: ParseContext | None) -> Command | None:

@@ -19,6 +19,7 @@ command that fails changes nothing (target, slices, steps, pending proposals).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -381,6 +382,7 @@ class VolumeSession:
         direction: str = "both",
         slices: int | None = None,
         *,
+        mm: float | None = None,
         command: Command | None = None,
         progress: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
@@ -388,13 +390,27 @@ class VolumeSession:
         """Propagate the active slice's mask (see :mod:`LIMISLib.slice_propagation`).
 
         ``direction``: "up" (superior), "down" (inferior) or "both"; ``slices``: at most this many
-        per direction (None: until the structure ends). ``progress(done, planned)`` is called after
-        each slice (planned is None-free: the volume's remaining slices when ``slices`` is None);
+        per direction (None: until the structure ends); ``mm``: a distance instead, converted to
+        ``ceil(mm / slice spacing)`` slices along the propagation axis. ``progress(done, planned)``
+        is called after each slice (planned is None-free: the volume's remaining slices when
+        ``slices`` is None);
         ``should_cancel()`` returning True stops after the current slice, keeping what was done.
         """
-        command = command or api_command("propagate", "propagate", direction=direction, slices=slices)
+        extra = {} if mm is None else {"mm": mm}
+        command = command or api_command(
+            "propagate", "propagate", direction=direction, slices=slices, **extra
+        )
         if direction not in {"up", "down", "both"}:
             raise InvalidPromptError(f"Propagate 'up', 'down' or 'both'; got {direction!r}.")
+        distance = ""
+        if mm is not None:
+            spacing = self.geometry.slice_spacing_mm
+            if not float(mm) > 0:
+                raise InvalidPromptError(
+                    f"Propagate a positive distance ('propagate up 20 mm'); got {mm} mm."
+                )
+            slices = max(1, math.ceil(float(mm) / spacing - 1e-9))  # 1e-9: 20 / 2.5 stays 8
+            distance = f"{float(mm):g} mm is {slices} slices at {spacing:g} mm slice spacing. "
         if slices is not None and int(slices) < 1:
             raise InvalidPromptError(
                 f"Propagate at least one slice ('propagate up 3 slices'), or say 'propagate' to go on "
@@ -417,7 +433,9 @@ class VolumeSession:
         self._last_was_propagation = True
         ways = "; ".join(f"{way}: {reason}" for way, reason in run.stop_reasons.items())
         span = f" (slices {min(run.slices)}-{max(run.slices)})" if run.slices else ""
-        message = f"Propagated the {self.target} to {len(run.slices)} slice(s){span}. Stopped {ways}."
+        message = (
+            f"{distance}Propagated the {self.target} to {len(run.slices)} slice(s){span}. Stopped {ways}."
+        )
         reply = Reply(command, message, changed_slices=tuple(run.slices))
         self.log.append((command.text or "propagate", message))
         return reply

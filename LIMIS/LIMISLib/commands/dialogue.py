@@ -315,13 +315,20 @@ def _grammar_word(word: str) -> bool:
 
 
 #: Keyboard shortcuts typed as words: a modifier key and a letter ("ctrl z" undoes, "ctrl y" keeps).
-_SHORTCUT = re.compile(r"(?:ctrl|control|cmd|command|ctl|strg|ctr)\s?([zy])")
+_SHORTCUT = re.compile(
+    r"(?:ctrl|control|cmd|command|ctl|strg|ctr)\s?([zy])(?:\s+(?:(twice|thrice)|(\d+) times?))?"
+)
+#: A repeat word after a shortcut ("ctrl z twice", "ctrl z 3 times") is an undo count.
+_REPEATS = {"twice": 2, "thrice": 3}
 
 
 def _rule_terse(text: str, context: ParseContext | None) -> Command | None:
     shortcut = _SHORTCUT.fullmatch(text)
     if shortcut:
-        return Command("undo" if shortcut.group(1) == "z" else "accept")
+        if shortcut.group(1) == "y":
+            return Command("accept")
+        count = _REPEATS.get(shortcut.group(2) or "") or int(shortcut.group(3) or 0)
+        return Command("undo", {"count": count} if count else {})
     if len(text.split()) <= 4:
         # a short verdict ("ship it", "thumbs down", "meh") answers a pending question as yes / no
         verdict = rule_verdict(text, context)

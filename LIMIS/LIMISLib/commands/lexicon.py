@@ -73,6 +73,10 @@ _CONTRACTIONS = {
     "couldn't": "could not",
     "haven't": "have not",
     "hasn't": "has not",
+    "wanna": "want to",
+    "gonna": "going to",
+    "gotta": "got to",
+    "lemme": "let me",
     "patient's": "patient",
     "patients": "patient",
 }
@@ -259,6 +263,14 @@ _FILLER_WORDS = {
     "plz",
     "maybe",
     "perhaps",
+    # slang hedges ("kinda wanna undo tbh", "honestly the mask looks fine")
+    "kinda",
+    "sorta",
+    "tbh",
+    "honestly",
+    "imo",
+    "imho",
+    "ngl",
 }
 
 
@@ -384,6 +396,10 @@ _ABBREVIATIONS = {
 #: Real words (names) that in this vocabulary are far likelier a typo of a command word.
 _TYPO_NOT_WORD = {"brian": "brain"}
 
+#: Question words the typo corrector may correct towards ("wat can i say", "hw does it work"); only
+#: a short typo (one edit, or one letter dropped) of these is corrected, since they are not commands.
+_QUESTION_WORDS = ("what", "which", "where", "when", "how", "why")
+
 
 @cache
 def organ_words() -> frozenset[str]:
@@ -460,6 +476,19 @@ def _expand_prefix(token: str) -> str | None:
     return None
 
 
+def _organ_prefix(token: str) -> str | None:
+    """A clipped organ word ("panc", "duod"): 4+ letters that start one organ word (or one stem)."""
+    if len(token) < 4:
+        return None
+    candidates = sorted(
+        (w for w in organ_words() if w.startswith(token) and w != token), key=lambda w: (len(w), w)
+    )
+    if not candidates:  # one stem: "pancreas" and "pancreatic" differ only in their last letters
+        return None
+    stem = candidates[0][:-2] if len(candidates[0]) - 2 > len(token) else candidates[0]
+    return candidates[0] if all(word.startswith(stem) for word in candidates) else None
+
+
 def _one_edit(token: str) -> str | None:
     """The one command word a single substituted, missing or extra letter away ("shrimk", "wndow")."""
     found = set()
@@ -486,10 +515,26 @@ def _transposed(token: str) -> str | None:
     return None
 
 
+def _question_typo(token: str) -> str | None:
+    """A question word one letter dropped, added or swapped away ("wat", "waht", "wht", "hwo")."""
+    if not 2 <= len(token) <= 6 or token in _QUESTION_WORDS or token[0] not in "wh":
+        return None
+    for word in _QUESTION_WORDS:
+        if len(token) == len(word) - 1 and _is_subsequence(token, word) and token[0] == word[0]:
+            return word
+        swapped = len(token) == len(word) and sorted(token) == sorted(word) and token[0] == word[0]
+        if swapped and sum(a != b for a, b in zip(token, word, strict=True)) == 2:
+            return word
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _correct(token: str) -> str:
     if token in _TYPO_NOT_WORD:
         return _TYPO_NOT_WORD[token]
+    question = _question_typo(token)
+    if question is not None:
+        return question
     known = _known_words()
     if not token.isalpha() or token in known:
         return token
@@ -497,7 +542,7 @@ def _correct(token: str) -> str:
         swapped = _transposed(token)
         if swapped is not None:
             return swapped
-    expanded = _expand_abbreviation(token) or _expand_prefix(token)
+    expanded = _expand_abbreviation(token) or _expand_prefix(token) or _organ_prefix(token)
     if expanded is not None:
         return expanded
     if len(token) == 3:
@@ -692,11 +737,16 @@ def normalise(text: str) -> str:
     tokens = _words_to_numbers(tokens)
     joined = " " + " ".join(tokens) + " "
     joined = re.sub(r" no thank(s| you) ", " reject ", joined)
+    joined = re.sub(r" like (?=-?\d)", " ", joined)  # a hedge before a number ("right like 6 pixels")
     joined = re.sub(r" more (big|large|small|wide|tight|narrow|high|low|strict) ", _comparative, joined)
     joined = re.sub(r" (back to|return to|start from|start at|go to) square 1 ", r" \1 the start ", joined)
     for phrase in _FILLER_PHRASES:
         joined = joined.replace(f" {phrase} ", " ")
     tokens = [t for t in joined.split() if t not in _FILLER_WORDS and not _HESITATION_SOUND.fullmatch(t)]
+    # a leading intention ("wanna undo", "we are gonna shrink the box") is the command itself
+    lead = re.match(r"(?:(?:i|we) (?:am |are )?)?(?:want to|going to|got to) (?=\S)", " ".join(tokens))
+    if lead:
+        tokens = " ".join(tokens)[lead.end() :].split()
     if len(tokens) >= 2 and len(set(tokens)) == 1:  # "undo undo", "yes yes"
         tokens = tokens[:1]
     # leading interjections before a real command ("ok so move the box left")

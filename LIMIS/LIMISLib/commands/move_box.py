@@ -21,8 +21,18 @@ from .lexicon import (
 )
 
 
+def _instructed_direction(text: str) -> str | None:
+    """The direction after a move verb ("the box is too far left, move it right": right), else the
+    first one named: a description of where the box is does not say where it should go."""
+    for verb in re.finditer(rf"\b(?:{MOVE_VERBS})\b", text):
+        direction = direction_in(text[verb.start() :])
+        if direction is not None:
+            return direction
+    return direction_in(text)
+
+
 def _rule_move_box(text: str, context: ParseContext | None) -> Command | None:
-    direction = direction_in(text)
+    direction = _instructed_direction(text)
     if direction is None:
         return None
     box_word = has(text, BOX_RE)

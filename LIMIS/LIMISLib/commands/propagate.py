@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from .base import Command, CommandSpec, ParseContext
-from .lexicon import has, numbers_in
+from .lexicon import NUMBER_RE, has, int_or_float, numbers_in
 
 #: Propagation as word classes instead of a list of idioms: a spreading verb with a direction or a
 #: preposition ("carry it over", "copy this up"), a quantified slice noun ("the adjacent slices",
@@ -69,6 +69,9 @@ def _rule_propagate(text: str, context: ParseContext | None) -> Command | None:
         direction = "both" if direction == "up" and has(text, r"and|both") else "down"
     if has(text, r"both|either|both directions|each direction|all directions|up and down|above and below"):
         direction = "both"
+    distance = re.search(rf"({NUMBER_RE})\s*(?:mm|millimet(?:er|re)s?)\b", text)
+    if distance:  # a distance, not a slice count: the session converts it with the slice spacing
+        return Command("propagate", {"direction": direction, "mm": int_or_float(abs(float(distance[1])))})
     numbers = [int(v) for v in numbers_in(text) if float(v).is_integer()]
     slices = numbers[0] if numbers else None
     return Command("propagate", {"direction": direction, "slices": slices})
@@ -79,6 +82,7 @@ def _propagate_volume(session, command: Command, *, progress=None, should_cancel
     return session.propagate(
         command.args.get("direction", "both"),
         command.args.get("slices"),
+        mm=command.args.get("mm"),
         command=command,
         progress=progress,
         should_cancel=should_cancel,
@@ -88,7 +92,7 @@ def _propagate_volume(session, command: Command, *, progress=None, should_cancel
 SPEC = CommandSpec(
     "propagate",
     "propagate to other slices (up = superior; until the structure ends)",
-    "{direction: up|down|both, slices}",
+    "{direction: up|down|both, slices} or {direction, mm} (the session converts mm to slices)",
     ("propagate to the neighbouring slices", "propagate up 10 slices"),
     rules=((19, _rule_propagate),),
     volume_handler=_propagate_volume,

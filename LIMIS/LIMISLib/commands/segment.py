@@ -27,7 +27,7 @@ _STEM = r"(?:segment|outlin|contour|delineat|annotat)"
 _SEGMENT_INTENT = (
     rf"\b{_VERB}\b"
     rf"|\b(?:begin|start|continue|keep|commence|try|go on|mind)\w* (?:\w+ )?{_STEM}ing\b"
-    rf"|\b(?:like|want|need|see|get|have)\b(?: \w+){{0,4}} {_STEM}ed\b"
+    rf"|\b(?:like|want|need|see|get|have)\b(?: \w+){{0,7}} {_STEM}ed\b"
     r"|\b(?:make|produce|create|do|perform|start|begin|initiate|run|get|give me|want|need|like|generate)\w*"
     r" (?:a |the |an )?(?:new )?(?:segmentation|mask|contour|outline|delineation|annotation)s? (?:of|for)\b"
     r"|\b(?:work|working|move|moving|go|going|switch|switching|change|changing)(?: over)? (?:on|onto|to)\b"

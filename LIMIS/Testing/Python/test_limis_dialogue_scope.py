@@ -183,6 +183,41 @@ def test_what_batch5_found(text, pending, choices, kind, args):
     assert command.kind == kind and command.args == {**command.args, **args}, command
 
 
+@pytest.mark.parametrize(
+    ("text", "pending", "kind", "args"),
+    [
+        ("ctrl+z twice", None, "undo", {"count": 2}),
+        ("cmd z 3 times", None, "undo", {"count": 3}),
+        ("wat can i say", None, "help", {}),
+        ("segment panc", None, "segment", {"target": "pancreas"}),
+        ("could you average a bigger box, a centre click and another window for me", None, "ensemble", {}),
+        (
+            "I'd like the right lower lobe of the lung segmented.",
+            None,
+            "segment",
+            {"target": "lung lower lobe right"},
+        ),
+        ("The proposed step includes part of the colon. Please reject it.", "proposal", "reject", {}),
+        ("outline the duod", None, "segment", {"target": "duodenum"}),
+        ("propagate up by 2 cm", None, "propagate", {"direction": "up", "mm": 20}),
+        ("propagate caudally 15 millimetres", None, "propagate", {"direction": "down", "mm": 15}),
+        ("propagate up 5 slices", None, "propagate", {"direction": "up", "slices": 5}),
+        ("kinda wanna undo the last two things tbh", None, "undo", {"count": 2}),
+        ("honestly the mask kinda looks fine, let's keep it", "proposal", "accept", {}),
+        (
+            "tbh the box is kinda too far left, move it right like 6 pixels",
+            None,
+            "move_box",
+            {"direction": "right", "pixels": 6},
+        ),
+    ],
+)
+def test_what_batch8_found(text, pending, kind, args):
+    """Sealed batch 8's rule misses, generalised: shortcut + count, slang fillers, typo'd question words."""
+    command = rules(text, pending)
+    assert command.kind == kind and command.args == {**command.args, **args}, command
+
+
 def test_a_leading_no_before_a_keep_word_keeps_and_without_one_asks_back():
     assert rules("no that's fine, keep it", pending="proposal").kind == "accept"
     assert rules("that is not better", pending="proposal").kind == "reject"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -290,3 +292,26 @@ def test_propagation_never_adds_a_slice_the_stop_rule_rejects(phantom):
             stopped = re.match(r"at slice (\d+):", text)
             if stopped:
                 assert int(stopped.group(1)) not in session.sessions, (structure, text)
+
+
+@pytest.mark.parametrize(("slice_mm", "slices"), [(2.5, 8), (6.0, 4)])  # ceil(20 / 2.5), ceil(20 / 6)
+def test_a_distance_propagates_the_slices_covering_it_at_the_slice_spacing(phantom, slice_mm, slices):
+    """Sealed batch 8: 'propagate up by 2 cm' propagated 20 slices; a distance is not a slice count."""
+
+    ct = phantom.ct
+    session = VolumeSession(ct, IntensityBBox2Mask())
+    column = 2 - session.geometry.slice_axis  # ijk column of the slice (superior) axis
+    affine = ct.ijk_to_ras.copy()
+    affine[:3, column] *= slice_mm / session.geometry.slice_spacing_mm
+    rescaled = type(phantom)(**{**vars(phantom), "ct": replace(ct, ijk_to_ras=affine)})
+    session, _, _ = started(rescaled, "liver", offset=-4)
+    assert session.geometry.slice_spacing_mm == pytest.approx(slice_mm)
+    start = session.active_slice
+    reply = session.handle("propagate up by 2 cm", semantic=False)
+    added = sorted(set(session.segmented_slices()) - {start})
+    assert reply.ok and len(added) == slices, reply.message
+    assert f"{slices} slices" in reply.message and all(
+        superior_mm(session, k) > superior_mm(session, start) for k in added
+    )
+    reply = session.handle("propagate down 3 slices", semantic=False)  # a slice count stays a count
+    assert len(set(session.segmented_slices()) - {start}) == slices + 3, reply.message
