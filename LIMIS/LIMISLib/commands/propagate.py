@@ -13,9 +13,13 @@ from .lexicon import NUMBER_RE, has, int_or_float, numbers_in
 #: "every slice"), a whole extent ("the entire organ", "the rest of the volume") or 3D words.
 _SPREAD = (
     r"(?:propagat|extend|carr(?:y|ies|ied|ying)|cop(?:y|ies|ied|ying)|spread|continu|appl(?:y|ies|ied|ying)"
-    r"|transfer|push|bring|take)\w*"
+    r"|transfer)\w*"
 )
 _SPREAD_OBJECT = r"(?:it |this |that |the (?:mask|segmentation|contour|outline|result) )?"
+#: "bring / push / take" spread only with the mask as their object ("bring it up"): "bring up the
+#: liver" shows or starts a structure, it does not propagate
+_MOVE_VERB = r"(?:push|bring|take)\w*"
+_MASK_OBJECT = r"(?:it|this|that|the (?:mask|segmentation|contour|outline|result)) "
 _SPREAD_WAY = (
     r"to|over|across|through|on|onward|onwards|forward|forwards|up\w*|down\w*"
     r"|caudal\w*|cranial\w*|superior\w*|inferior\w*|rostral\w*|cephalad|caudad"
@@ -27,6 +31,7 @@ _QUANTIFIER = (
 _EXTENT = r"volume|stack|scan|series|organ|structure|slices"
 _PROPAGATE_WORDS = (
     rf"propagat\w*|(?:{_SPREAD}) {_SPREAD_OBJECT}(?:{_SPREAD_WAY})\b(?! (?:the )?(?:box|threshold|window))"
+    rf"|{_MOVE_VERB} {_MASK_OBJECT}(?:{_SPREAD_WAY})\b(?! (?:the )?(?:box|threshold|window))"
     rf"|extend (?:it|this|that|the (?:mask|segmentation|contour|outline))$|(?:{_QUANTIFIER}) slices?"
     rf"|(?:the )?(?:whole|entire|complete|full) (?:{_EXTENT}|\w+)|(?:the )?rest of the (?:{_EXTENT})"
     r"|track|follow it|do the (?:same|rest)|3d|three d|slice by slice|through the volume"

@@ -648,3 +648,21 @@ def test_a_signed_threshold_number_is_a_step_and_a_set_negative_value_is_refused
 def test_a_bare_cell_outside_the_grid_is_refused_with_the_range(text):
     command = rules(text, "grid")
     assert command.kind == "unknown" and "1 to 16" in command.args["reason"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("bring it up 5 slices", "propagate", {"direction": "up", "slices": 5}),
+        ("push the mask down", "propagate", {"direction": "down"}),
+    ],
+)
+def test_bring_push_take_propagate_only_the_mask(text, kind, args):
+    command = parse_command(text, semantic=False)
+    assert command.kind == kind and all(command.args.get(k) == v for k, v in args.items())
+
+
+@pytest.mark.parametrize("text", ["bring up a fresh mask for the spleen", "bring up the liver"])
+def test_bring_up_an_organ_is_not_propagation(text):
+    # found while choosing a matcher paraphrase: "bring up" read as "propagate up"
+    assert parse_command(text, semantic=False).kind != "propagate"
